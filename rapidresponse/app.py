@@ -1,0 +1,110 @@
+"""Wiring: from a home folder and an operator to a store, contacts, playbooks and a transport.
+
+The CLI builds one `App` per command; tests build one with a fake clock.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+
+from rapidresponse.assessment import Assessment
+from rapidresponse.clock import Clock, SystemClock
+from rapidresponse.config import (
+    CONTACTS_NAME,
+    DB_NAME,
+    PLAYBOOKS_DIR,
+    Settings,
+    load_settings,
+)
+from rapidresponse.contacts import Contacts, load_contacts
+from rapidresponse.engine import Context
+from rapidresponse.errors import OperationalFailure
+from rapidresponse.playbooks import Playbook, load_all, load_playbook
+from rapidresponse.sms import Transport, make_transport
+from rapidresponse.store import Store, create_store, open_store
+
+WORRYING_PLAYBOOK = "worrying-situation"
+DEFAULT_PLAYBOOK = "missing-minor"
+
+
+@dataclass
+class App:
+    home: Path
+    operator: str
+    clock: Clock = field(default_factory=SystemClock)
+
+    @cached_property
+    def settings(self) -> Settings:
+        return load_settings(self.home)
+
+    @cached_property
+    def store(self) -> Store:
+        return open_store(self.home)
+
+    @cached_property
+    def contacts(self) -> Contacts:
+        return load_contacts(self.home / CONTACTS_NAME)
+
+    @property
+    def playbooks_dir(self) -> Path:
+        return self.home / PLAYBOOKS_DIR
+
+    def context(self, actor: str | None = None) -> Context:
+        return Context(self.store, self.clock, self.contacts, actor or self.operator)
+
+    def playbook(self, name: str) -> Playbook:
+        return load_playbook(self.playbooks_dir, name, self.contacts.roles)
+
+    def playbook_for(self, assessment: Assessment) -> Playbook:
+        return self.playbook(WORRYING_PLAYBOOK if assessment.worrying else DEFAULT_PLAYBOOK)
+
+    def playbooks(self) -> list[Playbook]:
+        return load_all(self.playbooks_dir, self.contacts.roles)
+
+    def transport(self) -> Transport:
+        transport = make_transport(self.settings)
+        transport.check()
+        return transport
+
+    def close(self) -> None:
+        if "store" in self.__dict__:
+            self.store.close()
+
+
+def packaged(name: str) -> resources.abc.Traversable:
+    return resources.files("rapidresponse") / "data" / name
+
+
+def init_home(home: Path) -> list[tuple[str, str]]:
+    """Create what is missing, keep what exists; say what was done to each file."""
+    done: list[tuple[str, str]] = []
+    if home.exists() and not home.is_dir():
+        raise OperationalFailure(f"{home} exists and is not a folder")
+    existed = home.exists()
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(home, 0o700)
+    done.append(("kept" if existed else "created", str(home)))
+    db_path = home / DB_NAME
+    existed = db_path.exists()
+    store = create_store(db_path)
+    store.close()
+    done.append(("kept" if existed else "created", str(db_path)))
+    done.append(_copy_once(packaged("contacts.example.toml"), home / CONTACTS_NAME))
+    (home / PLAYBOOKS_DIR).mkdir(exist_ok=True, mode=0o700)
+    for source in sorted(packaged("playbooks").iterdir(), key=lambda t: t.name):
+        if source.name.endswith(".toml"):
+            done.append(_copy_once(source, home / PLAYBOOKS_DIR / source.name))
+    return done
+
+
+def _copy_once(source: resources.abc.Traversable, target: Path) -> tuple[str, str]:
+    if target.exists():
+        return ("kept", str(target))
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(source.read_text(encoding="utf-8"))
+    return ("created", str(target))

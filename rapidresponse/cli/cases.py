@@ -1,0 +1,360 @@
+"""The duty officer's commands: register, ack, resolve, note, cases, show; and the log."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from datetime import date
+from typing import Any
+
+import click
+
+from rapidresponse import audit, engine, review
+from rapidresponse.assessment import PLACEMENTS
+from rapidresponse.cli.common import Env, console, emit_json, json_option, pass_env, styled, when
+from rapidresponse.errors import InputError, RapidResponseError
+from rapidresponse.timeutil import parse_when
+
+#: How long a short command keeps retrying a rate-limited or failing send before leaving it
+#: queued for the daemon.
+CLI_RETRY_WINDOW = 30.0
+
+
+def _birth_date(value: str) -> date:
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise InputError(f"--birth-date '{value}' is not a date (YYYY-MM-DD)") from None
+
+
+def _dispatch_now(env: Env) -> tuple[bool, str | None]:
+    """Send what is due at once, so the first alerts never wait for the daemon."""
+    from rapidresponse.dispatch import run_pass
+
+    app = env.app
+    try:
+        transport = app.transport()
+    except RapidResponseError as exc:
+        return False, str(exc)
+    run_pass(app.context(), transport, app.settings, wait_for_retries=CLI_RETRY_WINDOW)
+    return True, None
+
+
+def _warn_if_no_daemon(env: Env) -> None:
+    from rapidresponse.daemon import heartbeat
+
+    app = env.app
+    beat = heartbeat(app.store, app.clock.now(), app.settings)
+    if not beat.alive:
+        click.echo(
+            "Warning: no rapidresponse daemon is running (no fresh heartbeat): later steps and"
+            " escalations will not fire until 'rapidresponse run' is started.",
+            err=True,
+        )
+
+
+def _sent_rows(env: Env, case_id: int) -> list[dict[str, Any]]:
+    return [
+        {"role": m["role"], "contact": m["contact"], "to": m["to_number"], "state": m["state"],
+         "kind": m["kind"], "error": m["error_text"]}
+        for m in review.messages_of(env.app.store, case_id)
+    ]
+
+
+@click.command()
+@click.option("--alias", required=True, help="The name the team uses for the minor (kept private).")
+@click.option("--birth-date", required=True, help="YYYY-MM-DD.")
+@click.option("--missing-since", required=True,
+              help="'now', '3h ago', '2026-11-28 14:05' (local) or ISO 8601.")
+@click.option("--last-seen", required=True, help="Where the minor was last seen (kept private).")
+@click.option("--name", "full_name", help="Full name (optional, kept private).")
+@click.option("--placement", type=click.Choice(PLACEMENTS), default="home", show_default=True)
+@click.option("--indicator", "indicators", multiple=True, metavar="NAME",
+              help="A police criterion or exploitation signal; repeat. See 'rapidresponse indicators'.")
+@click.option("--suspected-victim", is_flag=True, help="The officer suspects exploitation.")
+@click.option("--societal-necessity/--no-societal-necessity", default=None,
+              help="Override the presumption of societal necessity.")
+@click.option("--playbook", help="Run this playbook instead of the one the assessment picks.")
+@json_option
+@pass_env
+def register(env: Env, alias: str, birth_date: str, missing_since: str, last_seen: str,
+             full_name: str | None, placement: str, indicators: tuple[str, ...],
+             suspected_victim: bool, societal_necessity: bool | None, playbook: str | None,
+             as_json: bool) -> None:
+    """Register a missing minor, assess the situation and send the first alerts."""
+    app = env.app
+    tz = app.contacts.timezone
+    person = engine.Person(alias=alias, birth_date=_birth_date(birth_date),
+                           last_seen=last_seen, full_name=full_name)
+    missing = parse_when(missing_since, now=app.clock.now(), tz=tz)
+    chosen = app.playbook(playbook) if playbook else None
+    registration = engine.register(
+        app.context(), person=person, missing_since=missing, playbook=chosen,
+        playbooks_for=app.playbook_for, placement=placement, indicators=indicators,
+        suspected_victim=suspected_victim, societal_necessity=societal_necessity,
+    )
+    ok, transport_error = _dispatch_now(env)
+    case = engine.get_case(app.store, registration.ref)
+    steps = review.step_view(app.store, case, app.clock.now())
+    sent = _sent_rows(env, registration.case_id)
+    result = {
+        "case": registration.ref,
+        "worrying": registration.assessment.worrying,
+        "grade": registration.assessment.grade,
+        "flags": list(registration.assessment.flags),
+        "reasons": list(registration.assessment.reasons),
+        "age": registration.assessment.age,
+        "playbook": registration.playbook.name,
+        "ack_code": registration.ack_code,
+        "steps": [{"id": s["id"], "role": s["role"], "due_at": s["due_at"],
+                   "state": s["state"]} for s in steps],
+        "sent": sent,
+    }
+    if as_json:
+        emit_json(result)
+    else:
+        _render_registration(result, tz)
+    _warn_if_no_daemon(env)
+    if not ok:
+        click.echo(
+            f"Error: the case is registered but no alert was sent: {transport_error}."
+            " The alerts stay queued; fix this and run 'rapidresponse run'.",
+            err=True,
+        )
+        sys.exit(1)
+
+
+def _render_registration(result: dict[str, Any], tz: Any) -> None:
+    from rich.table import Table
+
+    out = console()
+    worrying = "WORRYING SITUATION" if result["worrying"] else "not (yet) worrying"
+    out.print(f"[bold]{result['case']}[/] registered — {worrying}, grade {styled(result['grade'])}")
+    out.print(f"Acknowledgement code: [bold]{result['ack_code']}[/]   playbook: {result['playbook']}")
+    for reason in result["reasons"]:
+        out.print(f"  • {reason}")
+    table = Table(title="Planned steps", title_justify="left")
+    for column in ("step", "role", "due", "state"):
+        table.add_column(column)
+    for step in result["steps"]:
+        table.add_row(step["id"], step["role"], when(step["due_at"], tz), styled(step["state"]))
+    out.print(table)
+    if result["sent"]:
+        sent = Table(title="Alerts", title_justify="left")
+        for column in ("role", "contact", "to", "state"):
+            sent.add_column(column)
+        for msg in result["sent"]:
+            sent.add_row(msg["role"], msg["contact"], msg["to"], styled(msg["state"]))
+        out.print(sent)
+
+
+@click.command()
+@click.argument("case")
+@click.option("--role", required=True, help="The role that acknowledges (e.g. youth_prosecutor).")
+@click.option("--note", help="Optional note (kept with the case, not in the log).")
+@json_option
+@pass_env
+def ack(env: Env, case: str, role: str, note: str | None, as_json: bool) -> None:
+    """Record that ROLE acknowledged the alerts of CASE: its escalation stops."""
+    steps = engine.acknowledge(env.app.context(), case, role, via="cli", note=note)
+    ref = case.strip().upper()
+    if as_json:
+        emit_json({"case": ref, "role": role, "acknowledged": steps})
+    else:
+        console().print(f"{ref}: {role} acknowledged {', '.join(steps)}.")
+
+
+@click.command()
+@click.argument("case")
+@click.option("--outcome", required=True, help="found, returned, withdrawn or other.")
+@click.option("--note", help="Optional note (kept with the case, not in the log).")
+@json_option
+@pass_env
+def resolve(env: Env, case: str, outcome: str, note: str | None, as_json: bool) -> None:
+    """Close CASE: cancel pending steps, stand everyone down, start the after-return steps."""
+    app = env.app
+    outcome = outcome.strip().lower()
+    if outcome not in engine.OUTCOMES:
+        raise InputError(f"unknown outcome '{outcome}': choose {', '.join(engine.OUTCOMES)}")
+    result = engine.resolve(app.context(), case, outcome, note)
+    ok, transport_error = _dispatch_now(env)
+    case_row = engine.get_case(app.store, result.ref)
+    sent = [m for m in _sent_rows(env, case_row["id"]) if m["kind"] == "stand_down"]
+    payload = {"case": result.ref, "outcome": outcome, "cancelled": result.cancelled,
+               "stand_down": sent, "after_resolved": result.after}
+    if as_json:
+        emit_json(payload)
+    else:
+        out = console()
+        tz = env.tz()
+        out.print(f"[bold]{result.ref}[/] resolved ({outcome}).")
+        if result.cancelled:
+            out.print(f"Cancelled: {', '.join(result.cancelled)}")
+        out.print(f"Stand-down sent to {sum(m['state'] == 'sent' for m in sent)} of {len(sent)}"
+                  " contacts who were alerted.")
+        for step in result.after:
+            out.print(f"Next: {step['id']} ({step['role']}) at {when(step['due_at'], tz)}")
+    if not ok:
+        click.echo(f"Error: the stand-down is queued but not sent: {transport_error}.", err=True)
+        sys.exit(1)
+
+
+@click.command()
+@click.argument("case")
+@click.argument("text")
+@pass_env
+def note(env: Env, case: str, text: str) -> None:
+    """Add a note to CASE (kept with the case; the log records that a note was made)."""
+    engine.add_note(env.app.context(), case, text)
+    click.echo(f"Note added to {case.strip().upper()}.")
+
+
+@click.command("cases")
+@click.option("--all", "include_closed", is_flag=True, help="Include resolved cases.")
+@json_option
+@pass_env
+def cases_cmd(env: Env, include_closed: bool, as_json: bool) -> None:
+    """List open cases (with --all, every case)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    rows = review.list_cases(env.app.store, include_closed)
+    if as_json:
+        emit_json([{k: v for k, v in r.items() if k != "alias"} for r in rows])
+        return
+    tz = env.tz()
+    table = Table()
+    for column in ("case", "alias", "age", "grade", "state", "missing since", "waiting", "exhausted"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(r["case"], escape(r["alias"] or "—"), str(r["age"]), styled(r["grade"]),
+                      styled(r["state"]), when(r["missing_since"], tz), str(r["waiting"]),
+                      f"[bold red]{r['exhausted']}[/]" if r["exhausted"] else "0")
+    console().print(table if rows else "No open cases.")
+
+
+@click.command()
+@click.argument("case")
+@json_option
+@pass_env
+def show(env: Env, case: str, as_json: bool) -> None:
+    """Show CASE: details, assessment, and the live step timeline."""
+    app = env.app
+    view = review.show_case(app.store, case, app.clock.now())
+    if as_json:
+        emit_json(view)
+        return
+    _render_case(view, env.tz())
+
+
+def _render_case(view: dict[str, Any], tz: Any) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    out = console()
+    out.print(f"[bold]{view['case']}[/]  {styled(view['state'])}  grade {styled(view['grade'])}"
+              f"  playbook {view['playbook']}  ack code {view['ack_code']}")
+    person = view["person"]
+    if person:
+        out.print(f"Minor: {escape(person['alias'])}"
+                  + (f" ({escape(person['name'])})" if person["name"] else "")
+                  + f", born {person['birth_date']}, age {view['age']}, placement {view['placement']}")
+        out.print(f"Last seen: {escape(person['last_seen'])}")
+    out.print(f"Missing since {when(view['missing_since'], tz)}; registered"
+              f" {when(view['registered_at'], tz)} by {escape(view['registered_by'])}")
+    if view["outcome"]:
+        out.print(f"Resolved {when(view['resolved_at'], tz)}: {view['outcome']}")
+    for reason in view["reasons"]:
+        out.print(f"  • {reason}")
+    table = Table(title="Steps", title_justify="left")
+    for column in ("step", "role", "due", "state", "messages", "next"):
+        table.add_column(column)
+    for step in view["steps"]:
+        msgs = "\n".join(
+            f"{when(m['at'], tz)} {escape(m['contact'])} {styled(m['state'])}"
+            + (" (possible duplicate)" if m["possible_duplicate"] else "")
+            for m in step["messages"]
+        )
+        nxt = f"{step['next']['what']} {when(step['next']['at'], tz)}" if step["next"] else ""
+        if step["overdue"]:
+            nxt = f"[bold red]overdue[/] {nxt}"
+        state = styled(step["state"])
+        if step["finished_by"]:
+            state += f"\nby {escape(step['finished_by'])}"
+        table.add_row(step["id"], step["role"], when(step["due_at"], tz), state, msgs, nxt)
+    out.print(table)
+    if view["notes"]:
+        out.print("[bold]Notes[/]")
+        for n in view["notes"]:
+            out.print(f"  {when(n['at'], tz)} {escape(n['author'])} ({n['kind']}): {escape(n['text'])}")
+    events = Table(title="Log", title_justify="left")
+    for column in ("seq", "at", "actor", "event"):
+        events.add_column(column)
+    for e in view["events"]:
+        events.add_row(str(e["seq"]), when(e["at"], tz), escape(e["actor"]), e["kind"])
+    out.print(events)
+
+
+@click.command("log")
+@click.argument("case", required=False)
+@click.option("--verify", is_flag=True, help="Recompute the hash chain; exit 1 if broken.")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV output.")
+@json_option
+@pass_env
+def log_cmd(env: Env, case: str | None, verify: bool, as_csv: bool, as_json: bool) -> None:
+    """List the audit log (of one CASE), or verify that it is intact."""
+    store = env.app.store
+    if verify:
+        result = audit.verify(store)
+        if as_json:
+            emit_json({"ok": result.ok, "events": result.count, "head": result.head,
+                       "bad_event": result.bad_seq, "problem": result.problem})
+        elif result.ok:
+            click.echo(f"Audit log intact: {result.count} events, head {result.head}.")
+        else:
+            click.echo(f"Audit log BROKEN at event {result.bad_seq}: {result.problem}.", err=True)
+        sys.exit(0 if result.ok else 1)
+    ref = None
+    if case:
+        ref = engine.get_case(store, case)["ref"]
+    events = list(audit.events(store, ref))
+    if as_json:
+        emit_json(events)
+    elif as_csv:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["seq", "at", "case", "actor", "kind", "detail", "prev_hash", "hash"])
+        for e in events:
+            writer.writerow([e["seq"], e["at"], e["case"] or "", e["actor"], e["kind"],
+                             review.detail_text(e["detail"]), e["prev_hash"], e["hash"]])
+        click.echo(buffer.getvalue(), nl=False)
+    else:
+        from rich.markup import escape
+        from rich.table import Table
+
+        tz = env.tz()
+        table = Table()
+        for column in ("seq", "at", "case", "actor", "event", "detail"):
+            table.add_column(column, overflow="fold")
+        for e in events:
+            table.add_row(str(e["seq"]), when(e["at"], tz), e["case"] or "", escape(e["actor"]),
+                          e["kind"], escape(review.detail_summary(e["detail"])))
+        console().print(table)
+
+
+@click.command("indicators")
+def indicators_cmd() -> None:
+    """List the indicators --indicator accepts, with what each means."""
+    from rapidresponse.assessment import EXPLOITATION_SIGNALS, POLICE_CRITERIA
+
+    click.echo("Police criteria (any one makes the disappearance worrying):")
+    for key, text in POLICE_CRITERIA.items():
+        click.echo(f"  {key:<20} {text}")
+    click.echo("Exploitation signals (any one: suspected victim, always worrying):")
+    for key, text in EXPLOITATION_SIGNALS.items():
+        click.echo(f"  {key:<20} {text}")
+    click.echo("Under 13 is computed from the birth date.")
+
+
+COMMANDS = [register, ack, resolve, note, cases_cmd, show, log_cmd, indicators_cmd]

@@ -1,0 +1,82 @@
+"""Shared pieces of the commands: the environment object, time display, JSON, rich output."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import click
+
+from rapidresponse.app import App
+from rapidresponse.config import resolve_home, resolve_operator
+from rapidresponse.timeutil import from_iso
+
+DEFAULT_TZ = ZoneInfo("Europe/Brussels")
+
+
+class Env:
+    """Built once per command; the App and its store are opened only when a command asks."""
+
+    def __init__(self, home: str | None, operator: str | None) -> None:
+        self.home = resolve_home(home)
+        self._operator = operator
+        self._app: App | None = None
+
+    @property
+    def app(self) -> App:
+        if self._app is None:
+            self._app = App(self.home, resolve_operator(self._operator))
+        return self._app
+
+    def tz(self) -> ZoneInfo:
+        try:
+            return self.app.contacts.timezone
+        except Exception:
+            return DEFAULT_TZ
+
+    def close(self) -> None:
+        if self._app is not None:
+            self._app.close()
+
+
+pass_env = click.make_pass_decorator(Env)
+
+
+def console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=False)
+
+
+def err_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def when(value: str | None, tz: ZoneInfo) -> str:
+    if not value:
+        return "—"
+    return from_iso(value).astimezone(tz).strftime("%a %d %b %H:%M:%S")
+
+
+def emit_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+def json_option(fn: Any) -> Any:
+    return click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")(fn)
+
+
+STATE_STYLE = {
+    "pending": "cyan", "active": "yellow", "acknowledged": "green", "done": "green",
+    "exhausted": "bold red", "cancelled": "dim", "sent": "green", "delivered": "green",
+    "queued": "cyan", "sending": "yellow", "failed": "bold red", "undelivered": "bold red",
+    "open": "yellow", "resolved": "green", "HIGH": "bold red", "MEDIUM": "yellow", "LOW": "green",
+}
+
+
+def styled(value: str) -> str:
+    style = STATE_STYLE.get(value)
+    return f"[{style}]{value}[/]" if style else value

@@ -1,0 +1,148 @@
+"""The coordinator's commands: check and test contacts, check playbooks."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from rapidresponse.cli.common import Env, console, emit_json, json_option, pass_env, styled
+
+
+@click.group()
+def contacts() -> None:
+    """Check, list and test the contacts file."""
+
+
+@contacts.command("check")
+@json_option
+@pass_env
+def contacts_check(env: Env, as_json: bool) -> None:
+    """Validate contacts.toml against every playbook. Exit 2 on an error."""
+    from rapidresponse.checks import check_contacts
+    from rapidresponse.playbooks import load_all
+
+    app = env.app
+    book = app.contacts
+    playbooks = load_all(app.playbooks_dir)  # roles are what we check here
+    findings = check_contacts(book, playbooks)
+    errors = [f for f in findings if f.level == "error"]
+    if as_json:
+        emit_json({"ok": not errors, "roles": len(book.roles), "playbooks": len(playbooks),
+                   "findings": [f.__dict__ for f in findings]})
+    else:
+        for f in findings:
+            click.echo(f"{f.level}: {f.text}", err=f.level == "error")
+        if not errors:
+            click.echo(f"Contacts OK: {len(book.roles)} roles serve {len(playbooks)} playbooks.")
+    if errors:
+        sys.exit(2)
+
+
+@contacts.command("list")
+@json_option
+@pass_env
+def contacts_list(env: Env, as_json: bool) -> None:
+    """Show every role and contact, and who is on duty now."""
+    from rich.table import Table
+
+    app = env.app
+    book = app.contacts
+    now = app.clock.now()
+    rows = [
+        {"role": role.key, "title": role.title, "name": c.name, "phone": c.phone,
+         "hours": c.hours_text, "on_duty": c in book.on_duty(role.key, now)}
+        for role in book.roles.values()
+        for c in role.contacts
+    ]
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table()
+    for column in ("role", "contact", "phone", "hours", "on duty"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(r["role"], r["name"], r["phone"], r["hours"] or "always",
+                      "yes" if r["on_duty"] else "no")
+    console().print(table)
+
+
+@contacts.command("test")
+@click.argument("role")
+@json_option
+@pass_env
+def contacts_test(env: Env, role: str, as_json: bool) -> None:
+    """Send one test text to each contact of ROLE and report each result."""
+    from rapidresponse import engine
+    from rapidresponse.checks import TEST_MESSAGE
+    from rapidresponse.dispatch import dispatch
+
+    app = env.app
+    role_obj = app.contacts.role(role)
+    transport = app.transport()
+    ctx = app.context()
+    body = TEST_MESSAGE.format(role_title=role_obj.title)
+    with app.store.transaction():
+        ids = [
+            engine.queue_message(ctx, case_id=None, step_id=None, kind="test", role=role,
+                                 contact=c, body=body)
+            for c in role_obj.contacts
+        ]
+    dispatch(ctx, transport, app.settings, wait_for_retries=30.0)
+    marks = ",".join("?" * len(ids))
+    rows = app.store.all(
+        f"SELECT contact, to_number, state, sid, error_code, error_text, attempts"
+        f" FROM messages WHERE id IN ({marks}) ORDER BY id",
+        ids,
+    )
+    if as_json:
+        emit_json(rows)
+    else:
+        for r in rows:
+            failed = r["error_text"] and r["state"] != "sent"
+            extra = f" ({r['error_code']}: {r['error_text']})" if failed else ""
+            console().print(f"{r['contact']} {r['to_number']}: {styled(r['state'])}{extra}")
+    if any(r["state"] not in ("sent", "delivered") for r in rows):
+        sys.exit(1)
+
+
+@click.group()
+def playbooks() -> None:
+    """Check and list playbooks."""
+
+
+@playbooks.command("check")
+@pass_env
+def playbooks_check(env: Env) -> None:
+    """Validate every playbook in the home against the contacts. Exit 2 on the first error."""
+    found = env.app.playbooks()
+    for p in found:
+        click.echo(f"ok  {p.name}: {len(p.steps)} steps, {len(p.after_resolved)} after return")
+
+
+@playbooks.command("list")
+@json_option
+@pass_env
+def playbooks_list(env: Env, as_json: bool) -> None:
+    """List the playbooks and their steps."""
+    found = env.app.playbooks()
+    rows = [
+        {"name": p.name, "title": p.title, "hash": p.digest,
+         "steps": [{"id": s.id, "at": str(s.at), "from": s.base, "role": s.role,
+                    "when": list(s.when), "ack_within": str(s.ack_within) if s.ack_within else None,
+                    "escalate_to": s.escalate_to} for s in p.all_steps()]}
+        for p in found
+    ]
+    if as_json:
+        emit_json(rows)
+        return
+    for p in rows:
+        click.echo(f"{p['name']}: {p['title']}")
+        for s in p["steps"]:
+            extra = f" ack within {s['ack_within']}" if s["ack_within"] else ""
+            esc = f", then {s['escalate_to']}" if s["escalate_to"] else ""
+            cond = f" when {'+'.join(s['when'])}" if s["when"] else ""
+            click.echo(f"  {s['at']:>9} after {s['from']:<10} {s['id']} → {s['role']}{cond}{extra}{esc}")
+
+
+COMMANDS = [contacts, playbooks]

@@ -1,0 +1,80 @@
+"""Running the system: init, the daemon, its status."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from rapidresponse.cli.common import Env, console, emit_json, json_option, pass_env, when
+
+
+@click.command()
+@pass_env
+def init(env: Env) -> None:
+    """Create the home folder, database, contacts and playbooks; keep whatever exists."""
+    from rapidresponse.app import init_home
+
+    for action, path in init_home(env.home):
+        click.echo(f"{action:>7}  {path}")
+    click.echo("Edit contacts.toml with your region's numbers, then: rapidresponse contacts check")
+
+
+@click.command()
+@click.option("--once", is_flag=True, help="One pass (fire due steps, time-outs, sends), then exit.")
+@pass_env
+def run(env: Env, once: bool) -> None:
+    """Run the daemon: fire steps on time, escalate, retry, until SIGINT/SIGTERM."""
+    from rapidresponse.config import CONTACTS_NAME
+    from rapidresponse.daemon import Daemon
+
+    app = env.app
+    daemon = Daemon(
+        home=app.home, store=app.store, settings=app.settings, transport=app.transport(),
+        clock=app.clock, contacts_path=app.home / CONTACTS_NAME,
+    )
+    if once:
+        daemon.once()
+    else:
+        daemon.run_forever()
+
+
+@click.command()
+@json_option
+@pass_env
+def status(env: Env, as_json: bool) -> None:
+    """Is the daemon alive, and does anything need a human? Exit 1 when something does."""
+    from rapidresponse.review import status as compute
+
+    app = env.app
+    report = compute(app.store, app.clock.now(), app.settings)
+    if as_json:
+        emit_json(report)
+    else:
+        tz = env.tz()
+        out = console()
+        beat = report["daemon"]
+        if beat["alive"]:
+            out.print(f"Daemon: [green]alive[/] (pid {beat['pid']}, heartbeat {beat['age_seconds']}s ago)")
+        elif beat["age_seconds"] is None:
+            out.print("Daemon: [bold red]never ran[/] — start 'rapidresponse run'")
+        else:
+            out.print(f"Daemon: [bold red]not running[/] (last heartbeat {beat['age_seconds']}s ago)"
+                      " — start 'rapidresponse run'")
+        out.print(f"Open cases: {report['open_cases']}   messages in queue: {report['messages_in_queue']}")
+        for row in report["waiting_for_ack"]:
+            esc = " (escalated)" if row["escalated"] else ""
+            out.print(f"  waiting: {row['case_ref']} {row['step_key']} ({row['role']}){esc},"
+                      f" next escalation {when(row['ack_deadline'], tz)}")
+        for row in report["exhausted"]:
+            out.print(f"  [bold red]NOBODY ANSWERED[/]: {row['case_ref']} {row['step_key']}"
+                      f" ({row['role']}) since {when(row['finished_at'], tz)}")
+        for row in report["overdue"]:
+            out.print(f"  [bold red]OVERDUE[/]: {row['case_ref']} {row['step_key']} ({row['role']})"
+                      f" was due {when(row['due_at'], tz)}")
+        for row in report["failed_messages"]:
+            out.print(f"  [red]failed[/]: {row['case_ref']} {row['failed']} message(s) to {row['role']}")
+    sys.exit(1 if report["needs_attention"] else 0)
+
+
+COMMANDS = [init, run, status]

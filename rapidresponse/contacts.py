@@ -1,0 +1,259 @@
+"""The contacts file: who holds each role, their numbers (E.164), and when they are on duty."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from datetime import datetime, time
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+
+from rapidresponse.errors import InputError
+
+DEFAULT_REGION = "BE"
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_ROLE_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
+_WINDOW = re.compile(r"^(?P<days>[a-z,\-]+)\s+(?P<start>\d{2}:\d{2})-(?P<end>\d{2}:\d{2})$")
+
+_TOP_KEYS = {"timezone", "callback", "roles"}
+_ROLE_KEYS = {"title", "contacts"}
+_CONTACT_KEYS = {"name", "phone", "hours"}
+
+
+@dataclass(frozen=True)
+class Window:
+    """An on-duty window in local time; `end <= start` runs past midnight."""
+
+    days: frozenset[int]
+    start: time
+    end: time | None  # None stands for 24:00
+
+    def covers(self, moment: datetime) -> bool:
+        day, clock = moment.weekday(), moment.time().replace(tzinfo=None)
+        end = self.end
+        if end is None or end > self.start:
+            return day in self.days and self.start <= clock and (end is None or clock < end)
+        yesterday = (day - 1) % 7
+        return (day in self.days and clock >= self.start) or (
+            yesterday in self.days and clock < end
+        )
+
+
+@dataclass(frozen=True)
+class Contact:
+    name: str
+    phone: str  # E.164
+    hours: tuple[Window, ...] = ()
+    hours_text: str | None = None
+
+    def on_duty(self, moment: datetime, tz: ZoneInfo) -> bool:
+        if not self.hours:
+            return True
+        here = moment.astimezone(tz)
+        return any(window.covers(here) for window in self.hours)
+
+
+@dataclass(frozen=True)
+class Role:
+    key: str
+    title: str
+    contacts: tuple[Contact, ...]
+
+
+@dataclass(frozen=True)
+class Contacts:
+    timezone: ZoneInfo
+    callback: str  # E.164
+    roles: dict[str, Role]
+    path: Path | None = None
+
+    @property
+    def callback_display(self) -> str:
+        return display_number(self.callback)
+
+    def role(self, key: str) -> Role:
+        try:
+            return self.roles[key]
+        except KeyError:
+            raise InputError(
+                f"unknown role '{key}': the contacts file has {', '.join(self.roles)}"
+            ) from None
+
+    def on_duty(self, key: str, moment: datetime) -> tuple[Contact, ...]:
+        """Who of a role to message now. Nobody on duty means everybody: a miss is worse."""
+        role = self.roles.get(key)
+        if role is None:
+            return ()
+        present = tuple(c for c in role.contacts if c.on_duty(moment, self.timezone))
+        return present or role.contacts
+
+    def roles_of_number(self, number: str) -> list[tuple[str, Contact]]:
+        return [
+            (role.key, contact)
+            for role in self.roles.values()
+            for contact in role.contacts
+            if contact.phone == number
+        ]
+
+
+def display_number(e164: str) -> str:
+    parsed = phonenumbers.parse(e164, None)
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
+def normalise_number(text: str) -> str:
+    """Any way a person writes a number → E.164; ValueError with a reason otherwise."""
+    try:
+        parsed = phonenumbers.parse(text, DEFAULT_REGION)
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError(f"'{text}' is not a phone number ({exc})") from None
+    if not phonenumbers.is_valid_number(parsed):
+        raise ValueError(f"'{text}' is not a valid phone number")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def is_mobile(e164: str) -> bool:
+    kind = phonenumbers.number_type(phonenumbers.parse(e164, None))
+    return kind in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)
+
+
+def parse_hours(text: str) -> tuple[Window, ...]:
+    """'mon-fri 08:00-18:00; sat 10:00-14:00' or 'daily 20:00-08:00'."""
+    windows = []
+    for part in text.split(";"):
+        match = _WINDOW.match(part.strip().lower())
+        if not match:
+            raise ValueError(
+                f"hours '{text}' should read like 'mon-fri 08:00-18:00' or 'daily 20:00-08:00'"
+            )
+        days = _parse_days(match.group("days"), text)
+        start = _parse_clock(match.group("start"), text)
+        end = None if match.group("end") == "24:00" else _parse_clock(match.group("end"), text)
+        if end is not None and end == start:
+            raise ValueError(f"hours '{text}' start and end at the same time")
+        windows.append(Window(days=days, start=start, end=end))
+    return tuple(windows)
+
+
+def _parse_days(spec: str, text: str) -> frozenset[int]:
+    if spec == "daily":
+        return frozenset(range(7))
+    days: set[int] = set()
+    for item in spec.split(","):
+        ends = item.split("-")
+        if len(ends) > 2 or any(e not in DAYS for e in ends):
+            raise ValueError(f"hours '{text}': '{item}' is not a day or range (mon … sun)")
+        first, last = DAYS.index(ends[0]), DAYS.index(ends[-1])
+        span = (last - first) % 7
+        days.update((first + i) % 7 for i in range(span + 1))
+    return frozenset(days)
+
+
+def _parse_clock(value: str, text: str) -> time:
+    try:
+        return time.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"hours '{text}': '{value}' is not a time of day") from None
+
+
+def _line_of(text: str, needle: str, after: int = 1) -> int | None:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if number >= after and needle in line:
+            return number
+    return None
+
+
+def load_contacts(path: Path) -> Contacts:
+    if not path.exists():
+        raise InputError(f"{path}: no contacts file (run 'rapidresponse init')")
+    text = path.read_text(encoding="utf-8")
+    return parse_contacts(text, path)
+
+
+def parse_contacts(text: str, path: Path | None = None) -> Contacts:
+    where = str(path) if path else "contacts"
+
+    def fail(message: str, line: int | None = None) -> InputError:
+        at = f", line {line}" if line else ""
+        return InputError(f"{where}{at}: {message}")
+
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise fail(f"not valid TOML ({exc})") from None
+    unknown = set(raw) - _TOP_KEYS
+    if unknown:
+        key = sorted(unknown)[0]
+        raise fail(f"unknown key '{key}'", _line_of(text, key))
+    try:
+        tz = ZoneInfo(str(raw.get("timezone", "Europe/Brussels")))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise fail(f"unknown time zone '{raw.get('timezone')}'", _line_of(text, "timezone")) from None
+    if "callback" not in raw:
+        raise fail("'callback' (the coordination desk's number, quoted in messages) is missing")
+    try:
+        callback = normalise_number(str(raw["callback"]))
+    except ValueError as exc:
+        raise fail(f"callback: {exc}", _line_of(text, "callback")) from None
+    roles_raw = raw.get("roles")
+    if not isinstance(roles_raw, dict) or not roles_raw:
+        raise fail("no roles: add at least one [roles.NAME] table")
+    roles: dict[str, Role] = {}
+    for key, body in roles_raw.items():
+        header = _line_of(text, f"[roles.{key}]") or 1
+        roles[key] = _parse_role(key, body, text, header, fail)
+    return Contacts(timezone=tz, callback=callback, roles=roles, path=path)
+
+
+def _parse_role(key: str, body: Any, text: str, header: int, fail: Any) -> Role:
+    if not _ROLE_KEY.match(key):
+        raise fail(f"role '{key}': a role name is lower case letters, digits and _", header)
+    if not isinstance(body, dict):
+        raise fail(f"role '{key}' must be a table", header)
+    unknown = set(body) - _ROLE_KEYS
+    if unknown:
+        bad = sorted(unknown)[0]
+        raise fail(f"role '{key}': unknown key '{bad}'", _line_of(text, bad, header))
+    entries = body.get("contacts")
+    if not isinstance(entries, list) or not entries:
+        raise fail(f"role '{key}' has no contacts", header)
+    contacts: list[Contact] = []
+    seen: set[str] = set()
+    for index, entry in enumerate(entries, start=1):
+        label = f"role '{key}', contact {index}"
+        if not isinstance(entry, dict):
+            raise fail(f"{label} must be a table like {{ name = ..., phone = ... }}", header)
+        name = str(entry.get("name", "")).strip()
+        line = _line_of(text, name, header) if name else header
+        if name:
+            label = f"role '{key}', contact '{name}'"
+        unknown = set(entry) - _CONTACT_KEYS
+        if unknown:
+            raise fail(f"{label}: unknown key '{sorted(unknown)[0]}'", line)
+        if not name:
+            raise fail(f"{label}: 'name' is missing", line)
+        if "phone" not in entry:
+            raise fail(f"{label}: 'phone' is missing", line)
+        try:
+            phone = normalise_number(str(entry["phone"]))
+        except ValueError as exc:
+            raise fail(f"{label}: {exc}", line) from None
+        if phone in seen:
+            raise fail(f"{label}: {phone} is listed twice in this role", line)
+        seen.add(phone)
+        hours_text = entry.get("hours")
+        hours: tuple[Window, ...] = ()
+        if hours_text is not None:
+            try:
+                hours = parse_hours(str(hours_text))
+            except ValueError as exc:
+                raise fail(f"{label}: {exc}", line) from None
+        contacts.append(Contact(name=name, phone=phone, hours=hours, hours_text=hours_text))
+    title = str(body.get("title") or key.replace("_", " "))
+    return Role(key=key, title=title, contacts=tuple(contacts))
+
+

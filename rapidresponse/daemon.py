@@ -1,0 +1,233 @@
+"""The daemon: one APScheduler scheduler ticking the engine, a heartbeat, a lock, and signals.
+
+APScheduler only decides *when* to look; the database decides *what* is due. Its job store is in
+memory and holds nothing but the two recurring jobs, so a restart loses nothing.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+from rapidresponse import audit
+from rapidresponse.clock import Clock
+from rapidresponse.config import LOCK_NAME, Settings
+from rapidresponse.contacts import Contacts, load_contacts
+from rapidresponse.dispatch import run_pass
+from rapidresponse.engine import SYSTEM, Context
+from rapidresponse.errors import OperationalFailure, RapidResponseError
+from rapidresponse.sms import Transport
+from rapidresponse.store import Store
+from rapidresponse.timeutil import from_iso, to_iso
+
+
+class DaemonLock:
+    """An flock on the home's lock file: the kernel releases it when the holder dies."""
+
+    def __init__(self, home: Path) -> None:
+        self.path = home / LOCK_NAME
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise OperationalFailure(
+                f"another rapidresponse daemon is already running on this home (pid {holder})"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+class ContactsWatcher:
+    """Reload contacts.toml when it changes; a broken edit keeps the last good file in force."""
+
+    def __init__(self, path: Path, report: Callable[[str], None]) -> None:
+        self.path = path
+        self._report = report
+        self._mtime = path.stat().st_mtime_ns
+        self.contacts = load_contacts(path)
+
+    def current(self) -> Contacts:
+        try:
+            mtime = self.path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return self.contacts
+        if mtime != self._mtime:
+            self._mtime = mtime
+            try:
+                self.contacts = load_contacts(self.path)
+                self._report("contacts reloaded")
+            except RapidResponseError as exc:
+                self._report(f"contacts file rejected, keeping the previous one: {exc}")
+        return self.contacts
+
+
+def write_heartbeat(store: Store, now: datetime, started_at: datetime, stopped: bool = False) -> None:
+    with store.transaction():
+        store.conn.execute(
+            "INSERT INTO daemon (id, pid, host, started_at, heartbeat_at, stopped_at)"
+            " VALUES (1, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET pid = excluded.pid,"
+            " host = excluded.host, started_at = excluded.started_at,"
+            " heartbeat_at = excluded.heartbeat_at, stopped_at = excluded.stopped_at",
+            [os.getpid(), socket.gethostname(), to_iso(started_at), to_iso(now),
+             to_iso(now) if stopped else None],
+        )
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    alive: bool
+    age_seconds: float | None
+    pid: int | None
+    started_at: str | None
+    stopped: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"alive": self.alive, "age_seconds": self.age_seconds, "pid": self.pid,
+                "started_at": self.started_at, "stopped": self.stopped}
+
+
+def heartbeat(store: Store, now: datetime, settings: Settings) -> Heartbeat:
+    row = store.one("SELECT * FROM daemon WHERE id = 1")
+    if row is None:
+        return Heartbeat(False, None, None, None, False)
+    age = (now - from_iso(row["heartbeat_at"])).total_seconds()
+    stopped = row["stopped_at"] is not None
+    alive = not stopped and age <= settings.heartbeat_stale_seconds
+    return Heartbeat(alive, round(age, 1), row["pid"], row["started_at"], stopped)
+
+
+def event_line(event: dict[str, Any]) -> str:
+    """One line per event for the daemon's stderr: references, roles and contacts only."""
+    detail = event["detail"]
+    keys = ("step", "role", "contact", "to", "late_seconds", "reason", "to_role", "outcome",
+            "error_code", "error", "retry_in", "possible_duplicate", "via", "sid")
+    parts = [f"{k}={detail[k]}" for k in keys if detail.get(k) not in (None, "", [])]
+    case = event["case"] or "-"
+    return f"{event['at']} {event['kind']} {case} {' '.join(parts)}".rstrip()
+
+
+class Daemon:
+    def __init__(
+        self,
+        *,
+        home: Path,
+        store: Store,
+        settings: Settings,
+        transport: Transport,
+        clock: Clock,
+        contacts_path: Path,
+        out: IO[str] | None = None,
+    ) -> None:
+        self.home = home
+        self.store = store
+        self.settings = settings
+        self.transport = transport
+        self.clock = clock
+        self.out = out or sys.stderr
+        self.watcher = ContactsWatcher(contacts_path, self.say)
+        self.started_at = clock.now()
+        self._stop = threading.Event()
+        self._db_lock = threading.Lock()
+
+    def say(self, line: str) -> None:
+        print(line, file=self.out, flush=True)
+
+    def _print_event(self, event: dict[str, Any]) -> None:
+        self.say(event_line(event))
+
+    def tick(self) -> None:
+        with self._db_lock:
+            ctx = Context(self.store, self.clock, self.watcher.current(), SYSTEM)
+            try:
+                run_pass(ctx, self.transport, self.settings)
+            except Exception as exc:  # the next tick tries again; never die on one bad pass
+                if self.store.conn.in_transaction:
+                    self.store.conn.execute("ROLLBACK")
+                self.say(f"{to_iso(self.clock.now())} tick.failed {type(exc).__name__}: {exc}")
+
+    def beat(self) -> None:
+        with self._db_lock:
+            try:
+                write_heartbeat(self.store, self.clock.now(), self.started_at)
+            except Exception as exc:
+                self.say(f"{to_iso(self.clock.now())} heartbeat.failed {type(exc).__name__}")
+
+    def once(self) -> None:
+        audit.add_listener(self._print_event)
+        try:
+            self.tick()
+            write_heartbeat(self.store, self.clock.now(), self.started_at, stopped=True)
+        finally:
+            audit.remove_listener(self._print_event)
+
+    def stop(self, *_: Any) -> None:
+        self._stop.set()
+
+    def run_forever(self) -> None:
+        """Hold the lock, tick until SIGINT/SIGTERM, then stop cleanly."""
+        import logging
+
+        from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        logging.getLogger("apscheduler").setLevel(logging.ERROR)
+        lock = DaemonLock(self.home)
+        lock.acquire()
+        audit.add_listener(self._print_event)
+        previous = {sig: signal.signal(sig, self.stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(1)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            timezone="UTC",
+        )
+        try:
+            with self.store.transaction():
+                audit.append(
+                    self.store, at=self.clock.now(), kind="daemon.started", actor=SYSTEM,
+                    detail={"pid": os.getpid(), "transport": self.transport.name,
+                            "tick_seconds": self.settings.tick_seconds},
+                )
+            self.beat()
+            self.tick()  # catch up at once on whatever fell due while nobody ran
+            scheduler.add_job(self.tick, "interval", seconds=self.settings.tick_seconds, id="tick")
+            scheduler.add_job(
+                self.beat, "interval", seconds=self.settings.heartbeat_seconds, id="heartbeat"
+            )
+            scheduler.start()
+            while not self._stop.wait(0.5):
+                pass
+        finally:
+            if scheduler.running:
+                scheduler.shutdown(wait=True)
+            with self._db_lock:
+                with self.store.transaction():
+                    audit.append(
+                        self.store, at=self.clock.now(), kind="daemon.stopped", actor=SYSTEM,
+                        detail={"pid": os.getpid()},
+                    )
+                write_heartbeat(self.store, self.clock.now(), self.started_at, stopped=True)
+            audit.remove_listener(self._print_event)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            lock.release()

@@ -1,0 +1,607 @@
+"""The escalation state machine: register, plan, fire due steps, time out, acknowledge, resolve.
+
+No scheduler state lives here: every function reads the rows, decides, and writes rows and audit
+events inside one `BEGIN IMMEDIATE` transaction. Any process can run any function at any time,
+and a process that dies loses nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from rapidresponse import audit
+from rapidresponse.assessment import PLACEMENTS, Assessment, assess
+from rapidresponse.clock import Clock
+from rapidresponse.contacts import Contact, Contacts
+from rapidresponse.errors import InputError
+from rapidresponse.playbooks import Playbook, Step, from_snapshot, render
+from rapidresponse.store import Store, dumps
+from rapidresponse.timeutil import format_duration, from_iso, to_iso
+
+SYSTEM = "system"
+OUTCOMES = ("found", "returned", "withdrawn", "other")
+OK_STATES = ("sent", "delivered")
+BAD_STATES = ("failed", "undelivered")
+PENDING_STATES = ("queued", "sending")
+BATCH = 200
+
+
+@dataclass
+class Context:
+    """What every engine call needs: the rows, the time, who is on duty, and who acts."""
+
+    store: Store
+    clock: Clock
+    contacts: Contacts
+    actor: str = SYSTEM
+
+
+@dataclass(frozen=True)
+class Person:
+    """The minor. These values go to the `persons` table and nowhere else."""
+
+    alias: str
+    birth_date: date
+    last_seen: str
+    full_name: str | None = None
+
+
+@dataclass
+class Registration:
+    ref: str
+    case_id: int
+    assessment: Assessment
+    playbook: Playbook
+    ack_code: str
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- registration
+
+
+def register(
+    ctx: Context,
+    *,
+    person: Person,
+    missing_since: datetime,
+    playbook: Playbook | None,
+    playbooks_for: Any = None,
+    placement: str = "home",
+    indicators: tuple[str, ...] = (),
+    suspected_victim: bool = False,
+    societal_necessity: bool | None = None,
+) -> Registration:
+    """Write the case, its person, its assessment and its planned steps in one transaction.
+
+    `playbooks_for(assessment)` picks the playbook when none is given, so the choice can follow
+    the assessment (worrying-situation or missing-minor).
+    """
+    now = ctx.clock.now()
+    _check_person(person)
+    if missing_since > now:
+        raise InputError("the minor cannot have gone missing in the future (check --missing-since)")
+    if placement not in PLACEMENTS:
+        raise InputError(f"unknown placement '{placement}': choose {', '.join(PLACEMENTS)}")
+    tz = ctx.contacts.timezone
+    result = assess(
+        birth_date=person.birth_date,
+        missing_day=missing_since.astimezone(tz).date(),
+        indicators=indicators,
+        suspected_victim=suspected_victim,
+        societal_necessity=societal_necessity,
+    )
+    if playbook is None:
+        playbook = playbooks_for(result)
+    assert playbook is not None
+    year = now.astimezone(tz).year
+    with ctx.store.transaction() as db:
+        seq = (ctx.store.scalar("SELECT MAX(seq) FROM cases WHERE year = ?", [year]) or 0) + 1
+        ref = f"RR-{year}-{seq:04d}"
+        ack_code = _new_ack_code(ctx.store)
+        case_id = db["cases"].insert(
+            {
+                "ref": ref, "year": year, "seq": seq, "state": "open",
+                "registered_at": to_iso(now), "registered_by": ctx.actor,
+                "missing_since": to_iso(missing_since), "age": result.age,
+                "placement": placement, "worrying": int(result.worrying),
+                "suspected_victim": int(result.suspected_victim),
+                "societal_necessity": int(result.societal_necessity), "grade": result.grade,
+                "flags": dumps(list(result.flags)), "indicators": dumps(list(result.indicators)),
+                "reasons": dumps(list(result.reasons)), "playbook": playbook.name,
+                "playbook_snapshot": playbook.snapshot, "playbook_hash": playbook.digest,
+                "ack_code": ack_code,
+            }
+        ).last_pk
+        db["persons"].insert(
+            {
+                "case_id": case_id,
+                "alias": person.alias,
+                "full_name": person.full_name,
+                "birth_date": person.birth_date.isoformat(),
+                "last_seen": person.last_seen,
+            }
+        )
+        audit.append(
+            ctx.store, at=now, kind="case.registered", actor=ctx.actor, case=ref,
+            detail={
+                "playbook": playbook.name, "playbook_hash": playbook.digest,
+                "missing_since": to_iso(missing_since), "placement": placement,
+            },
+        )
+        audit.append(
+            ctx.store, at=now, kind="case.assessed", actor=ctx.actor, case=ref,
+            detail=result.as_dict(),
+        )
+        steps = _plan(ctx, case_id, ref, playbook, result.flags, "main",
+                      {"registered": now, "missing": missing_since})
+    return Registration(ref, int(case_id), result, playbook, ack_code, steps)
+
+
+def _check_person(person: Person) -> None:
+    if not person.alias.strip():
+        raise InputError("--alias is empty: give the name the team uses for the minor")
+    if not person.last_seen.strip():
+        raise InputError("--last-seen is empty: say where the minor was last seen")
+
+
+def _new_ack_code(store: Store) -> str:
+    """Four digits, easy to type on a phone; unique among cases that can still be acked."""
+    for digits in (4, 4, 4, 4, 4, 4, 4, 4, 6, 6, 6, 6, 8):
+        code = f"{secrets.randbelow(10**digits):0{digits}d}"
+        taken = store.scalar(
+            "SELECT 1 FROM cases WHERE ack_code = ? AND (state = 'open' OR id IN"
+            " (SELECT case_id FROM steps WHERE state IN ('pending', 'active')))",
+            [code],
+        )
+        if not taken:
+            return code
+    raise RuntimeError("no free acknowledgement code")
+
+
+def _plan(
+    ctx: Context,
+    case_id: int,
+    ref: str,
+    playbook: Playbook,
+    flags: tuple[str, ...] | list[str],
+    phase: str,
+    bases: dict[str, datetime],
+) -> list[dict[str, Any]]:
+    planned = []
+    pool = playbook.steps if phase == "main" else playbook.after_resolved
+    for step in pool:
+        if not step.applies(flags):
+            continue
+        due = bases[step.base] + step.at
+        ctx.store.db["steps"].insert(
+            {"case_id": case_id, "phase": phase, "step_key": step.id, "role": step.role,
+             "due_at": to_iso(due), "state": "pending"}
+        )
+        planned.append({"id": step.id, "role": step.role, "due_at": to_iso(due)})
+    audit.append(
+        ctx.store, at=ctx.clock.now(), kind="steps.planned", actor=ctx.actor, case=ref,
+        detail={"phase": phase, "steps": planned},
+    )
+    return planned
+
+
+# ---------------------------------------------------------------- lookups
+
+_playbook_cache: dict[str, Playbook] = {}
+
+
+def case_playbook(case: dict[str, Any]) -> Playbook:
+    digest = case["playbook_hash"]
+    if digest not in _playbook_cache:
+        _playbook_cache[digest] = from_snapshot(case["playbook_snapshot"], case["ref"])
+    return _playbook_cache[digest]
+
+
+def get_case(store: Store, ref: str) -> dict[str, Any]:
+    case = store.one("SELECT * FROM cases WHERE ref = ?", [ref.strip().upper()])
+    if case is None:
+        raise InputError(f"unknown case '{ref}'")
+    return case
+
+
+def template_values(ctx: Context, case: dict[str, Any], role: str) -> dict[str, Any]:
+    role_obj = ctx.contacts.roles.get(role)
+    return {
+        "case": case["ref"],
+        "grade": case["grade"],
+        "age": case["age"],
+        "ack": case["ack_code"],
+        "callback": ctx.contacts.callback_display,
+        "missing_for": format_duration(ctx.clock.now() - from_iso(case["missing_since"])),
+        "role_title": role_obj.title if role_obj else role,
+    }
+
+
+# ---------------------------------------------------------------- stages
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One link of a step's chain: a contact of the role, all of it, or the escalation role."""
+
+    role: str
+    members: tuple[Contact, ...]
+    escalation: bool
+
+
+def chain(ctx: Context, step: Step) -> list[Stage]:
+    role = ctx.contacts.roles.get(step.role)
+    members = role.contacts if role else ()
+    stages: list[Stage] = []
+    if step.notify == "all":
+        stages.append(Stage(step.role, members, False))
+    else:
+        stages.extend(Stage(step.role, (c,), False) for c in members)
+    if step.escalate_to:
+        target = ctx.contacts.roles.get(step.escalate_to)
+        stages.append(Stage(step.escalate_to, target.contacts if target else (), True))
+    return stages
+
+
+def _recipients(ctx: Context, stage: Stage, now: datetime) -> tuple[Contact, ...]:
+    """Members on duty; if nobody of the whole role is on duty, everybody (a miss is worse)."""
+    on_duty_in_role = ctx.contacts.on_duty(stage.role, now)
+    return tuple(c for c in stage.members if c in on_duty_in_role)
+
+
+# ---------------------------------------------------------------- firing due steps
+
+
+def activate_due(ctx: Context, limit: int = BATCH) -> int:
+    """Fire every pending step whose time has come; an overdue one fires now, logged late."""
+    now = ctx.clock.now()
+    due = ctx.store.all(
+        "SELECT id FROM steps WHERE state = 'pending' AND due_at <= ? ORDER BY due_at, id LIMIT ?",
+        [to_iso(now), limit],
+    )
+    fired = 0
+    for row in due:
+        with ctx.store.transaction():
+            step_row = ctx.store.one(
+                "SELECT * FROM steps WHERE id = ? AND state = 'pending'", [row["id"]]
+            )
+            if step_row is None:
+                continue  # another process fired it
+            case = ctx.store.one("SELECT * FROM cases WHERE id = ?", [step_row["case_id"]])
+            assert case is not None
+            lateness = (now - from_iso(step_row["due_at"])).total_seconds()
+            ctx.store.conn.execute(
+                "UPDATE steps SET state = 'active', activated_at = ? WHERE id = ?",
+                [to_iso(now), step_row["id"]],
+            )
+            audit.append(
+                ctx.store, at=now, kind="step.due", actor=SYSTEM, case=case["ref"],
+                detail={"step": step_row["step_key"], "role": step_row["role"],
+                        "due_at": step_row["due_at"], "late_seconds": round(lateness, 3)},
+            )
+            _enter_stage(ctx, case, step_row, 0, 0, reason=None)
+            fired += 1
+    return fired
+
+
+def _enter_stage(
+    ctx: Context,
+    case: dict[str, Any],
+    step_row: dict[str, Any],
+    round_: int,
+    position: int,
+    reason: str | None,
+) -> None:
+    """Move a step to (round, position), skipping empty stages, or exhaust it."""
+    now = ctx.clock.now()
+    step = case_playbook(case).step(step_row["phase"], step_row["step_key"])
+    stages = chain(ctx, step)
+    while True:
+        if position >= len(stages):
+            if round_ < step.repeat:
+                round_, position = round_ + 1, 0
+                audit.append(
+                    ctx.store, at=now, kind="step.repeated", actor=SYSTEM, case=case["ref"],
+                    detail={"step": step.id, "round": round_ + 1, "of": step.repeat + 1},
+                )
+                continue
+            _finish(ctx, step_row, "exhausted", None)
+            audit.append(
+                ctx.store, at=now, kind="step.exhausted", actor=SYSTEM, case=case["ref"],
+                detail={"step": step.id, "role": step.role, "rounds": step.repeat + 1,
+                        "reason": reason or "no reachable contact"},
+            )
+            return
+        stage = stages[position]
+        recipients = _recipients(ctx, stage, now)
+        if not recipients:
+            audit.append(
+                ctx.store, at=now, kind="step.skipped_contact", actor=SYSTEM, case=case["ref"],
+                detail={"step": step.id, "role": stage.role, "position": position,
+                        "why": "off duty" if stage.members else "the role has no contacts"},
+            )
+            position += 1
+            continue
+        break
+    deadline = to_iso(now + step.ack_within) if step.ack_within else None
+    ctx.store.conn.execute(
+        "UPDATE steps SET state = 'active', round = ?, position = ?, stage_started_at = ?,"
+        " ack_deadline = ?, escalated = escalated OR ? WHERE id = ?",
+        [round_, position, to_iso(now), deadline, int(stage.escalation), step_row["id"]],
+    )
+    if reason is not None:
+        kind = "step.escalated" if stage.escalation else "step.next_contact"
+        audit.append(
+            ctx.store, at=now, kind=kind, actor=SYSTEM, case=case["ref"],
+            detail={"step": step.id, "reason": reason, "to_role": stage.role,
+                    "to": [c.name for c in recipients], "round": round_ + 1},
+        )
+    values = template_values(ctx, case, stage.role)
+    body = render(step.message, values)
+    for contact in recipients:
+        queue_message(
+            ctx, case_id=case["id"], step_id=step_row["id"], kind="alert", role=stage.role,
+            contact=contact, body=body, round_=round_, position=position,
+        )
+
+
+def queue_message(
+    ctx: Context,
+    *,
+    case_id: int | None,
+    step_id: int | None,
+    kind: str,
+    role: str,
+    contact: Contact,
+    body: str,
+    round_: int = 0,
+    position: int = 0,
+) -> int:
+    now = to_iso(ctx.clock.now())
+    return int(
+        ctx.store.db["messages"].insert(
+            {"case_id": case_id, "step_id": step_id, "kind": kind, "role": role,
+             "contact": contact.name, "to_number": contact.phone, "body": body,
+             "state": "queued", "round": round_, "position": position,
+             "not_before": now, "created_at": now}
+        ).last_pk
+    )
+
+
+def _finish(ctx: Context, step_row: dict[str, Any], state: str, by: str | None) -> None:
+    ctx.store.conn.execute(
+        "UPDATE steps SET state = ?, finished_at = ?, finished_by = ?, ack_deadline = NULL"
+        " WHERE id = ?",
+        [state, to_iso(ctx.clock.now()), by, step_row["id"]],
+    )
+
+
+# ---------------------------------------------------------------- timeouts and outcomes
+
+
+def expire_deadlines(ctx: Context, limit: int = BATCH) -> int:
+    """Nobody acknowledged in time: on to the next contact, the escalation role, or exhausted."""
+    now = ctx.clock.now()
+    rows = ctx.store.all(
+        "SELECT id FROM steps WHERE state = 'active' AND ack_deadline <= ?"
+        " ORDER BY ack_deadline LIMIT ?",
+        [to_iso(now), limit],
+    )
+    moved = 0
+    for row in rows:
+        with ctx.store.transaction():
+            step_row = ctx.store.one(
+                "SELECT * FROM steps WHERE id = ? AND state = 'active' AND ack_deadline <= ?",
+                [row["id"], to_iso(now)],
+            )
+            if step_row is None:
+                continue
+            case = ctx.store.one("SELECT * FROM cases WHERE id = ?", [step_row["case_id"]])
+            assert case is not None
+            _enter_stage(ctx, case, step_row, step_row["round"], step_row["position"] + 1,
+                         reason="no acknowledgement in time")
+            moved += 1
+    return moved
+
+
+def on_message_outcome(ctx: Context, message_id: int) -> None:
+    """React to a message's fate; call inside the transaction that recorded it.
+
+    Every message of the current stage failed: move on at once, don't wait for the timeout.
+    All sent and no acknowledgement wanted: the step is done.
+    """
+    msg = ctx.store.one("SELECT * FROM messages WHERE id = ?", [message_id])
+    if msg is None or msg["kind"] != "alert" or msg["step_id"] is None:
+        return
+    step_row = ctx.store.one("SELECT * FROM steps WHERE id = ?", [msg["step_id"]])
+    if step_row is None or step_row["state"] not in ("active", "done"):
+        return
+    if (msg["round"], msg["position"]) != (step_row["round"], step_row["position"]):
+        return  # an earlier stage: the chain has already moved on
+    states = [
+        r["state"]
+        for r in ctx.store.all(
+            "SELECT state FROM messages WHERE step_id = ? AND round = ? AND position = ?",
+            [step_row["id"], step_row["round"], step_row["position"]],
+        )
+    ]
+    if any(s in PENDING_STATES for s in states):
+        return
+    case = ctx.store.one("SELECT * FROM cases WHERE id = ?", [step_row["case_id"]])
+    assert case is not None
+    if all(s in BAD_STATES for s in states):
+        _enter_stage(ctx, case, step_row, step_row["round"], step_row["position"] + 1,
+                     reason="message not delivered")
+        return
+    step = case_playbook(case).step(step_row["phase"], step_row["step_key"])
+    if step.ack_within is None and step_row["state"] == "active":
+        _finish(ctx, step_row, "done", None)
+        audit.append(
+            ctx.store, at=ctx.clock.now(), kind="step.done", actor=SYSTEM, case=case["ref"],
+            detail={"step": step.id, "role": step.role},
+        )
+
+
+# ---------------------------------------------------------------- acknowledgement
+
+
+def waiting_steps(store: Store, case_id: int, role: str) -> list[dict[str, Any]]:
+    """Active steps a role can acknowledge: its own, or those escalated to it."""
+    rows = store.all("SELECT * FROM steps WHERE case_id = ? AND state = 'active'", [case_id])
+    case = store.one("SELECT * FROM cases WHERE id = ?", [case_id])
+    assert case is not None
+    playbook = case_playbook(case)
+    matched = []
+    for row in rows:
+        step = playbook.step(row["phase"], row["step_key"])
+        if step.ack_within is None:
+            continue
+        if row["role"] == role or (row["escalated"] and step.escalate_to == role):
+            matched.append(row)
+    return matched
+
+
+def acknowledge(
+    ctx: Context,
+    ref: str,
+    role: str,
+    *,
+    via: str = "cli",
+    contact: str | None = None,
+    note: str | None = None,
+) -> list[str]:
+    """Stop the role's waiting steps for the case. Returns the step ids acknowledged."""
+    ctx.contacts.role(role)
+    now = ctx.clock.now()
+    with ctx.store.transaction():
+        case = get_case(ctx.store, ref)
+        if case["state"] == "purged":
+            raise InputError(f"case {case['ref']} has been purged")
+        steps = waiting_steps(ctx.store, case["id"], role)
+        if not steps:
+            raise InputError(
+                f"nothing of case {case['ref']} is waiting for an acknowledgement from {role}"
+            )
+        acked = []
+        for row in steps:
+            _finish(ctx, row, "acknowledged", contact or ctx.actor)
+            ctx.store.conn.execute(
+                "UPDATE messages SET state = 'cancelled', final_at = ?"
+                " WHERE step_id = ? AND state = 'queued'",
+                [to_iso(now), row["id"]],
+            )
+            waited = (now - from_iso(row["activated_at"])).total_seconds()
+            audit.append(
+                ctx.store, at=now, kind="step.acknowledged", actor=contact or ctx.actor,
+                case=case["ref"],
+                detail={"step": row["step_key"], "role": role, "via": via,
+                        "seconds_after_alert": round(waited, 3),
+                        "note": _note(ctx, case["id"], "ack", note)},
+            )
+            acked.append(row["step_key"])
+    return acked
+
+
+def _note(ctx: Context, case_id: int, kind: str, text: str | None) -> dict[str, Any] | None:
+    """Keep free text beside the person (it may name the minor); the log gets its hash only."""
+    if not text:
+        return None
+    note_id = ctx.store.db["notes"].insert(
+        {"case_id": case_id, "at": to_iso(ctx.clock.now()), "author": ctx.actor,
+         "kind": kind, "text": text}
+    ).last_pk
+    return {"id": note_id, "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
+
+
+def add_note(ctx: Context, ref: str, text: str) -> int:
+    if not text.strip():
+        raise InputError("the note is empty")
+    with ctx.store.transaction():
+        case = get_case(ctx.store, ref)
+        if case["state"] == "purged":
+            raise InputError(f"case {case['ref']} has been purged")
+        note = _note(ctx, case["id"], "note", text)
+        assert note is not None
+        audit.append(ctx.store, at=ctx.clock.now(), kind="case.note", actor=ctx.actor,
+                     case=case["ref"], detail={"note": note})
+    return int(note["id"])
+
+
+# ---------------------------------------------------------------- resolution
+
+
+@dataclass
+class Resolution:
+    ref: str
+    cancelled: list[str]
+    stand_down: int
+    after: list[dict[str, Any]]
+
+
+def resolve(ctx: Context, ref: str, outcome: str, note: str | None = None) -> Resolution:
+    """Cancel what is pending, stand everyone down, and start the after-return steps."""
+    if outcome not in OUTCOMES:
+        raise InputError(f"unknown outcome '{outcome}': choose {', '.join(OUTCOMES)}")
+    now = ctx.clock.now()
+    with ctx.store.transaction():
+        case = get_case(ctx.store, ref)
+        if case["state"] != "open":
+            raise InputError(f"case {case['ref']} is already {case['state']}")
+        cancelled = [
+            r["step_key"]
+            for r in ctx.store.all(
+                "SELECT step_key FROM steps WHERE case_id = ? AND state IN ('pending', 'active')",
+                [case["id"]],
+            )
+        ]
+        ctx.store.conn.execute(
+            "UPDATE steps SET state = 'cancelled', finished_at = ?, ack_deadline = NULL"
+            " WHERE case_id = ? AND state IN ('pending', 'active')",
+            [to_iso(now), case["id"]],
+        )
+        ctx.store.conn.execute(
+            "UPDATE messages SET state = 'cancelled', final_at = ?"
+            " WHERE case_id = ? AND state = 'queued' AND kind = 'alert'",
+            [to_iso(now), case["id"]],
+        )
+        ctx.store.conn.execute(
+            "UPDATE cases SET state = 'resolved', resolved_at = ?, resolved_by = ?, outcome = ?"
+            " WHERE id = ?",
+            [to_iso(now), ctx.actor, outcome, case["id"]],
+        )
+        playbook = case_playbook(case)
+        stood_down = _queue_stand_down(ctx, case, playbook)
+        audit.append(
+            ctx.store, at=now, kind="case.resolved", actor=ctx.actor, case=case["ref"],
+            detail={"outcome": outcome, "cancelled_steps": cancelled,
+                    "stand_down_messages": stood_down,
+                    "note": _note(ctx, case["id"], "resolve", note)},
+        )
+        after = []
+        if playbook.after_resolved:
+            after = _plan(ctx, case["id"], case["ref"], playbook, json.loads(case["flags"]),
+                          "after_resolved", {"resolved": now})
+    return Resolution(case["ref"], cancelled, stood_down, after)
+
+
+def _queue_stand_down(ctx: Context, case: dict[str, Any], playbook: Playbook) -> int:
+    """One stand-down per number that got (or may have got) an alert for the case."""
+    if not playbook.stand_down:
+        return 0
+    reached = ctx.store.all(
+        "SELECT role, contact, to_number FROM messages WHERE case_id = ? AND kind = 'alert'"
+        " AND state IN ('sending', 'sent', 'delivered') GROUP BY to_number ORDER BY MIN(id)",
+        [case["id"]],
+    )
+    for row in reached:
+        body = render(playbook.stand_down, template_values(ctx, case, row["role"]))
+        queue_message(
+            ctx, case_id=case["id"], step_id=None, kind="stand_down", role=row["role"],
+            contact=Contact(name=row["contact"], phone=row["to_number"]), body=body,
+        )
+    return len(reached)

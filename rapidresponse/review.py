@@ -1,0 +1,163 @@
+"""What people look at: a case with its timeline, the open cases, the system's status."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from rapidresponse import audit
+from rapidresponse.config import Settings
+from rapidresponse.daemon import heartbeat
+from rapidresponse.engine import case_playbook, get_case
+from rapidresponse.store import Store
+from rapidresponse.timeutil import from_iso, to_iso
+
+
+def case_summary(case: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "case": case["ref"],
+        "state": case["state"],
+        "registered_at": case["registered_at"],
+        "registered_by": case["registered_by"],
+        "missing_since": case["missing_since"],
+        "age": case["age"],
+        "placement": case["placement"],
+        "worrying": bool(case["worrying"]),
+        "grade": case["grade"],
+        "flags": json.loads(case["flags"]),
+        "reasons": json.loads(case["reasons"]),
+        "indicators": json.loads(case["indicators"]),
+        "playbook": case["playbook"],
+        "playbook_hash": case["playbook_hash"],
+        "ack_code": case["ack_code"],
+        "resolved_at": case["resolved_at"],
+        "outcome": case["outcome"],
+    }
+
+
+def steps_of(store: Store, case_id: int) -> list[dict[str, Any]]:
+    return store.all(
+        "SELECT * FROM steps WHERE case_id = ? ORDER BY phase DESC, due_at, id", [case_id]
+    )
+
+
+def messages_of(store: Store, case_id: int) -> list[dict[str, Any]]:
+    return store.all("SELECT * FROM messages WHERE case_id = ? ORDER BY id", [case_id])
+
+
+def step_view(store: Store, case: dict[str, Any], now: datetime) -> list[dict[str, Any]]:
+    """Each step with who was messaged when, and what comes next."""
+    playbook = case_playbook(case)
+    messages = messages_of(store, case["id"])
+    views = []
+    for row in steps_of(store, case["id"]):
+        step = playbook.step(row["phase"], row["step_key"])
+        sent = [
+            {"role": m["role"], "contact": m["contact"], "to": m["to_number"],
+             "state": m["state"], "at": m["sent_at"] or m["created_at"],
+             "error": m["error_text"], "possible_duplicate": bool(m["possible_duplicate"])}
+            for m in messages if m["step_id"] == row["id"]
+        ]
+        nxt = None
+        if row["state"] == "pending":
+            nxt = {"what": "fires", "at": row["due_at"]}
+        elif row["state"] == "active" and row["ack_deadline"]:
+            nxt = {"what": "escalates if not acknowledged", "at": row["ack_deadline"]}
+        views.append(
+            {
+                "id": row["step_key"], "phase": row["phase"], "role": row["role"],
+                "due_at": row["due_at"], "state": row["state"], "round": row["round"] + 1,
+                "escalated": bool(row["escalated"]), "escalate_to": step.escalate_to,
+                "ack_within": step.ack_within.total_seconds() if step.ack_within else None,
+                "finished_at": row["finished_at"], "finished_by": row["finished_by"],
+                "overdue": row["state"] == "pending" and from_iso(row["due_at"]) < now,
+                "messages": sent, "next": nxt,
+            }
+        )
+    return views
+
+
+def show_case(store: Store, ref: str, now: datetime) -> dict[str, Any]:
+    case = get_case(store, ref)
+    person = store.one("SELECT * FROM persons WHERE case_id = ?", [case["id"]])
+    notes = store.all(
+        "SELECT at, author, kind, text FROM notes WHERE case_id = ? ORDER BY id", [case["id"]]
+    )
+    view = case_summary(case)
+    view["person"] = (
+        {"alias": person["alias"], "name": person["full_name"],
+         "birth_date": person["birth_date"], "last_seen": person["last_seen"]}
+        if person
+        else None
+    )
+    view["notes"] = notes
+    view["steps"] = step_view(store, case, now)
+    view["events"] = list(audit.events(store, case["ref"]))
+    return view
+
+
+def list_cases(store: Store, include_closed: bool = False) -> list[dict[str, Any]]:
+    where = "" if include_closed else "WHERE c.state = 'open'"
+    rows = store.all(
+        "SELECT c.*, p.alias,"
+        " (SELECT COUNT(*) FROM steps s WHERE s.case_id = c.id AND s.state = 'active') AS waiting,"
+        " (SELECT COUNT(*) FROM steps s WHERE s.case_id = c.id AND s.state = 'exhausted')"
+        " AS exhausted"
+        f" FROM cases c LEFT JOIN persons p ON p.case_id = c.id {where} ORDER BY c.id DESC"
+    )
+    return [
+        {**case_summary(r), "alias": r["alias"], "waiting": r["waiting"],
+         "exhausted": r["exhausted"]}
+        for r in rows
+    ]
+
+
+def status(store: Store, now: datetime, settings: Settings) -> dict[str, Any]:
+    """What needs a human now: a dead daemon, steps nobody answered, steps overdue."""
+    beat = heartbeat(store, now, settings)
+    stamp = to_iso(now)
+    open_cases = store.scalar("SELECT COUNT(*) FROM cases WHERE state = 'open'")
+    waiting = store.all(
+        "SELECT c.ref AS case_ref, s.step_key, s.role, s.ack_deadline, s.escalated FROM steps s"
+        " JOIN cases c ON c.id = s.case_id WHERE s.state = 'active' AND s.ack_deadline IS NOT NULL"
+        " ORDER BY s.ack_deadline"
+    )
+    exhausted = store.all(
+        "SELECT c.ref AS case_ref, s.step_key, s.role, s.finished_at FROM steps s"
+        " JOIN cases c ON c.id = s.case_id WHERE s.state = 'exhausted' AND c.state = 'open'"
+        " ORDER BY s.finished_at"
+    )
+    overdue = store.all(
+        "SELECT c.ref AS case_ref, s.step_key, s.role, s.due_at FROM steps s"
+        " JOIN cases c ON c.id = s.case_id WHERE s.state = 'pending' AND s.due_at <= ?"
+        " ORDER BY s.due_at",
+        [stamp],
+    )
+    failed_roles = store.all(
+        "SELECT c.ref AS case_ref, m.role, COUNT(*) AS failed FROM messages m"
+        " JOIN cases c ON c.id = m.case_id WHERE c.state = 'open'"
+        " AND m.state IN ('failed', 'undelivered') GROUP BY c.ref, m.role"
+    )
+    queued = store.scalar("SELECT COUNT(*) FROM messages WHERE state IN ('queued', 'sending')")
+    return {
+        "daemon": beat.as_dict(),
+        "open_cases": open_cases,
+        "waiting_for_ack": waiting,
+        "exhausted": exhausted,
+        "overdue": overdue,
+        "failed_messages": failed_roles,
+        "messages_in_queue": queued,
+        "needs_attention": (not beat.alive) or bool(exhausted) or bool(overdue),
+    }
+
+
+def detail_text(detail: dict[str, Any]) -> str:
+    return json.dumps(detail, ensure_ascii=False, sort_keys=True)
+
+
+def detail_summary(detail: dict[str, Any]) -> str:
+    """The detail for a table cell: the message body and hashes are left to --json."""
+    skip = {"body", "playbook_hash", "reasons", "note"}
+    shown = sorted((k, v) for k, v in detail.items() if k not in skip and v not in (None, [], ""))
+    return ", ".join(f"{k}={v}" for k, v in shown)

@@ -1,0 +1,48 @@
+"""SMS transports. A transport sends one text and says how it went; dispatch does the rest."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from rapidresponse.config import Settings
+
+
+class SendError(Exception):
+    def __init__(self, text: str, code: str | None = None, retry_after: float | None = None):
+        super().__init__(text)
+        self.text = text
+        self.code = code
+        self.retry_after = retry_after
+
+
+class TransientSendError(SendError):
+    """Worth another try later: rate limits, server errors, time-outs."""
+
+
+class PermanentSendError(SendError):
+    """Will never work for this number: move on to the next contact at once."""
+
+
+@dataclass(frozen=True)
+class Sent:
+    sid: str
+
+
+class Transport(Protocol):
+    name: str
+
+    def check(self) -> None:
+        """Raise OperationalFailure if the transport cannot work, before anything is claimed."""
+
+    def send(self, to: str, body: str) -> Sent: ...
+
+
+def make_transport(settings: Settings) -> Transport:
+    if settings.transport == "twilio":
+        from rapidresponse.sms.twilio import TwilioTransport
+
+        return TwilioTransport.from_environment()
+    from rapidresponse.sms.console import ConsoleTransport
+
+    return ConsoleTransport()

@@ -1,0 +1,26 @@
+"""The default transport: prints each text to stderr, so a fresh machine needs no account."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import uuid
+
+from rapidresponse.sms import Sent
+
+
+class ConsoleTransport:
+    name = "console"
+
+    def __init__(self, stream=None) -> None:  # type: ignore[no-untyped-def]
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def check(self) -> None:
+        return None
+
+    def send(self, to: str, body: str) -> Sent:
+        stream = self._stream or sys.stderr
+        with self._lock:
+            print(f"[sms console] to {to}: {body}", file=stream, flush=True)
+        return Sent(sid=f"console-{uuid.uuid4().hex[:16]}")

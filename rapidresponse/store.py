@@ -1,0 +1,289 @@
+"""The SQLite file: connection settings, the numbered migrations, and transactions.
+
+The database is the source of truth and the queue. Every write happens inside
+`Store.transaction()`, a `BEGIN IMMEDIATE` transaction, so a crash never leaves half a case
+and two processes never claim the same row.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from rapidresponse.errors import OperationalFailure
+
+BUSY_TIMEOUT_MS = 30_000
+
+Migration = Callable[[Database], None]
+MIGRATIONS: list[Migration] = []
+
+
+def migration(fn: Migration) -> Migration:
+    """Append to the numbered list; never reorder or edit one that has shipped."""
+    MIGRATIONS.append(fn)
+    return fn
+
+
+@migration
+def m001_cases(db: Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE cases (
+            id INTEGER PRIMARY KEY,
+            ref TEXT NOT NULL UNIQUE,
+            year INTEGER NOT NULL,
+            seq INTEGER NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('open', 'resolved', 'purged')),
+            registered_at TEXT NOT NULL,
+            registered_by TEXT NOT NULL,
+            missing_since TEXT NOT NULL,
+            age INTEGER NOT NULL,
+            placement TEXT NOT NULL,
+            worrying INTEGER NOT NULL,
+            suspected_victim INTEGER NOT NULL,
+            societal_necessity INTEGER NOT NULL,
+            grade TEXT NOT NULL,
+            flags TEXT NOT NULL,
+            indicators TEXT NOT NULL,
+            reasons TEXT NOT NULL,
+            playbook TEXT NOT NULL,
+            playbook_snapshot TEXT NOT NULL,
+            playbook_hash TEXT NOT NULL,
+            ack_code TEXT NOT NULL,
+            resolved_at TEXT,
+            resolved_by TEXT,
+            outcome TEXT,
+            purged_at TEXT,
+            UNIQUE (year, seq)
+        );
+        CREATE INDEX cases_state ON cases (state);
+        CREATE INDEX cases_ack_code ON cases (ack_code, state);
+
+        -- The only table that identifies the minor. Nothing else may copy from it.
+        CREATE TABLE persons (
+            case_id INTEGER PRIMARY KEY REFERENCES cases (id),
+            alias TEXT NOT NULL,
+            full_name TEXT,
+            birth_date TEXT NOT NULL,
+            last_seen TEXT NOT NULL
+        );
+
+        -- Free text by people may name the minor: kept beside the person, purged with it.
+        CREATE TABLE notes (
+            id INTEGER PRIMARY KEY,
+            case_id INTEGER NOT NULL REFERENCES cases (id),
+            at TEXT NOT NULL,
+            author TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            text TEXT NOT NULL
+        );
+        CREATE INDEX notes_case ON notes (case_id);
+        """
+    )
+
+
+@migration
+def m002_steps_and_messages(db: Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE steps (
+            id INTEGER PRIMARY KEY,
+            case_id INTEGER NOT NULL REFERENCES cases (id),
+            phase TEXT NOT NULL CHECK (phase IN ('main', 'after_resolved')),
+            step_key TEXT NOT NULL,
+            role TEXT NOT NULL,
+            due_at TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN
+                ('pending', 'active', 'acknowledged', 'exhausted', 'done', 'cancelled')),
+            round INTEGER NOT NULL DEFAULT 0,
+            position INTEGER NOT NULL DEFAULT 0,
+            escalated INTEGER NOT NULL DEFAULT 0,
+            stage_started_at TEXT,
+            ack_deadline TEXT,
+            activated_at TEXT,
+            finished_at TEXT,
+            finished_by TEXT,
+            UNIQUE (case_id, phase, step_key)
+        );
+        CREATE INDEX steps_due ON steps (state, due_at);
+        CREATE INDEX steps_deadline ON steps (state, ack_deadline);
+        CREATE INDEX steps_case ON steps (case_id);
+
+        CREATE TABLE messages (
+            id INTEGER PRIMARY KEY,
+            case_id INTEGER REFERENCES cases (id),  -- NULL for a contacts test
+            step_id INTEGER REFERENCES steps (id),
+            kind TEXT NOT NULL CHECK (kind IN ('alert', 'stand_down', 'test')),
+            role TEXT NOT NULL,
+            contact TEXT NOT NULL,
+            to_number TEXT NOT NULL,
+            body TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('queued', 'sending', 'sent', 'delivered',
+                'failed', 'undelivered', 'cancelled')),
+            round INTEGER NOT NULL DEFAULT 0,
+            position INTEGER NOT NULL DEFAULT 0,
+            transport TEXT,
+            sid TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            possible_duplicate INTEGER NOT NULL DEFAULT 0,
+            not_before TEXT NOT NULL,
+            claim_deadline TEXT,
+            created_at TEXT NOT NULL,
+            sent_at TEXT,
+            final_at TEXT,
+            error_code TEXT,
+            error_text TEXT
+        );
+        CREATE INDEX messages_queue ON messages (state, not_before);
+        CREATE INDEX messages_claims ON messages (state, claim_deadline);
+        CREATE INDEX messages_case ON messages (case_id);
+        CREATE INDEX messages_step ON messages (step_id);
+        CREATE INDEX messages_sid ON messages (sid);
+        """
+    )
+
+
+@migration
+def m003_audit_log(db: Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE events (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            at TEXT NOT NULL,
+            case_ref TEXT,
+            actor TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+        );
+        CREATE INDEX events_case ON events (case_ref, seq);
+        CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+            BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+        CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+            BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+        """
+    )
+
+
+@migration
+def m004_daemon(db: Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE daemon (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            pid INTEGER NOT NULL,
+            host TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            heartbeat_at TEXT NOT NULL,
+            stopped_at TEXT
+        );
+        """
+    )
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(
+        str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+    )
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+class Store:
+    """One connection to the case database, used by one thread at a time."""
+
+    def __init__(self, path: Path, *, migrate: bool = True) -> None:
+        self.path = path
+        try:
+            self.conn = _connect(path)
+            self._enable_wal()
+            self.db = Database(self.conn, execute_plugins=False)
+            if migrate:
+                self.migrate()
+        except sqlite3.DatabaseError as exc:
+            raise OperationalFailure(f"cannot open the database {path}: {exc}") from None
+
+    def _enable_wal(self) -> None:
+        mode = self.conn.execute("PRAGMA journal_mode").fetchone()[0]
+        if mode != "wal":
+            self.conn.execute("PRAGMA journal_mode = WAL")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Database]:
+        """`BEGIN IMMEDIATE`: take the write lock first, so no claim is ever lost to a race."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+
+    def migrate(self) -> list[str]:
+        applied: list[str] = []
+        with self.transaction() as db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT)"
+            )
+            done = {row["name"] for row in db.query("SELECT name FROM _migrations")}
+            for fn in MIGRATIONS:
+                if fn.__name__ in done:
+                    continue
+                fn(db)
+                db.execute(
+                    "INSERT INTO _migrations (name, applied_at) VALUES (?, datetime('now'))",
+                    [fn.__name__],
+                )
+                applied.append(fn.__name__)
+        return applied
+
+    def one(self, sql: str, params: Any = ()) -> dict[str, Any] | None:
+        for row in self.db.query(sql, params):
+            return row
+        return None
+
+    def all(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
+        return list(self.db.query(sql, params))
+
+    def scalar(self, sql: str, params: Any = ()) -> Any:
+        row = self.conn.execute(sql, params).fetchone()
+        return row[0] if row else None
+
+
+def open_store(home: Path) -> Store:
+    """Open the home's database, which `init` must have created."""
+    path = home / "rapidresponse.db"
+    if not path.exists():
+        raise OperationalFailure(
+            f"no database in {home}: run 'rapidresponse init' first (or pass --home)"
+        )
+    return Store(path)
+
+
+def create_store(path: Path) -> Store:
+    """Create the database file private to its owner (0600) before SQLite writes to it."""
+    if not path.exists():
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+        os.close(fd)
+    os.chmod(path, 0o600)
+    return Store(path)
+
+
+def dumps(value: Any) -> str:
+    """Canonical JSON: the audit chain hashes this exact text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

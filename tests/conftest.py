@@ -1,0 +1,147 @@
+"""Shared fixtures: a real home folder with a real SQLite file, a fake clock, the CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from rapidresponse.app import App, init_home
+from rapidresponse.clock import FakeClock
+from rapidresponse.config import load_settings
+from rapidresponse.dispatch import run_pass
+from rapidresponse.engine import Context, Person, register
+
+#: A fictitious minor. Each value is distinctive so a leak anywhere is easy to find.
+MINOR = {
+    "alias": "Zorbalina",
+    "full_name": "Zorbalina Quixtersen",
+    "birth_date": "2011-03-02",
+    "last_seen": "Kwikstaartplein Vlinderdorp",
+}
+SECRETS = (MINOR["alias"], "Quixtersen", MINOR["birth_date"], "Kwikstaartplein", "Vlinderdorp")
+
+START = datetime(2026, 11, 28, 13, 0, tzinfo=UTC)  # a Saturday, 14:00 in Brussels
+
+
+def assert_no_secrets(text: str) -> None:
+    for secret in SECRETS:
+        assert secret not in text, f"personal data {secret!r} leaked"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in list(os.environ):
+        if name.startswith(("RAPIDRESPONSE_", "TWILIO_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("RAPIDRESPONSE_OPERATOR", "officer-test")
+    monkeypatch.setenv("COLUMNS", "200")
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    folder = tmp_path / "home"
+    init_home(folder)
+    return folder
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(START)
+
+
+@pytest.fixture
+def app(home: Path, clock: FakeClock) -> Iterator[App]:
+    application = App(home, "officer-test", clock)
+    yield application
+    application.close()
+
+
+@pytest.fixture
+def ctx(app: App) -> Context:
+    return app.context()
+
+
+class RecordingTransport:
+    """A transport that keeps what it sent; scripted failures per number."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+        self.fail: dict[str, Exception] = {}
+
+    def check(self) -> None:
+        return None
+
+    def send(self, to: str, body: str) -> Any:
+        from rapidresponse.sms import Sent
+
+        if to in self.fail:
+            raise self.fail[to]
+        self.sent.append((to, body))
+        return Sent(sid=f"SM{len(self.sent):032d}")
+
+    def numbers(self) -> list[str]:
+        return [to for to, _ in self.sent]
+
+
+@pytest.fixture
+def transport() -> RecordingTransport:
+    return RecordingTransport()
+
+
+@pytest.fixture
+def settings(home: Path) -> Any:
+    return load_settings(home)
+
+
+def register_minor(ctx: Context, app: App, **overrides: Any) -> Any:
+    """Register the fictitious minor, as an officer would, with overrides."""
+    values: dict[str, Any] = {
+        "missing_since": ctx.clock.now(),
+        "indicators": ("older-partner",),
+        "suspected_victim": False,
+        "societal_necessity": None,
+        "playbook": None,
+    }
+    values.update(overrides)
+    person = Person(
+        alias=MINOR["alias"], full_name=MINOR["full_name"],
+        birth_date=date.fromisoformat(MINOR["birth_date"]), last_seen=MINOR["last_seen"],
+    )
+    return register(ctx, person=person, playbooks_for=app.playbook_for, **values)
+
+
+def tick(ctx: Context, transport: Any, settings: Any) -> Any:
+    return run_pass(ctx, transport, settings)
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def run_cli(*args: str, home: Path, env: dict[str, str] | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """The CLI as a real process, as a duty officer runs it."""
+    full_env = {**os.environ, "RAPIDRESPONSE_HOME": str(home), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "rapidresponse", *args],
+        capture_output=True, text=True, env=full_env, timeout=timeout,
+    )
+
+
+def write_playbook(home: Path, name: str, text: str) -> Path:
+    path = home / "playbooks" / f"{name}.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
