@@ -19,7 +19,7 @@ class RapidResponseGroup(click.Group):
              standalone_mode: bool = True, **extra: Any) -> Any:
         try:
             result = super().main(
-                args, prog_name, complete_var, standalone_mode=False, **extra
+                args, "rapidresponse", complete_var, standalone_mode=False, **extra
             )
         except click.exceptions.Abort:
             click.echo("Error: interrupted; nothing more was done.", err=True)
