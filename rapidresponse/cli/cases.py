@@ -343,6 +343,44 @@ def log_cmd(env: Env, case: str | None, verify: bool, as_csv: bool, as_json: boo
         console().print(table)
 
 
+@click.command()
+@click.argument("case", required=False)
+@click.option("--resolved-before", metavar="DURATION",
+              help="Purge every case resolved longer ago than this (e.g. 90d).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+@pass_env
+def purge(env: Env, case: str | None, resolved_before: str | None, yes: bool, as_json: bool) -> None:
+    """Erase the minor's data from a resolved CASE (or from all resolved long enough ago).
+
+    The case stays as a tombstone: its reference, steps, messages and log remain.
+    """
+    from rapidresponse import retention
+    from rapidresponse.timeutil import parse_duration
+
+    if bool(case) == bool(resolved_before):
+        raise InputError("give either a CASE or --resolved-before DURATION")
+    ctx = env.app.context()
+    if case:
+        if not yes and not as_json:
+            click.confirm(f"Erase the personal data of {case.strip().upper()}? This cannot be undone",
+                          abort=True, err=True)
+        done = [retention.purge(ctx, case)]
+    else:
+        try:
+            older = parse_duration(resolved_before or "")
+        except ValueError as exc:
+            raise InputError(f"--resolved-before: {exc}") from None
+        done = retention.purge_due(ctx, older)
+    if as_json:
+        emit_json([p.__dict__ for p in done])
+    else:
+        for p in done:
+            click.echo(f"{p.ref}: personal data erased ({p.notes_removed} notes); tombstone kept.")
+        if not done:
+            click.echo("Nothing to purge.")
+
+
 @click.command("indicators")
 def indicators_cmd() -> None:
     """List the indicators --indicator accepts, with what each means."""
@@ -357,4 +395,4 @@ def indicators_cmd() -> None:
     click.echo("Under 13 is computed from the birth date.")
 
 
-COMMANDS = [register, ack, resolve, note, cases_cmd, show, log_cmd, indicators_cmd]
+COMMANDS = [register, ack, resolve, note, cases_cmd, show, log_cmd, purge, indicators_cmd]
