@@ -161,3 +161,79 @@ def detail_summary(detail: dict[str, Any]) -> str:
     skip = {"body", "playbook_hash", "reasons", "note"}
     shown = sorted((k, v) for k, v in detail.items() if k not in skip and v not in (None, [], ""))
     return ", ".join(f"{k}={v}" for k, v in shown)
+
+
+def _median(values: list[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _seconds(later: str | None, earlier: str | None) -> float | None:
+    if not later or not earlier:
+        return None
+    return (from_iso(later) - from_iso(earlier)).total_seconds()
+
+
+def report(store: Store, since: datetime) -> dict[str, Any]:
+    """How fast did the chain answer? Figures for the supervisor's review, by role."""
+    start = to_iso(since)
+    cases = store.all("SELECT * FROM cases WHERE registered_at >= ? ORDER BY id", [start])
+    ids = [c["id"] for c in cases]
+    marks = ",".join("?" * len(ids)) or "NULL"
+    first_alert = {
+        row["case_id"]: row["first"]
+        for row in store.all(
+            f"SELECT case_id, MIN(sent_at) AS first FROM messages WHERE kind = 'alert'"
+            f" AND sent_at IS NOT NULL AND case_id IN ({marks}) GROUP BY case_id",
+            ids,
+        )
+    }
+    to_first_alert = [
+        s for c in cases if (s := _seconds(first_alert.get(c["id"]), c["registered_at"])) is not None
+    ]
+    found_after = [s for c in cases if (s := _seconds(c["resolved_at"], c["missing_since"])) is not None]
+    roles: dict[str, dict[str, Any]] = {}
+    for step in store.all(f"SELECT * FROM steps WHERE case_id IN ({marks})", ids):
+        entry = roles.setdefault(step["role"], {"steps": 0, "acknowledged": 0, "exhausted": 0,
+                                                "escalated": 0, "_ack": []})
+        entry["steps"] += 1
+        entry["escalated"] += step["escalated"]
+        if step["state"] == "acknowledged":
+            entry["acknowledged"] += 1
+            if (s := _seconds(step["finished_at"], step["activated_at"])) is not None:
+                entry["_ack"].append(s)
+        elif step["state"] == "exhausted":
+            entry["exhausted"] += 1
+    for row in store.all(
+        f"SELECT role, state, COUNT(*) AS n FROM messages WHERE case_id IN ({marks})"
+        " GROUP BY role, state",
+        ids,
+    ):
+        entry = roles.setdefault(row["role"], {"steps": 0, "acknowledged": 0, "exhausted": 0,
+                                               "escalated": 0, "_ack": []})
+        entry.setdefault("messages", {})[row["state"]] = row["n"]
+    for entry in roles.values():
+        acks = entry.pop("_ack")
+        entry["median_ack_seconds"] = _median(acks)
+        entry["worst_ack_seconds"] = max(acks) if acks else None
+        entry.setdefault("messages", {})
+    late = [
+        json.loads(e["detail"]).get("late_seconds", 0)
+        for e in store.all("SELECT detail FROM events WHERE kind = 'step.due' AND at >= ?", [start])
+    ]
+    return {
+        "since": start,
+        "cases": len(cases),
+        "worrying": sum(c["worrying"] for c in cases),
+        "by_grade": {g: sum(c["grade"] == g for c in cases) for g in ("HIGH", "MEDIUM", "LOW")},
+        "resolved": len(found_after),
+        "median_seconds_to_first_alert": _median(to_first_alert),
+        "worst_seconds_to_first_alert": max(to_first_alert) if to_first_alert else None,
+        "median_hours_missing": round(m / 3600, 2) if (m := _median(found_after)) is not None else None,
+        "steps_fired": len(late),
+        "steps_fired_over_a_minute_late": sum(1 for s in late if s > 60),
+        "roles": dict(sorted(roles.items())),
+    }
