@@ -56,6 +56,19 @@ def claim(ctx: Context, settings: Settings, limit: int = MAX_PARALLEL * 4) -> li
             " ORDER BY id LIMIT ?",
             [stamp, limit],
         )
+        # An interrupted alert of a resolved case is not sent again: it would reach its number after
+        # the stand-down, which `resolve` already queued for it (a `sending` alert counts as reached).
+        for row in [r for r in stale if _alert_of_cancelled_step(ctx, r)]:
+            stale.remove(row)
+            ctx.store.conn.execute(
+                "UPDATE messages SET state = 'cancelled', final_at = ?, claim_deadline = NULL WHERE id = ?",
+                [stamp, row["id"]],
+            )
+            audit.append(
+                ctx.store, at=now, kind="sms.reclaimed", actor=SYSTEM, case=_ref(ctx, row["case_id"]),
+                detail={"message": row["id"], "possible_duplicate": False, "cancelled": True,
+                        "why": "an interrupted send of a resolved case: its number got the stand-down"},
+            )
         for row in stale:
             row["possible_duplicate"] = 1
             case_ref = _ref(ctx, row["case_id"])
@@ -73,6 +86,12 @@ def claim(ctx: Context, settings: Settings, limit: int = MAX_PARALLEL * 4) -> li
                 [row["attempts"], deadline, row["possible_duplicate"], row["id"]],
             )
     return claimed
+
+
+def _alert_of_cancelled_step(ctx: Context, row: dict[str, Any]) -> bool:
+    if row["kind"] != "alert" or row["step_id"] is None:
+        return False
+    return ctx.store.scalar("SELECT state FROM steps WHERE id = ?", [row["step_id"]]) == "cancelled"
 
 
 def _ref(ctx: Context, case_id: int | None) -> str | None:
@@ -144,13 +163,15 @@ def _record(
         transient = isinstance(result, TransientSendError)
         if transient and row["attempts"] < settings.max_attempts:
             delay = backoff(row["attempts"], result.retry_after)
-            ctx.store.conn.execute(
+            updated = ctx.store.conn.execute(
                 "UPDATE messages SET state = 'queued', not_before = ?, claim_deadline = NULL,"
                 " transport = ?, error_code = ?, error_text = ? WHERE id = ? AND state = 'sending'",
                 [to_iso(now + timedelta(seconds=delay)), transport.name, result.code,
                  result.text, row["id"]],
-            )
+            ).rowcount
             detail.update(error_code=result.code, error=result.text, retry_in=round(delay, 3))
+            if not updated:
+                detail["note"] = "the message had already been settled by another process"
             audit.append(ctx.store, at=now, kind="sms.retry", actor=SYSTEM, case=case_ref,
                          detail=detail)
             report.retrying.append({**summary, "state": "queued", "error": result.text})
@@ -158,12 +179,14 @@ def _record(
         text = result.text
         if transient:
             text = f"gave up after {row['attempts']} attempts: {text}"
-        ctx.store.conn.execute(
+        updated = ctx.store.conn.execute(
             "UPDATE messages SET state = 'failed', final_at = ?, claim_deadline = NULL,"
             " transport = ?, error_code = ?, error_text = ? WHERE id = ? AND state = 'sending'",
             [to_iso(now), transport.name, result.code, text, row["id"]],
-        )
+        ).rowcount
         detail.update(error_code=result.code, error=text)
+        if not updated:
+            detail["note"] = "the message had already been settled by another process"
         audit.append(ctx.store, at=now, kind="sms.failed", actor=SYSTEM, case=case_ref,
                      detail=detail)
         engine.on_message_outcome(ctx, row["id"])

@@ -593,9 +593,12 @@ def _queue_stand_down(ctx: Context, case: dict[str, Any], playbook: Playbook) ->
     """One stand-down per number that got (or may have got) an alert for the case."""
     if not playbook.stand_down:
         return 0
+    # A send that was tried and may have arrived (in flight, or retried after a time-out) counts
+    # as reached: a needless stand-down is better than a contact left searching.
     reached = ctx.store.all(
-        "SELECT role, contact, to_number FROM messages WHERE case_id = ? AND kind = 'alert'"
-        " AND state IN ('sending', 'sent', 'delivered') GROUP BY to_number ORDER BY MIN(id)",
+        "SELECT role, contact, to_number FROM messages WHERE id IN (SELECT MIN(id) FROM messages"
+        " WHERE case_id = ? AND kind = 'alert' AND (state IN ('sending', 'sent', 'delivered')"
+        " OR (state IN ('queued', 'cancelled') AND attempts > 0)) GROUP BY to_number) ORDER BY id",
         [case["id"]],
     )
     for row in reached:
