@@ -11,7 +11,7 @@ import hashlib
 import json
 import secrets
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from rapidresponse import audit
@@ -59,6 +59,7 @@ class Registration:
     playbook: Playbook
     ack_code: str
     steps: list[dict[str, Any]] = field(default_factory=list)
+    earlier_episodes: list[str] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------- registration
@@ -103,6 +104,7 @@ def register(
         seq = (ctx.store.scalar("SELECT MAX(seq) FROM cases WHERE year = ?", [year]) or 0) + 1
         ref = f"RR-{year}-{seq:04d}"
         ack_code = _new_ack_code(ctx.store)
+        earlier = earlier_episodes(ctx.store, person, missing_since)
         case_id = db["cases"].insert(
             {
                 "ref": ref, "year": year, "seq": seq, "state": "open",
@@ -131,6 +133,7 @@ def register(
             detail={
                 "playbook": playbook.name, "playbook_hash": playbook.digest,
                 "missing_since": to_iso(missing_since), "placement": placement,
+                "earlier_episodes": earlier,
             },
         )
         audit.append(
@@ -139,7 +142,25 @@ def register(
         )
         steps = _plan(ctx, case_id, ref, playbook, result.flags, "main",
                       {"registered": now, "missing": missing_since})
-    return Registration(ref, int(case_id), result, playbook, ack_code, steps)
+    return Registration(ref, int(case_id), result, playbook, ack_code, steps, earlier)
+
+
+EPISODE_WINDOW = timedelta(days=30)
+MULTI_AGENCY_EPISODES = 3
+
+
+def earlier_episodes(store: Store, person: Person, missing_since: datetime) -> list[str]:
+    """Earlier cases of the same minor (alias and birth date) within 30 days of this one.
+
+    Three or more episodes in 30 days call for a multi-agency meeting (domain.md).
+    """
+    rows = store.all(
+        "SELECT c.ref FROM cases c JOIN persons p ON p.case_id = c.id"
+        " WHERE p.birth_date = ? AND lower(trim(p.alias)) = lower(trim(?)) AND c.missing_since >= ?"
+        " ORDER BY c.id",
+        [person.birth_date.isoformat(), person.alias, to_iso(missing_since - EPISODE_WINDOW)],
+    )
+    return [row["ref"] for row in rows]
 
 
 def _check_person(person: Person) -> None:
@@ -171,15 +192,23 @@ def _plan(
     flags: tuple[str, ...] | list[str],
     phase: str,
     bases: dict[str, datetime],
+    skip: set[str] | None = None,
+    generation: int | None = None,
 ) -> list[dict[str, Any]]:
     planned = []
+    _keep_snapshot(ctx.store, playbook)
+    if generation is None:
+        generation = ctx.store.scalar(
+            "SELECT COALESCE(MAX(generation), 0) FROM steps WHERE case_id = ?", [case_id]
+        )
     pool = playbook.steps if phase == "main" else playbook.after_resolved
     for step in pool:
-        if not step.applies(flags):
+        if not step.applies(flags) or (skip and step.id in skip):
             continue
         due = bases[step.base] + step.at
         ctx.store.db["steps"].insert(
             {"case_id": case_id, "phase": phase, "step_key": step.id, "role": step.role,
+             "playbook_hash": playbook.digest, "generation": generation,
              "due_at": to_iso(due), "state": "pending"}
         )
         planned.append({"id": step.id, "role": step.role, "due_at": to_iso(due)})
@@ -196,10 +225,27 @@ _playbook_cache: dict[str, Playbook] = {}
 
 
 def case_playbook(case: dict[str, Any]) -> Playbook:
+    """The playbook the case runs now (its snapshot, never the file)."""
     digest = case["playbook_hash"]
     if digest not in _playbook_cache:
         _playbook_cache[digest] = from_snapshot(case["playbook_snapshot"], case["ref"])
     return _playbook_cache[digest]
+
+
+def _keep_snapshot(store: Store, playbook: Playbook) -> None:
+    store.conn.execute(
+        "INSERT OR IGNORE INTO snapshots (hash, name, body) VALUES (?, ?, ?)",
+        [playbook.digest, playbook.name, playbook.snapshot],
+    )
+
+
+def step_definition(store: Store, step_row: dict[str, Any]) -> Step:
+    """The definition a step row was planned from, even after its case changed playbook."""
+    digest = step_row["playbook_hash"]
+    if digest not in _playbook_cache:
+        body = store.scalar("SELECT body FROM snapshots WHERE hash = ?", [digest])
+        _playbook_cache[digest] = from_snapshot(body, f"snapshot {digest[:12]}")
+    return _playbook_cache[digest].step(step_row["phase"], step_row["step_key"])
 
 
 def get_case(store: Store, ref: str) -> dict[str, Any]:
@@ -299,7 +345,7 @@ def _enter_stage(
 ) -> None:
     """Move a step to (round, position), skipping empty stages, or exhaust it."""
     now = ctx.clock.now()
-    step = case_playbook(case).step(step_row["phase"], step_row["step_key"])
+    step = step_definition(ctx.store, step_row)
     stages = chain(ctx, step)
     while True:
         if position >= len(stages):
@@ -438,7 +484,7 @@ def on_message_outcome(ctx: Context, message_id: int) -> None:
         _enter_stage(ctx, case, step_row, step_row["round"], step_row["position"] + 1,
                      reason="message not delivered")
         return
-    step = case_playbook(case).step(step_row["phase"], step_row["step_key"])
+    step = step_definition(ctx.store, step_row)
     if step.ack_within is None and step_row["state"] == "active":
         _finish(ctx, step_row, "done", None)
         audit.append(
@@ -453,12 +499,9 @@ def on_message_outcome(ctx: Context, message_id: int) -> None:
 def waiting_steps(store: Store, case_id: int, role: str) -> list[dict[str, Any]]:
     """Active steps a role can acknowledge: its own, or those escalated to it."""
     rows = store.all("SELECT * FROM steps WHERE case_id = ? AND state = 'active'", [case_id])
-    case = store.one("SELECT * FROM cases WHERE id = ?", [case_id])
-    assert case is not None
-    playbook = case_playbook(case)
     matched = []
     for row in rows:
-        step = playbook.step(row["phase"], row["step_key"])
+        step = step_definition(store, row)
         if step.ack_within is None:
             continue
         if row["role"] == role or (row["escalated"] and step.escalate_to == role):

@@ -9,7 +9,7 @@ from typing import Any
 from rapidresponse import audit
 from rapidresponse.config import Settings
 from rapidresponse.daemon import heartbeat
-from rapidresponse.engine import case_playbook, get_case
+from rapidresponse.engine import get_case, step_definition
 from rapidresponse.store import Store
 from rapidresponse.timeutil import from_iso, to_iso
 
@@ -48,11 +48,10 @@ def messages_of(store: Store, case_id: int) -> list[dict[str, Any]]:
 
 def step_view(store: Store, case: dict[str, Any], now: datetime) -> list[dict[str, Any]]:
     """Each step with who was messaged when, and what comes next."""
-    playbook = case_playbook(case)
     messages = messages_of(store, case["id"])
     views = []
     for row in steps_of(store, case["id"]):
-        step = playbook.step(row["phase"], row["step_key"])
+        step = step_definition(store, row)
         sent = [
             {"role": m["role"], "contact": m["contact"], "to": m["to_number"],
              "state": m["state"], "at": m["sent_at"] or m["created_at"],

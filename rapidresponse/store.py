@@ -75,6 +75,13 @@ def m001_cases(db: Database) -> None:
             last_seen TEXT NOT NULL
         );
 
+        -- Every playbook version a case ran, by SHA-256: a step always finds its own definition.
+        CREATE TABLE snapshots (
+            hash TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            body TEXT NOT NULL
+        );
+
         -- Free text by people may name the minor: kept beside the person, purged with it.
         CREATE TABLE notes (
             id INTEGER PRIMARY KEY,
@@ -98,6 +105,8 @@ def m002_steps_and_messages(db: Database) -> None:
             case_id INTEGER NOT NULL REFERENCES cases (id),
             phase TEXT NOT NULL CHECK (phase IN ('main', 'after_resolved')),
             step_key TEXT NOT NULL,
+            playbook_hash TEXT NOT NULL REFERENCES snapshots (hash),
+            generation INTEGER NOT NULL DEFAULT 0,  -- 1 after the case moved to another playbook
             role TEXT NOT NULL,
             due_at TEXT NOT NULL,
             state TEXT NOT NULL CHECK (state IN
@@ -110,7 +119,7 @@ def m002_steps_and_messages(db: Database) -> None:
             activated_at TEXT,
             finished_at TEXT,
             finished_by TEXT,
-            UNIQUE (case_id, phase, step_key)
+            UNIQUE (case_id, phase, step_key, generation)
         );
         CREATE INDEX steps_due ON steps (state, due_at);
         CREATE INDEX steps_deadline ON steps (state, ack_deadline);

@@ -105,8 +105,10 @@ def register(env: Env, alias: str, birth_date: str, missing_since: str, last_see
         "flags": list(registration.assessment.flags),
         "reasons": list(registration.assessment.reasons),
         "age": registration.assessment.age,
+        "indicators": list(registration.assessment.indicators),
         "playbook": registration.playbook.name,
         "ack_code": registration.ack_code,
+        "earlier_episodes": registration.earlier_episodes,
         "steps": [{"id": s["id"], "role": s["role"], "due_at": s["due_at"],
                    "state": s["state"]} for s in steps],
         "sent": sent,
@@ -134,6 +136,14 @@ def _render_registration(result: dict[str, Any], tz: Any) -> None:
     out.print(f"Acknowledgement code: [bold]{result['ack_code']}[/]   playbook: {result['playbook']}")
     for reason in result["reasons"]:
         out.print(f"  • {reason}")
+    earlier = result["earlier_episodes"]
+    if earlier:
+        out.print(f"[bold yellow]Earlier episodes in the last 30 days:[/] {', '.join(earlier)}")
+        if len(earlier) + 1 >= engine.MULTI_AGENCY_EPISODES:
+            out.print(f"[bold red]{len(earlier) + 1} episodes in 30 days: call a multi-agency meeting.[/]")
+        if "repeat-runaway" not in result["indicators"]:
+            out.print("Consider the indicator repeat-runaway: rapidresponse reassess "
+                      f"{result['case']} --indicator repeat-runaway --reason ...")
     table = Table(title="Planned steps", title_justify="left")
     for column in ("step", "role", "due", "state"):
         table.add_column(column)
@@ -147,6 +157,52 @@ def _render_registration(result: dict[str, Any], tz: Any) -> None:
         for msg in result["sent"]:
             sent.add_row(msg["role"], msg["contact"], msg["to"], styled(msg["state"]))
         out.print(sent)
+
+
+@click.command()
+@click.argument("case")
+@click.option("--reason", required=True, help="Why you re-assess (kept with the case; the log has its hash).")
+@click.option("--indicator", "indicators", multiple=True, metavar="NAME", help="A new indicator; repeat.")
+@click.option("--suspected-victim", is_flag=True, help="The officer now suspects exploitation.")
+@click.option("--societal-necessity/--no-societal-necessity", default=None,
+              help="Override the presumption of societal necessity.")
+@click.option("--keep-playbook", is_flag=True, help="Stay on the current playbook even if now worrying.")
+@json_option
+@pass_env
+def reassess(env: Env, case: str, reason: str, indicators: tuple[str, ...], suspected_victim: bool,
+             societal_necessity: bool | None, keep_playbook: bool, as_json: bool) -> None:
+    """Re-assess CASE with what is known now; the response follows, and the log says why."""
+    from rapidresponse.reassessment import reassess as run_reassessment
+
+    app = env.app
+    result = run_reassessment(
+        app.context(), case, reason=reason, playbook_for=app.playbook_for, indicators=indicators,
+        suspected_victim=suspected_victim, societal_necessity=societal_necessity,
+        keep_playbook=keep_playbook,
+    )
+    ok, transport_error = _dispatch_now(env)
+    payload = {"case": result.ref, "before": result.before, **result.after.as_dict(),
+               "playbook_changed": result.playbook_changed, "cancelled": result.cancelled,
+               "planned": result.planned}
+    if as_json:
+        emit_json(payload)
+    else:
+        out = console()
+        after = result.after
+        grade = f"grade {result.before['grade']} → {styled(after.grade)}"
+        out.print(f"[bold]{result.ref}[/] re-assessed: {grade},"
+                  f" {'WORRYING SITUATION' if after.worrying else 'not (yet) worrying'}")
+        for line in after.reasons:
+            out.print(f"  • {line}")
+        if result.playbook_changed:
+            cancelled = ", ".join(result.cancelled) or "—"
+            out.print(f"Moved to playbook {result.playbook_changed}; cancelled: {cancelled}")
+        for step in result.planned:
+            out.print(f"Planned: {step['id']} ({step['role']}) at {when(step['due_at'], env.tz())}")
+    _warn_if_no_daemon(env)
+    if not ok:
+        click.echo(f"Error: the re-assessment is saved but alerts are queued: {transport_error}.", err=True)
+        sys.exit(1)
 
 
 @click.command()
@@ -437,4 +493,6 @@ def indicators_cmd() -> None:
     click.echo("Under 13 is computed from the birth date.")
 
 
-COMMANDS = [register, ack, resolve, note, cases_cmd, show, log_cmd, report_cmd, purge, indicators_cmd]
+COMMANDS = [
+    register, reassess, ack, resolve, note, cases_cmd, show, log_cmd, report_cmd, purge, indicators_cmd,
+]
