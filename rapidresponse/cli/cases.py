@@ -345,10 +345,11 @@ def _render_case(view: dict[str, Any], tz: Any) -> None:
         for n in view["notes"]:
             out.print(f"  {when(n['at'], tz)} {escape(n['author'])} ({n['kind']}): {escape(n['text'])}")
     events = Table(title="Log", title_justify="left")
-    for column in ("seq", "at", "actor", "event"):
-        events.add_column(column)
+    for column in ("seq", "at", "actor", "event", "detail"):
+        events.add_column(column, overflow="fold")
     for e in view["events"]:
-        events.add_row(str(e["seq"]), when(e["at"], tz), escape(e["actor"]), e["kind"])
+        events.add_row(str(e["seq"]), when(e["at"], tz), escape(e["actor"]), e["kind"],
+                       escape(review.detail_summary(e["detail"])))
     out.print(events)
 
 
