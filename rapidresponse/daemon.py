@@ -82,16 +82,27 @@ class ContactsWatcher:
         return self.contacts
 
 
-def write_heartbeat(store: Store, now: datetime, started_at: datetime, stopped: bool = False) -> None:
+def write_heartbeat(
+    store: Store,
+    now: datetime,
+    started_at: datetime,
+    stopped: bool = False,
+    last_tick: datetime | None = None,
+) -> None:
     with store.transaction():
         store.conn.execute(
-            "INSERT INTO daemon (id, pid, host, started_at, heartbeat_at, stopped_at)"
-            " VALUES (1, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET pid = excluded.pid,"
+            "INSERT INTO daemon (id, pid, host, started_at, heartbeat_at, stopped_at, last_tick_at)"
+            " VALUES (1, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET pid = excluded.pid,"
             " host = excluded.host, started_at = excluded.started_at,"
-            " heartbeat_at = excluded.heartbeat_at, stopped_at = excluded.stopped_at",
+            " heartbeat_at = excluded.heartbeat_at, stopped_at = excluded.stopped_at,"
+            " last_tick_at = excluded.last_tick_at",
             [os.getpid(), socket.gethostname(), to_iso(started_at), to_iso(now),
-             to_iso(now) if stopped else None],
+             to_iso(now) if stopped else None, to_iso(last_tick) if last_tick else None],
         )
+
+
+#: A pass that has not finished for this long is stuck (sends are bounded by their time-outs).
+STUCK_AFTER_SECONDS = 120.0
 
 
 @dataclass(frozen=True)
@@ -101,20 +112,29 @@ class Heartbeat:
     pid: int | None
     started_at: str | None
     stopped: bool
+    last_pass_seconds: float | None = None
+    stuck: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {"alive": self.alive, "age_seconds": self.age_seconds, "pid": self.pid,
-                "started_at": self.started_at, "stopped": self.stopped}
+                "started_at": self.started_at, "stopped": self.stopped,
+                "last_pass_seconds": self.last_pass_seconds, "stuck": self.stuck}
 
 
 def heartbeat(store: Store, now: datetime, settings: Settings) -> Heartbeat:
+    """Alive: the heartbeat is fresh. Stuck: alive, but no pass has finished for minutes."""
     row = store.one("SELECT * FROM daemon WHERE id = 1")
     if row is None:
         return Heartbeat(False, None, None, None, False)
     age = (now - from_iso(row["heartbeat_at"])).total_seconds()
     stopped = row["stopped_at"] is not None
     alive = not stopped and age <= settings.heartbeat_stale_seconds
-    return Heartbeat(alive, round(age, 1), row["pid"], row["started_at"], stopped)
+    last_pass = row.get("last_tick_at")
+    since_pass = (now - from_iso(last_pass)).total_seconds() if last_pass else None
+    since_start = (now - from_iso(row["started_at"])).total_seconds()
+    stuck = alive and (since_pass if since_pass is not None else since_start) > STUCK_AFTER_SECONDS
+    return Heartbeat(alive, round(age, 1), row["pid"], row["started_at"], stopped,
+                     round(since_pass, 1) if since_pass is not None else None, stuck)
 
 
 def event_line(event: dict[str, Any]) -> str:
@@ -148,7 +168,9 @@ class Daemon:
         self.watcher = ContactsWatcher(contacts_path, self.say)
         self.started_at = clock.now()
         self._stop = threading.Event()
-        self._db_lock = threading.Lock()
+        self._db_lock = threading.Lock()  # the tick's connection: one user at a time
+        self._beat_store: Store | None = None  # the heartbeat's own, so a slow pass can't stall it
+        self._last_tick: datetime | None = None
 
     def say(self, line: str) -> None:
         print(line, file=self.out, flush=True)
@@ -165,19 +187,24 @@ class Daemon:
                 if self.store.conn.in_transaction:
                     self.store.conn.execute("ROLLBACK")
                 self.say(f"{to_iso(self.clock.now())} tick.failed {type(exc).__name__}: {exc}")
+            self._last_tick = self.clock.now()
 
     def beat(self) -> None:
-        with self._db_lock:
-            try:
-                write_heartbeat(self.store, self.clock.now(), self.started_at)
-            except Exception as exc:
-                self.say(f"{to_iso(self.clock.now())} heartbeat.failed {type(exc).__name__}")
+        """Runs beside the tick on its own connection; records when the last pass finished."""
+        try:
+            if self._beat_store is None:
+                self._beat_store = Store(self.store.path, migrate=False)
+            write_heartbeat(self._beat_store, self.clock.now(), self.started_at,
+                            last_tick=self._last_tick)
+        except Exception as exc:
+            self.say(f"{to_iso(self.clock.now())} heartbeat.failed {type(exc).__name__}")
 
     def once(self) -> None:
         audit.add_listener(self._print_event)
         try:
             self.tick()
-            write_heartbeat(self.store, self.clock.now(), self.started_at, stopped=True)
+            write_heartbeat(self.store, self.clock.now(), self.started_at, stopped=True,
+                            last_tick=self._last_tick)
         finally:
             audit.remove_listener(self._print_event)
 
@@ -197,7 +224,7 @@ class Daemon:
         audit.add_listener(self._print_event)
         previous = {sig: signal.signal(sig, self.stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(1)},
+            executors={"default": ThreadPoolExecutor(2)},  # the tick and the heartbeat
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone="UTC",
         )
@@ -226,7 +253,10 @@ class Daemon:
                         self.store, at=self.clock.now(), kind="daemon.stopped", actor=SYSTEM,
                         detail={"pid": os.getpid()},
                     )
-                write_heartbeat(self.store, self.clock.now(), self.started_at, stopped=True)
+                write_heartbeat(self.store, self.clock.now(), self.started_at, stopped=True,
+                                last_tick=self._last_tick)
+            if self._beat_store is not None:
+                self._beat_store.close()
             audit.remove_listener(self._print_event)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)

@@ -7,7 +7,7 @@ belonged to a process that died mid-send, so it is sent again and logged as a po
 from __future__ import annotations
 
 import random
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -109,10 +109,11 @@ def send_claimed(
         return report
     workers = min(MAX_PARALLEL, len(claimed))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sms") as pool:
-        futures: list[tuple[dict[str, Any], Future[Sent]]] = [
-            (row, pool.submit(transport.send, row["to_number"], row["body"])) for row in claimed
-        ]
-        for row, future in futures:
+        futures: dict[Future[Sent], dict[str, Any]] = {
+            pool.submit(transport.send, row["to_number"], row["body"]): row for row in claimed
+        }
+        for future in as_completed(futures):
+            row = futures[future]
             try:
                 result: Sent | SendError = future.result()
             except SendError as exc:
@@ -165,10 +166,13 @@ def _record(
             delay = backoff(row["attempts"], result.retry_after)
             updated = ctx.store.conn.execute(
                 "UPDATE messages SET state = 'queued', not_before = ?, claim_deadline = NULL,"
-                " transport = ?, error_code = ?, error_text = ? WHERE id = ? AND state = 'sending'",
+                " transport = ?, error_code = ?, error_text = ?,"
+                " possible_duplicate = possible_duplicate OR ? WHERE id = ? AND state = 'sending'",
                 [to_iso(now + timedelta(seconds=delay)), transport.name, result.code,
-                 result.text, row["id"]],
+                 result.text, int(result.maybe_sent), row["id"]],
             ).rowcount
+            if result.maybe_sent:
+                detail["may_have_been_sent"] = True
             detail.update(error_code=result.code, error=result.text, retry_in=round(delay, 3))
             if not updated:
                 detail["note"] = "the message had already been settled by another process"

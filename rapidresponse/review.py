@@ -147,7 +147,7 @@ def status(store: Store, now: datetime, settings: Settings) -> dict[str, Any]:
         "overdue": overdue,
         "failed_messages": failed_roles,
         "messages_in_queue": queued,
-        "needs_attention": (not beat.alive) or bool(exhausted) or bool(overdue),
+        "needs_attention": (not beat.alive) or beat.stuck or bool(exhausted) or bool(overdue),
     }
 
 

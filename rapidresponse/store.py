@@ -198,6 +198,11 @@ def m004_daemon(db: Database) -> None:
     )
 
 
+@migration
+def m005_daemon_last_tick(db: Database) -> None:
+    db.execute("ALTER TABLE daemon ADD COLUMN last_tick_at TEXT")
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(
         str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False

@@ -145,3 +145,36 @@ def write_playbook(home: Path, name: str, text: str) -> Path:
     return path
 
 
+
+
+# ---------------------------------------------------------------- Twilio stand-in (issue 4)
+
+
+@pytest.fixture
+def twilio_stub() -> Iterator[Any]:
+    """A real local HTTP server speaking Twilio's Messages API; checks every body it got."""
+    from twilio_stub import TwilioStub
+
+    stub = TwilioStub().start()
+    yield stub
+    stub.stop()
+    for rec in stub.received():
+        assert_no_secrets(f"{rec.body} {rec.status_callback}")
+
+
+@pytest.fixture
+def twilio_env(twilio_stub: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """RAPIDRESPONSE_SMS=twilio and TWILIO_* pointing at the stub (2 s request time-out)."""
+    env = twilio_stub.env(RAPIDRESPONSE_TWILIO_TIMEOUT="2")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+@pytest.fixture
+def twilio_transport(twilio_env: dict[str, str]) -> Any:
+    from rapidresponse.sms.twilio import TwilioTransport
+
+    transport = TwilioTransport(twilio_env)
+    transport.check()
+    return transport

@@ -76,8 +76,8 @@ def main() -> None:
     cli()
 
 
-from rapidresponse.cli import cases, coordinator, ops  # noqa: E402
+from rapidresponse.cli import cases, coordinator, ops, webhook  # noqa: E402
 
-for module in (cases, coordinator, ops):
+for module in (cases, coordinator, ops, webhook):
     for command in module.COMMANDS:
         cli.add_command(command)

@@ -36,6 +36,8 @@ def _dispatch_now(env: Env) -> tuple[bool, str | None]:
     try:
         transport = app.transport()
     except RapidResponseError as exc:
+        # The steps still fire, so their alerts wait in the outbox as rows for whoever can send.
+        engine.activate_due(app.context())
         return False, str(exc)
     run_pass(app.context(), transport, app.settings, wait_for_retries=CLI_RETRY_WINDOW)
     return True, None

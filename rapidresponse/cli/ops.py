@@ -54,7 +54,10 @@ def status(env: Env, as_json: bool) -> None:
         tz = env.tz()
         out = console()
         beat = report["daemon"]
-        if beat["alive"]:
+        if beat["stuck"]:
+            out.print(f"Daemon: [bold red]stuck[/] (pid {beat['pid']} is alive but its last pass finished"
+                      f" {beat['last_pass_seconds']}s ago) — check its output and the SMS provider")
+        elif beat["alive"]:
             out.print(f"Daemon: [green]alive[/] (pid {beat['pid']}, heartbeat {beat['age_seconds']}s ago)")
         elif beat["age_seconds"] is None:
             out.print("Daemon: [bold red]never ran[/] — start 'rapidresponse run'")

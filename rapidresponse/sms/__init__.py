@@ -9,11 +9,20 @@ from rapidresponse.config import Settings
 
 
 class SendError(Exception):
-    def __init__(self, text: str, code: str | None = None, retry_after: float | None = None):
+    def __init__(
+        self,
+        text: str,
+        code: str | None = None,
+        retry_after: float | None = None,
+        maybe_sent: bool = False,
+    ):
         super().__init__(text)
         self.text = text
         self.code = code
         self.retry_after = retry_after
+        #: The provider may have accepted the text before the answer was lost (a read time-out):
+        #: the next attempt is logged as a possible duplicate.
+        self.maybe_sent = maybe_sent
 
 
 class TransientSendError(SendError):

@@ -1,0 +1,37 @@
+"""`rapidresponse webhook`: serve Twilio's delivery receipts and ack replies."""
+
+from __future__ import annotations
+
+import signal
+
+import click
+
+from rapidresponse.cli.common import Env, pass_env
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; keep it local and put a TLS reverse proxy in front.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@pass_env
+def webhook(env: Env, host: str, port: int) -> None:
+    """Serve POST /twilio/status and /twilio/inbound (signed by Twilio) until Ctrl-C."""
+    from rapidresponse.webhooks import INBOUND_PATH, STATUS_PATH, make_app, serve
+
+    app = make_app(env.home)
+
+    def ready(server: object) -> None:
+        click.echo(f"Serving Twilio webhooks on http://{host}:{port} for {app.public_url}"
+                   f" ({STATUS_PATH}, {INBOUND_PATH}). Ctrl-C stops.", err=True)
+
+    def stop(*_: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM (systemd, docker stop) ends as cleanly as Ctrl-C
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        serve(app, host, port, ready=ready)
+    except KeyboardInterrupt:
+        click.echo("Webhook server stopped.", err=True)
+
+
+COMMANDS = [webhook]

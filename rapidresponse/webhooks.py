@@ -1,0 +1,406 @@
+"""Twilio's webhooks as a plain WSGI application: delivery receipts and acknowledgement replies.
+
+Deployable under any WSGI server; `rapidresponse webhook` serves it with wsgiref behind a TLS
+reverse proxy. Every request must carry a valid `X-Twilio-Signature` computed over
+`RAPIDRESPONSE_PUBLIC_URL` + path, or it gets 403 and changes nothing. Replies and errors never
+carry personal data of the minor (these paths never read it), and never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from rapidresponse import audit, engine
+from rapidresponse.clock import Clock, SystemClock
+from rapidresponse.config import CONTACTS_NAME
+from rapidresponse.contacts import Contacts, load_contacts, normalise_number
+from rapidresponse.engine import SYSTEM, Context
+from rapidresponse.errors import InputError, OperationalFailure
+from rapidresponse.store import Store, open_store
+from rapidresponse.timeutil import to_iso
+
+STATUS_PATH = "/twilio/status"
+INBOUND_PATH = "/twilio/inbound"
+MAX_BODY = 64 * 1024
+#: A receipt can overtake the send's own result (dispatch records results in order): wait a
+#: little for the SID to be written before calling it unknown.
+UNKNOWN_SID_WAIT = 3.0
+
+_SID = re.compile(r"^(SM|MM)[0-9a-fA-F]{32}$")
+_ACK = re.compile(r"^\s*(?:ack)?[\s:#.\-]*(\d{4,8})[\s.!]*$", re.IGNORECASE)
+
+#: Twilio's message states → ours. Others (queued, accepted, sending, ...) change nothing.
+RECEIPT_STATES = {
+    "sent": "sent", "delivered": "delivered", "read": "delivered",
+    "undelivered": "undelivered", "failed": "failed",
+}
+_RANK = {"queued": 0, "sending": 1, "sent": 2}
+FINAL_STATES = ("delivered", "undelivered", "failed", "cancelled")
+
+#: Common delivery error codes, so a supervisor reads a reason, not a number.
+DELIVERY_ERRORS = {
+    "30001": "queue overflow", "30002": "account suspended", "30003": "unreachable handset",
+    "30004": "message blocked", "30005": "unknown destination handset",
+    "30006": "landline or unreachable carrier", "30007": "filtered by the carrier",
+    "30008": "unknown error", "30034": "sender not registered",
+}
+
+REPLY_UNKNOWN_SENDER = "rapidresponse: dit nummer is niet gekend. Er werd niets bevestigd."
+REPLY_HOWTO = "rapidresponse: antwoord ACK gevolgd door de code uit het bericht, bv. ACK 1234."
+REPLY_UNKNOWN_CODE = "rapidresponse: code {code} is onbekend of niet meer actief. Er werd niets bevestigd."
+REPLY_ACKED = "rapidresponse: {case} bevestigd ({roles}). Dank u."
+REPLY_NOTHING_WAITING = ("rapidresponse: voor {case} wacht niets op uw bevestiging"
+                         " (al bevestigd?). Bij twijfel: bel {callback}.")
+
+
+# ---------------------------------------------------------------- library: receipts
+
+
+def record_receipt(ctx: Context, sid: str, status: str, error_code: str | None = None) -> str:
+    """Apply one delivery receipt. Returns 'updated', 'unchanged', 'ignored' or 'unknown'.
+
+    Idempotent and monotonic: a late `sent` never overwrites `delivered`, final states stay
+    final. `undelivered` and `failed` move the step on at once, in the same transaction.
+    """
+    new = RECEIPT_STATES.get(status)
+    if new is None:
+        return "ignored"
+    now = ctx.clock.now()
+    with ctx.store.transaction():
+        msg = ctx.store.one("SELECT * FROM messages WHERE sid = ?", [sid])
+        if msg is None:
+            return "unknown"
+        current = msg["state"]
+        if current in FINAL_STATES or _RANK.get(new, 3) <= _RANK.get(current, 3):
+            return "unchanged"
+        error_text = None
+        if new in ("undelivered", "failed"):
+            error_text = DELIVERY_ERRORS.get(error_code or "", "not delivered")
+            if error_code:
+                error_text = f"Twilio {error_code}: {error_text}"
+        ctx.store.conn.execute(
+            "UPDATE messages SET state = ?, final_at = ?, error_code = COALESCE(?, error_code),"
+            " error_text = COALESCE(?, error_text) WHERE id = ?",
+            [new, to_iso(now) if new != "sent" else None, error_code or None, error_text, msg["id"]],
+        )
+        if new != "sent":
+            step_key = None
+            if msg["step_id"] is not None:
+                step_key = ctx.store.scalar("SELECT step_key FROM steps WHERE id = ?", [msg["step_id"]])
+            case_ref = None
+            if msg["case_id"] is not None:
+                case_ref = ctx.store.scalar("SELECT ref FROM cases WHERE id = ?", [msg["case_id"]])
+            detail: dict[str, Any] = {
+                "message": msg["id"], "step": step_key, "role": msg["role"],
+                "contact": msg["contact"], "to": msg["to_number"], "body": msg["body"],
+                "transport": msg["transport"], "sid": sid, "status": status,
+            }
+            if error_code:
+                detail.update(error_code=error_code, error=error_text)
+            audit.append(ctx.store, at=now, kind=f"sms.{new}", actor=SYSTEM, case=case_ref,
+                         detail=detail)
+            if new in ("undelivered", "failed"):
+                engine.on_message_outcome(ctx, msg["id"])
+    return "updated"
+
+
+# ---------------------------------------------------------------- library: replies
+
+
+def parse_ack(body: str) -> str | None:
+    """'ACK 1234', 'ack1234', ' 1234 ' → '1234'; anything else → None."""
+    match = _ACK.match(body or "")
+    return match.group(1) if match else None
+
+
+def case_for_ack_code(store: Store, code: str) -> dict[str, Any] | None:
+    """The case an ack code belongs to: an open one first, else one with steps still running."""
+    return store.one(
+        "SELECT * FROM cases WHERE ack_code = ? AND (state = 'open' OR id IN"
+        " (SELECT case_id FROM steps WHERE state IN ('pending', 'active')))"
+        " ORDER BY state = 'open' DESC, id DESC LIMIT 1",
+        [code],
+    )
+
+
+@dataclass(frozen=True)
+class InboundResult:
+    reply: str
+    case: str | None = None
+    acknowledged: tuple[str, ...] = ()
+
+
+def handle_inbound(ctx: Context, from_number: str, body: str) -> InboundResult:
+    """A text from a phone: acknowledge the sender's role(s) for the case whose code it quotes."""
+    now = ctx.clock.now()
+    try:
+        number = normalise_number(from_number)
+    except ValueError:
+        number = from_number.strip()
+    matches = ctx.contacts.roles_of_number(number)
+
+    def reject(why: str, case: str | None = None, **extra: Any) -> None:
+        with ctx.store.transaction():
+            audit.append(ctx.store, at=now, kind="sms.inbound_rejected", actor=SYSTEM, case=case,
+                         detail={"from": number, "why": why, **extra})
+
+    if not matches:
+        reject("the number is not in the contacts file")
+        return InboundResult(REPLY_UNKNOWN_SENDER)
+    contact_name = matches[0][1].name
+    code = parse_ack(body)
+    if code is None:
+        reject("no acknowledgement code in the reply", contact=contact_name)
+        return InboundResult(REPLY_HOWTO)
+    case = case_for_ack_code(ctx.store, code)
+    if case is None:
+        reject("unknown acknowledgement code", contact=contact_name, code=code)
+        return InboundResult(REPLY_UNKNOWN_CODE.format(code=code))
+    acked_roles: list[str] = []
+    steps: list[str] = []
+    for role, contact in matches:
+        try:
+            steps += engine.acknowledge(ctx, case["ref"], role, via="sms", contact=contact.name)
+        except InputError:
+            continue  # nothing of this role waits
+        acked_roles.append(role)
+    if not acked_roles:
+        reject("nothing is waiting for an acknowledgement from this contact", case=case["ref"],
+               contact=contact_name)
+        return InboundResult(REPLY_NOTHING_WAITING.format(case=case["ref"],
+                                                          callback=ctx.contacts.callback_display),
+                             case["ref"])
+    return InboundResult(REPLY_ACKED.format(case=case["ref"], roles=", ".join(acked_roles)),
+                         case["ref"], tuple(steps))
+
+
+# ---------------------------------------------------------------- the WSGI application
+
+StartResponse = Callable[..., Any]
+
+
+class BadRequest(Exception):
+    def __init__(self, status: str, text: str) -> None:
+        super().__init__(text)
+        self.status = status
+        self.text = text
+
+
+class _Form(dict[str, list[str]]):
+    """Form fields with all their values; `getlist` is what RequestValidator looks for."""
+
+    def getlist(self, name: str) -> list[str]:
+        return self[name]
+
+    def value(self, name: str) -> str:
+        values = self.get(name)
+        return values[-1] if values else ""
+
+
+class WebhookApp:
+    """The WSGI callable. One SQLite connection per serving thread."""
+
+    def __init__(self, home: Path, *, auth_token: str, public_url: str, clock: Clock | None = None,
+                 unknown_sid_wait: float = UNKNOWN_SID_WAIT) -> None:
+        from twilio.request_validator import RequestValidator
+
+        self.home = home
+        self.public_url = public_url.rstrip("/")
+        self.clock = clock or SystemClock()
+        self.unknown_sid_wait = unknown_sid_wait
+        self._validator = RequestValidator(auth_token)
+        self._local = threading.local()
+        self._contacts: tuple[int, Contacts] | None = None
+        self._contacts_lock = threading.Lock()
+        self._stores: list[Store] = []
+        self.routes: dict[str, Callable[[_Form], tuple[str, str, bytes]]] = {
+            STATUS_PATH: self._status, INBOUND_PATH: self._inbound,
+        }
+
+    # -- per-thread resources
+
+    def store(self) -> Store:
+        store = getattr(self._local, "store", None)
+        if store is None:
+            store = open_store(self.home)
+            self._local.store = store
+            with self._contacts_lock:
+                self._stores.append(store)
+        return store
+
+    def contacts(self) -> Contacts:
+        """Reloaded when the file changes; a broken edit keeps the last good one."""
+        path = self.home / CONTACTS_NAME
+        try:
+            mtime = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            if self._contacts is None:
+                raise
+            return self._contacts[1]
+        with self._contacts_lock:
+            if self._contacts is None or self._contacts[0] != mtime:
+                try:
+                    self._contacts = (mtime, load_contacts(path))
+                except InputError:
+                    if self._contacts is None:
+                        raise
+            return self._contacts[1]
+
+    def context(self) -> Context:
+        return Context(self.store(), self.clock, self.contacts(), SYSTEM)
+
+    def close(self) -> None:
+        with self._contacts_lock:
+            for store in self._stores:
+                store.close()
+            self._stores.clear()
+        self._local = threading.local()
+
+    # -- WSGI
+
+    def __call__(self, environ: Mapping[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            status, ctype, payload = self._handle(environ)
+        except BadRequest as exc:
+            status, ctype, payload = exc.status, "text/plain; charset=utf-8", (exc.text + "\n").encode()
+        except Exception as exc:  # never a traceback to the caller: it may quote stored values
+            store = getattr(self._local, "store", None)
+            if store is not None and store.conn.in_transaction:
+                store.conn.execute("ROLLBACK")
+            print(f"{to_iso(self.clock.now())} webhook.error {type(exc).__name__}",
+                  file=environ.get("wsgi.errors", sys.stderr))
+            status, ctype, payload = ("500 Internal Server Error", "text/plain; charset=utf-8",
+                                      b"internal error\n")
+        headers = [("Content-Type", ctype), ("Content-Length", str(len(payload)))]
+        if status.startswith("405"):
+            headers.append(("Allow", "POST"))
+        start_response(status, headers)
+        return [payload]
+
+    def _handle(self, environ: Mapping[str, Any]) -> tuple[str, str, bytes]:
+        path = environ.get("PATH_INFO") or "/"
+        handler = self.routes.get(path)
+        if handler is None:
+            raise BadRequest("404 Not Found", "not found")
+        if environ.get("REQUEST_METHOD") != "POST":
+            raise BadRequest("405 Method Not Allowed", "use POST")
+        form = self._read_form(environ)
+        signature = environ.get("HTTP_X_TWILIO_SIGNATURE") or ""
+        query = environ.get("QUERY_STRING") or ""
+        url = self.public_url + path + (f"?{query}" if query else "")
+        if not signature or not self._validator.validate(url, form, signature):
+            raise BadRequest("403 Forbidden", "invalid or missing X-Twilio-Signature")
+        return handler(form)
+
+    def _read_form(self, environ: Mapping[str, Any]) -> _Form:
+        ctype = (environ.get("CONTENT_TYPE") or "").split(";")[0].strip().lower()
+        if ctype != "application/x-www-form-urlencoded":
+            raise BadRequest("415 Unsupported Media Type", "expected a form-encoded body")
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            raise BadRequest("400 Bad Request", "bad Content-Length") from None
+        if length < 0:
+            raise BadRequest("400 Bad Request", "bad Content-Length")
+        if length > MAX_BODY:
+            raise BadRequest("413 Content Too Large", "request body too large")
+        raw = environ["wsgi.input"].read(length) if length else b""
+        try:
+            text = raw.decode("utf-8")
+            return _Form(parse_qs(text, keep_blank_values=True, strict_parsing=bool(text)))
+        except (UnicodeDecodeError, ValueError):
+            raise BadRequest("400 Bad Request", "malformed form body") from None
+
+    def _status(self, form: _Form) -> tuple[str, str, bytes]:
+        sid = form.value("MessageSid") or form.value("SmsSid")
+        status = form.value("MessageStatus") or form.value("SmsStatus")
+        error_code = form.value("ErrorCode").strip() or None
+        if not _SID.match(sid):
+            raise BadRequest("400 Bad Request", "MessageSid is missing or malformed")
+        if not re.fullmatch(r"[a-z_]{2,32}", status):
+            raise BadRequest("400 Bad Request", "MessageStatus is missing or malformed")
+        if error_code is not None and not error_code.isdigit():
+            raise BadRequest("400 Bad Request", "ErrorCode is malformed")
+        ctx = self.context()
+        outcome = record_receipt(ctx, sid, status, error_code)
+        deadline = time.monotonic() + self.unknown_sid_wait
+        while outcome == "unknown" and time.monotonic() < deadline:
+            time.sleep(0.1)
+            outcome = record_receipt(ctx, sid, status, error_code)
+        if outcome == "unknown" and status in RECEIPT_STATES:
+            with ctx.store.transaction():
+                audit.append(ctx.store, at=ctx.clock.now(), kind="sms.receipt_unmatched",
+                             actor=SYSTEM, detail={"sid": sid, "status": status,
+                                                   "error_code": error_code})
+        return "200 OK", "text/plain; charset=utf-8", f"{outcome}\n".encode()
+
+    def _inbound(self, form: _Form) -> tuple[str, str, bytes]:
+        from twilio.twiml.messaging_response import MessagingResponse
+
+        sender = form.value("From").strip()
+        if not sender:
+            raise BadRequest("400 Bad Request", "From is missing")
+        result = handle_inbound(self.context(), sender, form.value("Body"))
+        twiml = MessagingResponse()
+        twiml.message(result.reply)
+        return "200 OK", "application/xml; charset=utf-8", str(twiml).encode("utf-8")
+
+
+def make_app(home: Path, *, clock: Clock | None = None, env: Mapping[str, str] | None = None,
+             unknown_sid_wait: float = UNKNOWN_SID_WAIT) -> WebhookApp:
+    """Build the app from the environment; OperationalFailure if it could not check signatures."""
+    env = os.environ if env is None else env
+    token = env.get("TWILIO_AUTH_TOKEN", "")
+    public = env.get("RAPIDRESPONSE_PUBLIC_URL", "").strip()
+    problems = []
+    if not token.strip():
+        problems.append("TWILIO_AUTH_TOKEN is not set (it signs every webhook request)")
+    if not public:
+        problems.append("RAPIDRESPONSE_PUBLIC_URL is not set (the https address Twilio calls)")
+    else:
+        parts = urlsplit(public)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+            problems.append("RAPIDRESPONSE_PUBLIC_URL is not an http(s) URL without a query")
+    if problems:
+        raise OperationalFailure("cannot serve webhooks: " + "; ".join(problems))
+    open_store(home).close()  # fail now, not on the first request, if there is no database
+    load_contacts(home / CONTACTS_NAME)
+    return WebhookApp(home, auth_token=token, public_url=public, clock=clock,
+                      unknown_sid_wait=unknown_sid_wait)
+
+
+def serve(app: WebhookApp, host: str, port: int, *, ready: Callable[[Any], None] | None = None) -> None:
+    """Serve with wsgiref until interrupted. Put a TLS reverse proxy in front of it."""
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    class QuietHandler(WSGIRequestHandler):
+        """Method, path and status only: never a query string, a header or a body."""
+
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            method, _, rest = self.requestline.partition(" ")
+            path = rest.split(" ")[0].split("?")[0]
+            sys.stderr.write(f"{to_iso(app.clock.now())} webhook {method} {path} {code}\n")
+
+        def log_message(self, format: str, *args: Any) -> None:
+            sys.stderr.write(f"{to_iso(app.clock.now())} webhook.bad_request\n")
+
+    try:
+        server = make_server(host, port, app, handler_class=QuietHandler)
+    except OSError as exc:
+        raise OperationalFailure(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    with server:
+        if ready is not None:
+            ready(server)
+        try:
+            server.serve_forever()
+        finally:
+            app.close()
