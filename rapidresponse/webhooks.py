@@ -31,8 +31,8 @@ from rapidresponse.timeutil import to_iso
 STATUS_PATH = "/twilio/status"
 INBOUND_PATH = "/twilio/inbound"
 MAX_BODY = 64 * 1024
-#: A receipt can overtake the send's own result (dispatch records results in order): wait a
-#: little for the SID to be written before calling it unknown.
+#: A receipt can overtake the send's own result (Twilio may call back before the sending
+#: process has written the SID): wait a little for it before calling the SID unknown.
 UNKNOWN_SID_WAIT = 3.0
 
 _SID = re.compile(r"^(SM|MM)[0-9a-fA-F]{32}$")
