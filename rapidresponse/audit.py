@@ -78,7 +78,7 @@ def append(
     )
     event["prev_hash"], event["hash"] = prev_hash, digest
     for listener in list(_listeners):
-        listener(event)
+        store.after_commit(lambda listener=listener: listener(event))
     return event
 
 

@@ -14,7 +14,7 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -173,7 +173,10 @@ class Daemon:
         self._last_tick: datetime | None = None
 
     def say(self, line: str) -> None:
-        print(line, file=self.out, flush=True)
+        # One write per line: print() writes the text and the newline separately, and the SMS
+        # threads print too, so two lines could merge.
+        self.out.write(line + "\n")
+        self.out.flush()
 
     def _print_event(self, event: dict[str, Any]) -> None:
         self.say(event_line(event))
@@ -182,12 +185,15 @@ class Daemon:
         with self._db_lock:
             ctx = Context(self.store, self.clock, self.watcher.current(), SYSTEM)
             try:
-                run_pass(ctx, self.transport, self.settings)
+                run_pass(ctx, self.transport, self.settings, stop=self._stop)
             except Exception as exc:  # the next tick tries again; never die on one bad pass
                 if self.store.conn.in_transaction:
                     self.store.conn.execute("ROLLBACK")
-                self.say(f"{to_iso(self.clock.now())} tick.failed {type(exc).__name__}: {exc}")
-            self._last_tick = self.clock.now()
+                # Only our own sentences are safe to print; other texts may quote stored values.
+                why = f": {exc}" if isinstance(exc, RapidResponseError) else ""
+                self.say(f"{to_iso(self.clock.now())} tick.failed {type(exc).__name__}{why}")
+            else:
+                self._last_tick = self.clock.now()  # a pass that keeps failing shows as stuck
 
     def beat(self) -> None:
         """Runs beside the tick on its own connection; records when the last pass finished."""
@@ -236,8 +242,10 @@ class Daemon:
                             "tick_seconds": self.settings.tick_seconds},
                 )
             self.beat()
-            self.tick()  # catch up at once on whatever fell due while nobody ran
-            scheduler.add_job(self.tick, "interval", seconds=self.settings.tick_seconds, id="tick")
+            # The first tick, at once, catches up on whatever fell due while nobody ran; it runs in
+            # the scheduler like every other, so a long catch-up never stalls the heartbeat.
+            scheduler.add_job(self.tick, "interval", seconds=self.settings.tick_seconds, id="tick",
+                              next_run_time=datetime.now(UTC))
             scheduler.add_job(
                 self.beat, "interval", seconds=self.settings.heartbeat_seconds, id="heartbeat"
             )

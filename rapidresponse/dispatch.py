@@ -7,6 +7,7 @@ belonged to a process that died mid-send, so it is sent again and logged as a po
 from __future__ import annotations
 
 import random
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -221,11 +222,19 @@ def dispatch(
 
 
 def run_pass(
-    ctx: Context, transport: Transport, settings: Settings, *, wait_for_retries: float = 0.0
+    ctx: Context,
+    transport: Transport,
+    settings: Settings,
+    *,
+    wait_for_retries: float = 0.0,
+    stop: threading.Event | None = None,
 ) -> DispatchReport:
-    """One pass of the whole machine: fire due steps, apply time-outs, send, until quiet."""
+    """One pass of the whole machine: fire due steps, apply time-outs, send, until quiet.
+
+    `stop` ends a long catch-up between batches; the rows keep what is left for the next run.
+    """
     total = DispatchReport()
-    while True:
+    while stop is None or not stop.is_set():
         fired = engine.activate_due(ctx)
         moved = engine.expire_deadlines(ctx)
         report = dispatch(ctx, transport, settings, wait_for_retries=wait_for_retries)
@@ -233,4 +242,5 @@ def run_pass(
         total.failed += report.failed
         total.retrying = report.retrying or total.retrying
         if not (fired or moved or report.sent or report.failed):
-            return total
+            break
+    return total

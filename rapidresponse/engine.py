@@ -100,7 +100,8 @@ def register(
         playbook = playbooks_for(result)
     assert playbook is not None
     year = now.astimezone(tz).year
-    with ctx.store.transaction() as db:
+    with ctx.store.transaction():
+        db = ctx.store.db
         seq = (ctx.store.scalar("SELECT MAX(seq) FROM cases WHERE year = ?", [year]) or 0) + 1
         ref = f"RR-{year}-{seq:04d}"
         ack_code = _new_ack_code(ctx.store)

@@ -12,16 +12,20 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
-from typing import Any
-
-from sqlite_utils import Database
+from typing import TYPE_CHECKING, Any
 
 from rapidresponse.errors import OperationalFailure
 
+if TYPE_CHECKING:
+    # Imported on first use (Store.db): it costs about 40 ms, and a `run --once` with nothing
+    # to write never needs it.
+    from sqlite_utils import Database
+
 BUSY_TIMEOUT_MS = 30_000
 
-Migration = Callable[[Database], None]
+Migration = Callable[["Database"], None]
 MIGRATIONS: list[Migration] = []
 
 
@@ -211,6 +215,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA secure_delete = ON")  # erased personal data is overwritten, not just unlinked
+    conn.execute("PRAGMA recursive_triggers = ON")  # as sqlite-utils' Database sets it
     return conn
 
 
@@ -219,10 +224,10 @@ class Store:
 
     def __init__(self, path: Path, *, migrate: bool = True) -> None:
         self.path = path
+        self._after_commit: list[Callable[[], None]] = []
         try:
             self.conn = _connect(path)
             self._enable_wal()
-            self.db = Database(self.conn, execute_plugins=False)
             if migrate:
                 self.migrate()
         except sqlite3.DatabaseError as exc:
@@ -237,21 +242,51 @@ class Store:
         self.conn.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[Database]:
-        """`BEGIN IMMEDIATE`: take the write lock first, so no claim is ever lost to a race."""
+    def transaction(self) -> Iterator[None]:
+        """`BEGIN IMMEDIATE`: take the write lock first, so no claim is ever lost to a race.
+
+        Callbacks registered with `after_commit` run once the transaction is durable, so that
+        nothing is announced (printed) that a rollback then takes back.
+        """
         self.conn.execute("BEGIN IMMEDIATE")
+        self._after_commit = []
         try:
-            yield self.db
+            yield
         except BaseException:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
+            self._after_commit = []
             raise
         else:
             self.conn.execute("COMMIT")
+            callbacks, self._after_commit = self._after_commit, []
+            for callback in callbacks:
+                callback()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        self._after_commit.append(callback)
+
+    @cached_property
+    def db(self) -> Database:
+        """The sqlite-utils view of the connection, built (and imported) on first use."""
+        from sqlite_utils import Database
+
+        return Database(self.conn, execute_plugins=False)
+
+    def _up_to_date(self) -> bool:
+        """Every migration applied already: a read, no write lock."""
+        try:
+            done = {row[0] for row in self.conn.execute("SELECT name FROM _migrations")}
+        except sqlite3.OperationalError:  # no _migrations table yet
+            return False
+        return all(fn.__name__ in done for fn in MIGRATIONS)
 
     def migrate(self) -> list[str]:
         applied: list[str] = []
-        with self.transaction() as db:
+        if self._up_to_date():
+            return applied
+        with self.transaction():
+            db = self.db
             db.execute(
                 "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT)"
             )
@@ -268,12 +303,16 @@ class Store:
         return applied
 
     def one(self, sql: str, params: Any = ()) -> dict[str, Any] | None:
-        for row in self.db.query(sql, params):
-            return row
-        return None
+        cursor = self.conn.execute(sql, params or ())
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        return dict(zip([d[0] for d in cursor.description], row, strict=True))
 
     def all(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
-        return list(self.db.query(sql, params))
+        cursor = self.conn.execute(sql, params or ())
+        keys = [d[0] for d in cursor.description]
+        return [dict(zip(keys, row, strict=True)) for row in cursor]
 
     def scalar(self, sql: str, params: Any = ()) -> Any:
         row = self.conn.execute(sql, params).fetchone()

@@ -110,3 +110,25 @@ def test_a_failed_transaction_leaves_no_half_case(app: App, ctx: Context, monkey
         register_minor(ctx, app)
     for table in ("cases", "persons", "events", "steps"):
         assert app.store.scalar(f"SELECT COUNT(*) FROM {table}") == 0
+
+
+def test_listeners_hear_an_event_only_once_it_is_committed(app: App) -> None:
+    from datetime import UTC, datetime
+
+    heard: list[str] = []
+
+    def listener(event: dict) -> None:  # type: ignore[type-arg]
+        heard.append(event["kind"])
+
+    audit.add_listener(listener)
+    try:
+        with pytest.raises(ValueError), app.store.transaction():
+            audit.append(app.store, at=datetime.now(UTC), kind="rolled.back", actor="x")
+            assert heard == []
+            raise ValueError("rollback")
+        with app.store.transaction():
+            audit.append(app.store, at=datetime.now(UTC), kind="kept", actor="x")
+            assert heard == []
+        assert heard == ["kept"]
+    finally:
+        audit.remove_listener(listener)

@@ -65,10 +65,13 @@ def status(env: Env, as_json: bool) -> None:
             out.print(f"Daemon: [bold red]not running[/] (last heartbeat {beat['age_seconds']}s ago)"
                       " — start 'rapidresponse run'")
         out.print(f"Open cases: {report['open_cases']}   messages in queue: {report['messages_in_queue']}")
-        for row in report["waiting_for_ack"]:
+        shown = 20  # the first ones are the next to escalate; --json has them all
+        for row in report["waiting_for_ack"][:shown]:
             esc = " (escalated)" if row["escalated"] else ""
             out.print(f"  waiting: {row['case_ref']} {row['step_key']} ({row['role']}){esc},"
                       f" next escalation {when(row['ack_deadline'], tz)}")
+        if len(report["waiting_for_ack"]) > shown:
+            out.print(f"  … and {len(report['waiting_for_ack']) - shown} more waiting (see --json)")
         for row in report["exhausted"]:
             out.print(f"  [bold red]NOBODY ANSWERED[/]: {row['case_ref']} {row['step_key']}"
                       f" ({row['role']}) since {when(row['finished_at'], tz)}")

@@ -22,5 +22,6 @@ class ConsoleTransport:
     def send(self, to: str, body: str) -> Sent:
         stream = self._stream or sys.stderr
         with self._lock:
-            print(f"[sms console] to {to}: {body}", file=stream, flush=True)
+            stream.write(f"[sms console] to {to}: {body}\n")  # one write: lines never merge
+            stream.flush()
         return Sent(sid=f"console-{uuid.uuid4().hex[:16]}")

@@ -1,0 +1,166 @@
+"""How late the daemon fires steps (target: every step within one second of its due time).
+
+Usage: python benchmarks/daemon_lateness.py [--cases 10] [--steps 12] [--tick SECONDS]
+
+Starts `rapidresponse run` as a subprocess on a temporary home, registers CASES cases from
+separate `rapidresponse register` processes (a quarter second apart, as officers would), each with
+a playbook of STEPS steps two seconds apart (from 2 s to 2*STEPS s after registration; every third
+step waits 3 s for an acknowledgement that never comes, so time-outs and escalations load the
+daemon too). When every step has fired it stops the daemon with SIGTERM and reads `late_seconds`
+from the `step.due` events: median, 90th percentile and worst. It also reports how late the first
+acknowledgement time-out of each waiting step was acted on. Without --tick the daemon runs with
+its default tick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from rapidresponse.app import init_home
+from rapidresponse.config import Settings
+from rapidresponse.timeutil import from_iso
+
+TARGET_SECONDS = 1.0
+ACK_WITHIN = 3
+MINOR = ("--alias", "Benchmarkina", "--birth-date", "2011-03-02", "--last-seen", "nergens")
+
+
+def playbook_text(steps: int) -> str:
+    """STEPS steps at 2 s, 4 s, ...; police gets all, others the first contact, then escalation."""
+    parts = ['name = "lateness"', 'title = "Benchmark: steps seconds apart"', ""]
+    for n in range(1, steps + 1):
+        parts += ["[[steps]]", f'id = "step-{n:02d}"', f'at = "{2 * n}s"']
+        if n % 3 == 0:
+            parts += ['role = "child_focus"', f'message = "{{case}}: stap {n}. Antwoord ACK {{ack}}"',
+                      f'ack_within = "{ACK_WITHIN}s"', 'escalate_to = "coordinator"']
+        elif n % 3 == 1:
+            parts += ['role = "police"', 'notify = "all"', f'message = "{{case}}: stap {n}."']
+        else:
+            parts += ['role = "coordinator"', f'message = "{{case}}: stap {n}."']
+        parts.append("")
+    return "\n".join(parts)
+
+
+def query(db: Path, sql: str, params: Any = ()) -> list[dict[str, Any]]:
+    conn = sqlite3.connect(db, timeout=30)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(row) for row in conn.execute(sql, params)]
+    finally:
+        conn.close()
+
+
+def wait_for(probe: Any, what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not probe():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def describe(values: list[float]) -> str:
+    return (f"median {statistics.median(values):.3f} s   p90 {quantile(values, 0.9):.3f} s"
+            f"   worst {max(values):.3f} s")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--tick", type=float, default=None, help="RAPIDRESPONSE_TICK_SECONDS")
+    args = parser.parse_args()
+
+    root = Path(tempfile.mkdtemp(prefix="rr-bench-lateness-"))
+    home = root / "home"
+    init_home(home)
+    (home / "playbooks" / "lateness.toml").write_text(playbook_text(args.steps), encoding="utf-8")
+    db = home / "rapidresponse.db"
+    env = {**os.environ, "RAPIDRESPONSE_HOME": str(home), "RAPIDRESPONSE_OPERATOR": "benchmark"}
+    if args.tick is not None:
+        env["RAPIDRESPONSE_TICK_SECONDS"] = str(args.tick)
+    tick = args.tick if args.tick is not None else Settings().tick_seconds
+
+    with open(root / "daemon.err", "wb") as err:
+        daemon = subprocess.Popen([sys.executable, "-m", "rapidresponse", "run"], env=env,
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        wait_for(lambda: query(db, "SELECT 1 FROM daemon WHERE stopped_at IS NULL"),
+                 "the daemon's heartbeat", 30)
+        total = args.cases * args.steps
+        print(f"{args.cases} cases x {args.steps} steps = {total} steps, tick {tick} s,"
+              f" {os.cpu_count()} cores; registering ...", flush=True)
+        started = time.monotonic()
+        registrations = []
+        for _ in range(args.cases):
+            registrations.append(subprocess.Popen(
+                [sys.executable, "-m", "rapidresponse", "register", *MINOR, "--missing-since", "now",
+                 "--playbook", "lateness", "--json"],
+                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            ))
+            time.sleep(0.25)
+        for proc in registrations:
+            out, errors = proc.communicate(timeout=120)
+            if proc.returncode != 0:
+                raise SystemExit(f"register failed: {errors.strip()}")
+            json.loads(out)
+        wait_for(lambda: not query(db, "SELECT 1 FROM steps WHERE state = 'pending'"),
+                 "every step to fire", 2 * args.steps + 60)
+        elapsed = time.monotonic() - started
+        daemon.send_signal(signal.SIGTERM)
+        code = daemon.wait(timeout=30)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+
+    events = query(db, "SELECT at, case_ref, kind, detail FROM events"
+                       " WHERE kind IN ('step.due', 'step.next_contact', 'step.escalated') ORDER BY seq")
+    for event in events:
+        event["detail"] = json.loads(event["detail"])
+    due = [e for e in events if e["kind"] == "step.due"]
+    late = [e["detail"]["late_seconds"] for e in due]
+    fired_at = {(e["case_ref"], e["detail"]["step"]): from_iso(e["at"]) for e in due}
+    timeouts: list[float] = []
+    seen: set[tuple[str, str]] = set()
+    for event in events:
+        key = (event["case_ref"], event["detail"]["step"])
+        if event["kind"] != "step.due" and key not in seen:
+            seen.add(key)
+            deadline = fired_at[key] + timedelta(seconds=ACK_WITHIN)
+            timeouts.append((from_iso(event["at"]) - deadline).total_seconds())
+    stderr = (root / "daemon.err").read_text(encoding="utf-8", errors="replace")
+    failures = [line for line in stderr.splitlines()
+                if line.split(" ")[1:2] in (["tick.failed"], ["heartbeat.failed"])]
+
+    verdict = "PASS" if late and max(late) < TARGET_SECONDS else "MISS"
+    print(f"\nstep lateness over {len(late)} steps fired in {elapsed:.1f} s (daemon exit {code}):")
+    print(f"  {describe(late)}   target < {TARGET_SECONDS:.0f} s: {verdict}")
+    if timeouts:
+        print(f"ack time-outs acted on after the deadline ({len(timeouts)} steps):")
+        print(f"  {describe(timeouts)}")
+    if failures:
+        print(f"daemon reported {len(failures)} failures, e.g.: {failures[0]}")
+    shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
