@@ -66,15 +66,14 @@ def claim(ctx: Context, settings: Settings, limit: int = MAX_PARALLEL * 4) -> li
                 [stamp, row["id"]],
             )
             audit.append(
-                ctx.store, at=now, kind="sms.reclaimed", actor=SYSTEM, case=_ref(ctx, row["case_id"]),
+                ctx.store, at=now, kind="sms.reclaimed", actor=SYSTEM, case=case_ref(ctx, row["case_id"]),
                 detail={"message": row["id"], "possible_duplicate": False, "cancelled": True,
                         "why": "an interrupted send of a resolved case: its number got the stand-down"},
             )
         for row in stale:
             row["possible_duplicate"] = 1
-            case_ref = _ref(ctx, row["case_id"])
             audit.append(
-                ctx.store, at=now, kind="sms.reclaimed", actor=SYSTEM, case=case_ref,
+                ctx.store, at=now, kind="sms.reclaimed", actor=SYSTEM, case=case_ref(ctx, row["case_id"]),
                 detail={"message": row["id"], "possible_duplicate": True,
                         "why": "an earlier send was interrupted before its result was recorded"},
             )
@@ -89,13 +88,24 @@ def claim(ctx: Context, settings: Settings, limit: int = MAX_PARALLEL * 4) -> li
     return claimed
 
 
+def message_detail(ctx: Context, row: dict[str, Any], transport: str | None = None) -> dict[str, Any]:
+    """What every message event records: step, role, contact, number, body and transport."""
+    step_key = None
+    if row["step_id"] is not None:
+        step_key = ctx.store.scalar("SELECT step_key FROM steps WHERE id = ?", [row["step_id"]])
+    return {
+        "message": row["id"], "step": step_key, "role": row["role"], "contact": row["contact"],
+        "to": row["to_number"], "body": row["body"], "transport": transport or row["transport"],
+    }
+
+
 def _alert_of_cancelled_step(ctx: Context, row: dict[str, Any]) -> bool:
     if row["kind"] != "alert" or row["step_id"] is None:
         return False
     return ctx.store.scalar("SELECT state FROM steps WHERE id = ?", [row["step_id"]]) == "cancelled"
 
 
-def _ref(ctx: Context, case_id: int | None) -> str | None:
+def case_ref(ctx: Context, case_id: int | None) -> str | None:
     if case_id is None:
         return None
     return str(ctx.store.scalar("SELECT ref FROM cases WHERE id = ?", [case_id]))
@@ -135,15 +145,9 @@ def _record(
 ) -> None:
     now = ctx.clock.now()
     with ctx.store.transaction():
-        case_ref = _ref(ctx, row["case_id"])
-        step_key = None
-        if row["step_id"] is not None:
-            step_key = ctx.store.scalar("SELECT step_key FROM steps WHERE id = ?", [row["step_id"]])
-        detail: dict[str, Any] = {
-            "message": row["id"], "step": step_key, "role": row["role"],
-            "contact": row["contact"], "to": row["to_number"], "body": row["body"],
-            "transport": transport.name, "attempt": row["attempts"],
-        }
+        ref = case_ref(ctx, row["case_id"])
+        detail = message_detail(ctx, row, transport=transport.name)
+        detail["attempt"] = row["attempts"]
         if row["possible_duplicate"]:
             detail["possible_duplicate"] = True
         summary = {"id": row["id"], "role": row["role"], "contact": row["contact"],
@@ -158,7 +162,7 @@ def _record(
             kind = {"stand_down": "sms.stand_down", "test": "sms.test"}.get(row["kind"], "sms.sent")
             if not updated:
                 detail["note"] = "the message had already been settled by another process"
-            audit.append(ctx.store, at=now, kind=kind, actor=SYSTEM, case=case_ref, detail=detail)
+            audit.append(ctx.store, at=now, kind=kind, actor=SYSTEM, case=ref, detail=detail)
             engine.on_message_outcome(ctx, row["id"])
             report.sent.append({**summary, "state": "sent", "sid": result.sid})
             return
@@ -177,7 +181,7 @@ def _record(
             detail.update(error_code=result.code, error=result.text, retry_in=round(delay, 3))
             if not updated:
                 detail["note"] = "the message had already been settled by another process"
-            audit.append(ctx.store, at=now, kind="sms.retry", actor=SYSTEM, case=case_ref,
+            audit.append(ctx.store, at=now, kind="sms.retry", actor=SYSTEM, case=ref,
                          detail=detail)
             report.retrying.append({**summary, "state": "queued", "error": result.text})
             return
@@ -192,7 +196,7 @@ def _record(
         detail.update(error_code=result.code, error=text)
         if not updated:
             detail["note"] = "the message had already been settled by another process"
-        audit.append(ctx.store, at=now, kind="sms.failed", actor=SYSTEM, case=case_ref,
+        audit.append(ctx.store, at=now, kind="sms.failed", actor=SYSTEM, case=ref,
                      detail=detail)
         engine.on_message_outcome(ctx, row["id"])
         report.failed.append({**summary, "state": "failed", "error": text, "code": result.code})

@@ -23,6 +23,7 @@ from rapidresponse import audit, engine
 from rapidresponse.clock import Clock, SystemClock
 from rapidresponse.config import CONTACTS_NAME
 from rapidresponse.contacts import Contacts, load_contacts, normalise_number
+from rapidresponse.dispatch import case_ref, message_detail
 from rapidresponse.engine import SYSTEM, Context
 from rapidresponse.errors import InputError, OperationalFailure
 from rapidresponse.store import Store, open_store
@@ -93,21 +94,11 @@ def record_receipt(ctx: Context, sid: str, status: str, error_code: str | None =
             [new, to_iso(now) if new != "sent" else None, error_code or None, error_text, msg["id"]],
         )
         if new != "sent":
-            step_key = None
-            if msg["step_id"] is not None:
-                step_key = ctx.store.scalar("SELECT step_key FROM steps WHERE id = ?", [msg["step_id"]])
-            case_ref = None
-            if msg["case_id"] is not None:
-                case_ref = ctx.store.scalar("SELECT ref FROM cases WHERE id = ?", [msg["case_id"]])
-            detail: dict[str, Any] = {
-                "message": msg["id"], "step": step_key, "role": msg["role"],
-                "contact": msg["contact"], "to": msg["to_number"], "body": msg["body"],
-                "transport": msg["transport"], "sid": sid, "status": status,
-            }
+            detail = {**message_detail(ctx, msg), "sid": sid, "status": status}
             if error_code:
                 detail.update(error_code=error_code, error=error_text)
-            audit.append(ctx.store, at=now, kind=f"sms.{new}", actor=SYSTEM, case=case_ref,
-                         detail=detail)
+            audit.append(ctx.store, at=now, kind=f"sms.{new}", actor=SYSTEM,
+                         case=case_ref(ctx, msg["case_id"]), detail=detail)
             if new in ("undelivered", "failed"):
                 engine.on_message_outcome(ctx, msg["id"])
     return "updated"

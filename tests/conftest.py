@@ -178,3 +178,22 @@ def twilio_transport(twilio_env: dict[str, str]) -> Any:
     transport = TwilioTransport(twilio_env)
     transport.check()
     return transport
+
+
+#: One step down the youth prosecutor's chain, then the coordinator, and a stand-down.
+CHAIN_PLAYBOOK = """\
+name = "chain"
+title = "Keten"
+
+[[steps]]
+id = "alert"
+at = "0m"
+role = "youth_prosecutor"
+notify = "first"
+message = "{case}: vermiste minderjarige, graad {grade}. Bel {callback}. Antwoord ACK {ack}"
+ack_within = "15m"
+escalate_to = "coordinator"
+
+[on_resolved]
+message = "{case}: teruggevonden. Geen verdere actie nodig."
+"""

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 from twilio_stub import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, Reply, TwilioStub
 
-from conftest import MINOR, assert_no_secrets, register_minor, tick, write_playbook
+from conftest import CHAIN_PLAYBOOK, MINOR, assert_no_secrets, register_minor, tick, write_playbook
 from rapidresponse import audit
 from rapidresponse.app import App
 from rapidresponse.cli import cli
@@ -29,28 +29,11 @@ PROSECUTOR = "+32470000001"
 PROSECUTOR_BACKUP = "+32470000002"
 COORDINATOR = "+32470000041"
 
-#: One step to the youth prosecutor's chain, then the coordinator; nothing else.
-CHAIN = """\
-name = "chain"
-title = "Keten"
-
-[[steps]]
-id = "alert"
-at = "0m"
-role = "youth_prosecutor"
-notify = "first"
-message = "{case}: vermiste minderjarige, graad {grade}. Bel {callback}. Antwoord ACK {ack}"
-ack_within = "15m"
-escalate_to = "coordinator"
-
-[on_resolved]
-message = "{case}: teruggevonden. Geen verdere actie nodig."
-"""
 
 
 @pytest.fixture
 def chain(app: App, home: Path) -> Any:
-    write_playbook(home, "chain", CHAIN)
+    write_playbook(home, "chain", CHAIN_PLAYBOOK)
     return app.playbook("chain")
 
 

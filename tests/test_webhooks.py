@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from twilio.request_validator import RequestValidator
 from twilio_stub import AUTH_TOKEN, TwilioStub
 
-from conftest import assert_no_secrets, register_minor, tick, write_playbook
+from conftest import CHAIN_PLAYBOOK, assert_no_secrets, register_minor, tick, write_playbook
 from rapidresponse import audit
 from rapidresponse.app import App
 from rapidresponse.cli import cli
@@ -31,21 +31,7 @@ PROSECUTOR_BACKUP = "+32470000002"
 COORDINATOR = "+32470000041"
 STRANGER = "+32470999999"
 
-CHAIN = """\
-name = "chain"
-title = "Keten"
-
-[[steps]]
-id = "alert"
-at = "0m"
-role = "youth_prosecutor"
-notify = "first"
-message = "{case}: vermiste minderjarige, graad {grade}. Bel {callback}. Antwoord ACK {ack}"
-ack_within = "15m"
-escalate_to = "coordinator"
-
-[on_resolved]
-message = "{case}: teruggevonden. Geen verdere actie nodig."
+CHAIN = CHAIN_PLAYBOOK + """
 
 [[after_resolved]]
 id = "return-interview"
