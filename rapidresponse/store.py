@@ -207,6 +207,21 @@ def m005_daemon_last_tick(db: Database) -> None:
     db.execute("ALTER TABLE daemon ADD COLUMN last_tick_at TEXT")
 
 
+@migration
+def m006_run_mode_and_inbound(db: Database) -> None:
+    db.executescript(
+        """
+        -- 'daemon' or 'once': a cron-driven `run --once` is judged by its own interval.
+        ALTER TABLE daemon ADD COLUMN mode TEXT NOT NULL DEFAULT 'daemon';
+        -- Inbound SMS already handled, by provider SID: a replayed reply acknowledges nothing.
+        CREATE TABLE inbound_messages (
+            sid TEXT PRIMARY KEY,
+            received_at TEXT NOT NULL
+        );
+        """
+    )
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(
         str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
