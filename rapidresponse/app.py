@@ -22,12 +22,13 @@ from rapidresponse.config import (
 )
 from rapidresponse.contacts import Contacts, load_contacts
 from rapidresponse.engine import Context
-from rapidresponse.errors import OperationalFailure
+from rapidresponse.errors import InputError, OperationalFailure
 from rapidresponse.playbooks import Playbook, load_all, load_playbook
 from rapidresponse.sms import Transport, make_transport
 from rapidresponse.store import Store, create_store, open_store
 
 WORRYING_PLAYBOOK = "worrying-situation"
+LAST_GOOD_CONTACTS = "contacts.last-good.toml"
 DEFAULT_PLAYBOOK = "missing-minor"
 
 
@@ -45,9 +46,40 @@ class App:
     def store(self) -> Store:
         return open_store(self.home)
 
+    warnings: list[str] = field(default_factory=list)
+
     @cached_property
     def contacts(self) -> Contacts:
-        return load_contacts(self.home / CONTACTS_NAME)
+        """contacts.toml; if an edit broke it, the last good copy, with a warning.
+
+        A coordinator's typo must not stop a registration at 3 a.m.: the last file that loaded
+        is kept beside it (0600) and used until the file is fixed; `status` shows it in red.
+        """
+        path = self.home / CONTACTS_NAME
+        good = self.home / LAST_GOOD_CONTACTS
+        try:
+            book = load_contacts(path)
+        except InputError as exc:
+            if not good.exists() or not path.exists():
+                raise
+            self.warnings.append(
+                f"{exc} — using the last good copy ({good.name}) until contacts.toml is fixed"
+            )
+            return load_contacts(good)
+        text = path.read_bytes()
+        if not good.exists() or good.read_bytes() != text:
+            fd = os.open(good, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                out.write(text)
+        return book
+
+    def contacts_problem(self) -> str | None:
+        """Why contacts.toml does not load now, if it does not."""
+        try:
+            load_contacts(self.home / CONTACTS_NAME)
+        except InputError as exc:
+            return str(exc)
+        return None
 
     @property
     def playbooks_dir(self) -> Path:

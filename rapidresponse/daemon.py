@@ -88,21 +88,24 @@ def write_heartbeat(
     started_at: datetime,
     stopped: bool = False,
     last_tick: datetime | None = None,
+    mode: str = "daemon",
 ) -> None:
     with store.transaction():
         store.conn.execute(
-            "INSERT INTO daemon (id, pid, host, started_at, heartbeat_at, stopped_at, last_tick_at)"
-            " VALUES (1, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET pid = excluded.pid,"
+            "INSERT INTO daemon (id, pid, host, started_at, heartbeat_at, stopped_at, last_tick_at,"
+            " mode) VALUES (1, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET pid = excluded.pid,"
             " host = excluded.host, started_at = excluded.started_at,"
             " heartbeat_at = excluded.heartbeat_at, stopped_at = excluded.stopped_at,"
-            " last_tick_at = excluded.last_tick_at",
+            " last_tick_at = excluded.last_tick_at, mode = excluded.mode",
             [os.getpid(), socket.gethostname(), to_iso(started_at), to_iso(now),
-             to_iso(now) if stopped else None, to_iso(last_tick) if last_tick else None],
+             to_iso(now) if stopped else None, to_iso(last_tick) if last_tick else None, mode],
         )
 
 
 #: A pass that has not finished for this long is stuck (sends are bounded by their time-outs).
 STUCK_AFTER_SECONDS = 120.0
+#: `run --once` from cron or a systemd timer, every minute: its last pass counts this long.
+ONCE_FRESH_SECONDS = 150.0
 
 
 @dataclass(frozen=True)
@@ -114,11 +117,12 @@ class Heartbeat:
     stopped: bool
     last_pass_seconds: float | None = None
     stuck: bool = False
+    mode: str = "daemon"
 
     def as_dict(self) -> dict[str, Any]:
         return {"alive": self.alive, "age_seconds": self.age_seconds, "pid": self.pid,
                 "started_at": self.started_at, "stopped": self.stopped,
-                "last_pass_seconds": self.last_pass_seconds, "stuck": self.stuck}
+                "last_pass_seconds": self.last_pass_seconds, "stuck": self.stuck, "mode": self.mode}
 
 
 def heartbeat(store: Store, now: datetime, settings: Settings) -> Heartbeat:
@@ -128,13 +132,17 @@ def heartbeat(store: Store, now: datetime, settings: Settings) -> Heartbeat:
         return Heartbeat(False, None, None, None, False)
     age = (now - from_iso(row["heartbeat_at"])).total_seconds()
     stopped = row["stopped_at"] is not None
+    mode = row.get("mode") or "daemon"
+    if mode == "once":  # cron: alive while its passes keep coming
+        return Heartbeat(age <= ONCE_FRESH_SECONDS, round(age, 1), row["pid"], row["started_at"],
+                         stopped, round(age, 1), False, mode)
     alive = not stopped and age <= settings.heartbeat_stale_seconds
     last_pass = row.get("last_tick_at")
     since_pass = (now - from_iso(last_pass)).total_seconds() if last_pass else None
     since_start = (now - from_iso(row["started_at"])).total_seconds()
     stuck = alive and (since_pass if since_pass is not None else since_start) > STUCK_AFTER_SECONDS
     return Heartbeat(alive, round(age, 1), row["pid"], row["started_at"], stopped,
-                     round(since_pass, 1) if since_pass is not None else None, stuck)
+                     round(since_pass, 1) if since_pass is not None else None, stuck, mode)
 
 
 def event_line(event: dict[str, Any]) -> str:
@@ -181,7 +189,8 @@ class Daemon:
     def _print_event(self, event: dict[str, Any]) -> None:
         self.say(event_line(event))
 
-    def tick(self) -> None:
+    def tick(self) -> bool:
+        """One pass; False when it failed (the next one tries again)."""
         with self._db_lock:
             ctx = Context(self.store, self.clock, self.watcher.current(), SYSTEM)
             try:
@@ -192,8 +201,9 @@ class Daemon:
                 # Only our own sentences are safe to print; other texts may quote stored values.
                 why = f": {exc}" if isinstance(exc, RapidResponseError) else ""
                 self.say(f"{to_iso(self.clock.now())} tick.failed {type(exc).__name__}{why}")
-            else:
-                self._last_tick = self.clock.now()  # a pass that keeps failing shows as stuck
+                return False
+            self._last_tick = self.clock.now()  # a pass that keeps failing shows as stuck
+            return True
 
     def beat(self) -> None:
         """Runs beside the tick on its own connection; records when the last pass finished."""
@@ -205,12 +215,15 @@ class Daemon:
         except Exception as exc:
             self.say(f"{to_iso(self.clock.now())} heartbeat.failed {type(exc).__name__}")
 
-    def once(self) -> None:
+    def once(self) -> bool:
+        """One pass for cron or a systemd timer; False when it failed."""
         audit.add_listener(self._print_event)
         try:
-            self.tick()
-            write_heartbeat(self.store, self.clock.now(), self.started_at, stopped=True,
-                            last_tick=self._last_tick)
+            ok = self.tick()
+            if ok:
+                write_heartbeat(self.store, self.clock.now(), self.started_at,
+                                last_tick=self._last_tick, mode="once")
+            return ok
         finally:
             audit.remove_listener(self._print_event)
 

@@ -57,19 +57,23 @@ def claim(ctx: Context, settings: Settings, limit: int = MAX_PARALLEL * 4) -> li
             " ORDER BY id LIMIT ?",
             [stamp, limit],
         )
-        # An interrupted alert of a resolved case is not sent again: it would reach its number after
-        # the stand-down, which `resolve` already queued for it (a `sending` alert counts as reached).
-        for row in [r for r in stale if _alert_of_cancelled_step(ctx, r)]:
-            stale.remove(row)
+        # An alert whose step is over (the case resolved, or the role answered) is not sent again,
+        # whether it was interrupted or came back for a retry: after a stand-down it would tell
+        # its contact to search for a minor who has been found.
+        for row in [r for r in rows + stale if _alert_of_finished_step(ctx, r)]:
+            (stale if row in stale else rows).remove(row)
             ctx.store.conn.execute(
                 "UPDATE messages SET state = 'cancelled', final_at = ?, claim_deadline = NULL WHERE id = ?",
                 [stamp, row["id"]],
             )
             audit.append(
-                ctx.store, at=now, kind="sms.reclaimed", actor=SYSTEM, case=case_ref(ctx, row["case_id"]),
-                detail={"message": row["id"], "possible_duplicate": False, "cancelled": True,
-                        "why": "an interrupted send of a resolved case: its number got the stand-down"},
+                ctx.store, at=now, kind="sms.cancelled", actor=SYSTEM, case=case_ref(ctx, row["case_id"]),
+                detail={"message": row["id"], "was": row["state"],
+                        "why": "its step ended (resolved or acknowledged) before it was sent"},
             )
+        # A stand-down waits while an alert to the same number is still in flight, so the two
+        # can never arrive in the wrong order.
+        rows = [r for r in rows if not _alert_in_flight(ctx, r, stamp)]
         for row in stale:
             row["possible_duplicate"] = 1
             audit.append(
@@ -99,10 +103,21 @@ def message_detail(ctx: Context, row: dict[str, Any], transport: str | None = No
     }
 
 
-def _alert_of_cancelled_step(ctx: Context, row: dict[str, Any]) -> bool:
+def _alert_of_finished_step(ctx: Context, row: dict[str, Any]) -> bool:
     if row["kind"] != "alert" or row["step_id"] is None:
         return False
-    return ctx.store.scalar("SELECT state FROM steps WHERE id = ?", [row["step_id"]]) == "cancelled"
+    state = ctx.store.scalar("SELECT state FROM steps WHERE id = ?", [row["step_id"]])
+    return state in ("cancelled", "acknowledged")
+
+
+def _alert_in_flight(ctx: Context, row: dict[str, Any], stamp: str) -> bool:
+    if row["kind"] != "stand_down":
+        return False
+    return bool(ctx.store.scalar(
+        "SELECT 1 FROM messages WHERE case_id = ? AND to_number = ? AND kind = 'alert'"
+        " AND state = 'sending' AND claim_deadline > ?",
+        [row["case_id"], row["to_number"], stamp],
+    ))
 
 
 def case_ref(ctx: Context, case_id: int | None) -> str | None:
@@ -166,8 +181,11 @@ def _record(
             engine.on_message_outcome(ctx, row["id"])
             report.sent.append({**summary, "state": "sent", "sid": result.sid})
             return
-        transient = isinstance(result, TransientSendError)
-        if transient and row["attempts"] < settings.max_attempts:
+        # A transient failure says nothing about the number: the provider or the network is down,
+        # or our credentials are wrong. Moving the chain on would fail every backup the same way
+        # and exhaust every step within minutes, so the message waits and is tried again (backoff
+        # capped at a minute) for as long as it takes; `status` turns red after max_attempts.
+        if isinstance(result, TransientSendError):
             delay = backoff(row["attempts"], result.retry_after)
             updated = ctx.store.conn.execute(
                 "UPDATE messages SET state = 'queued', not_before = ?, claim_deadline = NULL,"
@@ -178,6 +196,8 @@ def _record(
             ).rowcount
             if result.maybe_sent:
                 detail["may_have_been_sent"] = True
+            if row["attempts"] >= settings.max_attempts:
+                detail["not_getting_through"] = True
             detail.update(error_code=result.code, error=result.text, retry_in=round(delay, 3))
             if not updated:
                 detail["note"] = "the message had already been settled by another process"
@@ -186,8 +206,6 @@ def _record(
             report.retrying.append({**summary, "state": "queued", "error": result.text})
             return
         text = result.text
-        if transient:
-            text = f"gave up after {row['attempts']} attempts: {text}"
         updated = ctx.store.conn.execute(
             "UPDATE messages SET state = 'failed', final_at = ?, claim_deadline = NULL,"
             " transport = ?, error_code = ?, error_text = ? WHERE id = ? AND state = 'sending'",
@@ -222,6 +240,8 @@ def dispatch(
         next_due = ctx.store.scalar("SELECT MIN(not_before) FROM messages WHERE state = 'queued'")
         if next_due is None or from_iso(next_due) > waited_until:
             return total
+        if from_iso(next_due) <= ctx.clock.now():
+            return total  # due but held (a stand-down behind an alert in flight): a later pass
         ctx.clock.sleep(max((from_iso(next_due) - ctx.clock.now()).total_seconds(), 0.0))
 
 

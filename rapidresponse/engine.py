@@ -7,7 +7,6 @@ and a process that dies loses nothing.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import secrets
 from dataclasses import dataclass, field
@@ -344,14 +343,21 @@ def _enter_stage(
     position: int,
     reason: str | None,
 ) -> None:
-    """Move a step to (round, position), skipping empty stages, or exhaust it."""
+    """Move a step to the first stage of this round whose contacts were not messaged yet.
+
+    Stages are found by who was messaged (the message rows), not by their index alone, so a
+    coordinator's edit of contacts.toml mid-chain neither skips a contact nor repeats one.
+    Off-duty and empty stages are skipped; past the last stage comes the next round or exhaustion.
+    """
     now = ctx.clock.now()
     step = step_definition(ctx.store, step_row)
     stages = chain(ctx, step)
+    messaged = _messaged(ctx, step_row["id"], round_)
     while True:
         if position >= len(stages):
             if round_ < step.repeat:
                 round_, position = round_ + 1, 0
+                messaged = _messaged(ctx, step_row["id"], round_)
                 audit.append(
                     ctx.store, at=now, kind="step.repeated", actor=SYSTEM, case=case["ref"],
                     detail={"step": step.id, "round": round_ + 1, "of": step.repeat + 1},
@@ -365,6 +371,9 @@ def _enter_stage(
             )
             return
         stage = stages[position]
+        if stage.members and all(c.phone in messaged for c in stage.members):
+            position += 1
+            continue
         recipients = _recipients(ctx, stage, now)
         if not recipients:
             audit.append(
@@ -395,6 +404,14 @@ def _enter_stage(
             ctx, case_id=case["id"], step_id=step_row["id"], kind="alert", role=stage.role,
             contact=contact, body=body, round_=round_, position=position,
         )
+
+
+def _messaged(ctx: Context, step_id: int, round_: int) -> set[str]:
+    rows = ctx.store.all(
+        "SELECT to_number FROM messages WHERE step_id = ? AND round = ? AND kind = 'alert'",
+        [step_id, round_],
+    )
+    return {row["to_number"] for row in rows}
 
 
 def queue_message(
@@ -450,7 +467,7 @@ def expire_deadlines(ctx: Context, limit: int = BATCH) -> int:
                 continue
             case = ctx.store.one("SELECT * FROM cases WHERE id = ?", [step_row["case_id"]])
             assert case is not None
-            _enter_stage(ctx, case, step_row, step_row["round"], step_row["position"] + 1,
+            _enter_stage(ctx, case, step_row, step_row["round"], 0,
                          reason="no acknowledgement in time")
             moved += 1
     return moved
@@ -468,6 +485,9 @@ def on_message_outcome(ctx: Context, message_id: int) -> None:
     step_row = ctx.store.one("SELECT * FROM steps WHERE id = ?", [msg["step_id"]])
     if step_row is None or step_row["state"] not in ("active", "done"):
         return
+    case_state = ctx.store.scalar("SELECT state FROM cases WHERE id = ?", [step_row["case_id"]])
+    if step_row["phase"] == "main" and case_state != "open":
+        return  # the minor is found: a late receipt must not restart the search chain
     if (msg["round"], msg["position"]) != (step_row["round"], step_row["position"]):
         return  # an earlier stage: the chain has already moved on
     states = [
@@ -482,7 +502,7 @@ def on_message_outcome(ctx: Context, message_id: int) -> None:
     case = ctx.store.one("SELECT * FROM cases WHERE id = ?", [step_row["case_id"]])
     assert case is not None
     if all(s in BAD_STATES for s in states):
-        _enter_stage(ctx, case, step_row, step_row["round"], step_row["position"] + 1,
+        _enter_stage(ctx, case, step_row, step_row["round"], 0,
                      reason="message not delivered")
         return
     step = step_definition(ctx.store, step_row)
@@ -498,8 +518,11 @@ def on_message_outcome(ctx: Context, message_id: int) -> None:
 
 
 def waiting_steps(store: Store, case_id: int, role: str) -> list[dict[str, Any]]:
-    """Active steps a role can acknowledge: its own, or those escalated to it."""
-    rows = store.all("SELECT * FROM steps WHERE case_id = ? AND state = 'active'", [case_id])
+    """Steps a role can acknowledge: its own, or those escalated to it, while they wait; and
+    exhausted ones, so that a late answer is recorded (and `status` turns green again)."""
+    rows = store.all(
+        "SELECT * FROM steps WHERE case_id = ? AND state IN ('active', 'exhausted')", [case_id]
+    )
     matched = []
     for row in rows:
         step = step_definition(store, row)
@@ -540,26 +563,32 @@ def acknowledge(
                 [to_iso(now), row["id"]],
             )
             waited = (now - from_iso(row["activated_at"])).total_seconds()
+            detail = {"step": row["step_key"], "role": role, "via": via,
+                      "seconds_after_alert": round(waited, 3),
+                      "note": _note(ctx, case["id"], "ack", note)}
+            if row["state"] == "exhausted":
+                detail["late"] = "after the whole chain was exhausted"
             audit.append(
                 ctx.store, at=now, kind="step.acknowledged", actor=contact or ctx.actor,
-                case=case["ref"],
-                detail={"step": row["step_key"], "role": role, "via": via,
-                        "seconds_after_alert": round(waited, 3),
-                        "note": _note(ctx, case["id"], "ack", note)},
+                case=case["ref"], detail=detail,
             )
             acked.append(row["step_key"])
     return acked
 
 
 def _note(ctx: Context, case_id: int, kind: str, text: str | None) -> dict[str, Any] | None:
-    """Keep free text beside the person (it may name the minor); the log gets its hash only."""
+    """Keep free text beside the person (it may name the minor); the log gets its id only.
+
+    Not even a hash: a short note such as a birth date is found again from its hash in seconds,
+    and the log outlives the purge.
+    """
     if not text:
         return None
     note_id = ctx.store.db["notes"].insert(
         {"case_id": case_id, "at": to_iso(ctx.clock.now()), "author": ctx.actor,
          "kind": kind, "text": text}
     ).last_pk
-    return {"id": note_id, "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
+    return {"id": note_id}
 
 
 def add_note(ctx: Context, ref: str, text: str) -> int:

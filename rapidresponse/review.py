@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from rapidresponse import audit
@@ -112,8 +112,11 @@ def list_cases(store: Store, include_closed: bool = False) -> list[dict[str, Any
     ]
 
 
-def status(store: Store, now: datetime, settings: Settings) -> dict[str, Any]:
-    """What needs a human now: a dead daemon, steps nobody answered, steps overdue."""
+def status(
+    store: Store, now: datetime, settings: Settings, contacts_problem: str | None = None
+) -> dict[str, Any]:
+    """What needs a human now: a dead daemon, steps nobody answered, steps overdue, texts that
+    do not get through, failed stand-downs, a broken contacts file."""
     beat = heartbeat(store, now, settings)
     stamp = to_iso(now)
     open_cases = store.scalar("SELECT COUNT(*) FROM cases WHERE state = 'open'")
@@ -139,6 +142,20 @@ def status(store: Store, now: datetime, settings: Settings) -> dict[str, Any]:
         " AND m.state IN ('failed', 'undelivered') GROUP BY c.ref, m.role"
     )
     queued = store.scalar("SELECT COUNT(*) FROM messages WHERE state IN ('queued', 'sending')")
+    # Texts the provider keeps refusing for now (outage, rate limit, wrong credentials).
+    stuck_messages = store.all(
+        "SELECT c.ref AS case_ref, m.role, m.contact, m.attempts, m.error_text, m.created_at"
+        " FROM messages m LEFT JOIN cases c ON c.id = m.case_id"
+        " WHERE m.state = 'queued' AND m.attempts >= ? ORDER BY m.created_at",
+        [settings.max_attempts],
+    )
+    # A stand-down that did not arrive leaves a contact searching for a minor who was found.
+    stand_down_failed = store.all(
+        "SELECT c.ref AS case_ref, m.role, m.contact, m.to_number, m.error_text FROM messages m"
+        " JOIN cases c ON c.id = m.case_id WHERE m.kind = 'stand_down'"
+        " AND m.state IN ('failed', 'undelivered') AND m.final_at >= ? ORDER BY m.id",
+        [to_iso(now - timedelta(days=7))],
+    )
     return {
         "daemon": beat.as_dict(),
         "open_cases": open_cases,
@@ -147,7 +164,11 @@ def status(store: Store, now: datetime, settings: Settings) -> dict[str, Any]:
         "overdue": overdue,
         "failed_messages": failed_roles,
         "messages_in_queue": queued,
-        "needs_attention": (not beat.alive) or beat.stuck or bool(exhausted) or bool(overdue),
+        "not_getting_through": stuck_messages,
+        "stand_down_failed": stand_down_failed,
+        "contacts_problem": contacts_problem,
+        "needs_attention": (not beat.alive) or beat.stuck or bool(exhausted) or bool(overdue)
+        or bool(stuck_messages) or bool(stand_down_failed) or bool(contacts_problem),
     }
 
 

@@ -27,7 +27,7 @@ from rapidresponse import audit, dispatch, engine
 from rapidresponse.app import App
 from rapidresponse.clock import FakeClock
 from rapidresponse.config import Settings
-from rapidresponse.contacts import normalise_number
+from rapidresponse.contacts import load_contacts, normalise_number
 from rapidresponse.engine import Context
 from rapidresponse.errors import InputError
 from rapidresponse.playbooks import Playbook
@@ -319,8 +319,11 @@ def test_repeat_runs_the_whole_chain_again_then_the_step_is_exhausted(
     assert exhausted["detail"]["rounds"] == 2
     assert exhausted["at"] == to_iso(clock.now())
     assert advance_and_tick(clock, ctx, transport, settings, hours=5) == []
-    with pytest.raises(InputError, match="nothing .* is waiting"):
-        engine.acknowledge(ctx, reg.ref, "youth_prosecutor")
+    # A late answer is still recorded, marked late, and the step is no longer shown as unanswered.
+    assert engine.acknowledge(ctx, reg.ref, "youth_prosecutor") == ["alert"]
+    assert steps_of(ctx, reg.ref)["alert"]["state"] == "acknowledged"
+    [late] = events_of(ctx, "step.acknowledged", reg.ref)
+    assert "exhausted" in late["detail"]["late"]
 
 
 def test_without_repeat_the_step_is_exhausted_after_the_escalation_role(
@@ -736,12 +739,44 @@ def test_an_interrupted_alert_of_a_resolved_case_is_not_sent_again_after_the_sta
     [claimed] = dispatch.claim(ctx, settings)  # ... and the process dies mid-send
     assert engine.resolve(ctx, reg.ref, "found").stand_down == 1  # it may have left: stand it down
     tick(ctx, transport, settings)
-    assert transport.sent == [(YP1, f"{reg.ref}: teruggevonden. Geen actie meer nodig.")]
+    assert transport.sent == []  # the stand-down waits while the alert may still be in flight
 
-    assert advance_and_tick(clock, ctx, transport, settings, seconds=settings.claim_seconds + 1) == []
+    stand_down = [(YP1, f"{reg.ref}: teruggevonden. Geen actie meer nodig.")]
+    assert advance_and_tick(clock, ctx, transport, settings, seconds=settings.claim_seconds + 1) == [YP1]
+    assert transport.sent == stand_down  # the stand-down, and never the old alert after it
     assert messages(ctx, id=claimed["id"])[0]["state"] == "cancelled"
-    [reclaimed] = events_of(ctx, "sms.reclaimed", reg.ref)
-    assert reclaimed["detail"]["cancelled"] is True
+    [cancelled] = events_of(ctx, "sms.cancelled", reg.ref)
+    assert cancelled["detail"]["was"] == "sending"
+
+
+def test_a_stand_down_never_overtakes_an_alert_still_in_flight(
+    app: App, ctx: Context, clock: FakeClock, transport: RecordingTransport, settings: Settings
+) -> None:
+    reg = register_minor(ctx, app, playbook=chain_playbook(app))
+    engine.activate_due(ctx)
+    claimed = dispatch.claim(ctx, settings)  # a slow send, still going
+    engine.resolve(ctx, reg.ref, "found")
+    tick(ctx, transport, settings)
+    assert transport.sent == []
+    dispatch.send_claimed(ctx, transport, settings, claimed)  # the slow send completes
+    tick(ctx, transport, settings)
+    assert ["graad" in body for _, body in transport.sent] == [True, False]  # alert, then stand-down
+    assert "teruggevonden" in transport.sent[-1][1]
+
+
+def test_an_alert_back_for_a_retry_after_the_return_is_not_sent(
+    app: App, ctx: Context, clock: FakeClock, transport: RecordingTransport, settings: Settings
+) -> None:
+    reg = register_minor(ctx, app, playbook=chain_playbook(app))
+    engine.activate_due(ctx)
+    claimed = dispatch.claim(ctx, settings)
+    engine.resolve(ctx, reg.ref, "found")
+    transport.fail[YP1] = TransientSendError("rate limited", code="20429")
+    dispatch.send_claimed(ctx, transport, settings, claimed)  # the in-flight send came back: 429
+    del transport.fail[YP1]
+    advance_and_tick(clock, ctx, transport, settings, minutes=5)
+    assert [m["kind"] for m in messages(ctx) if m["state"] == "sent"] == ["stand_down"]
+    assert len(transport.sent) == 1
 
 
 # ---------------------------------------------------------------- the playbook snapshot
@@ -983,7 +1018,7 @@ def test_a_claim_still_within_its_deadline_is_left_alone(
     assert dispatch.claim(ctx, settings) == []
 
 
-def test_a_transient_error_is_retried_with_backoff_then_the_message_fails(
+def test_a_transient_error_is_retried_with_backoff_and_never_burns_the_chain(
     app: App, ctx: Context, clock: FakeClock, transport: RecordingTransport, settings: Settings
 ) -> None:
     transport.fail[YP1] = TransientSendError("server error", code="20500")
@@ -1006,16 +1041,25 @@ def test_a_transient_error_is_retried_with_backoff_then_the_message_fails(
             assert sent == []
 
     retries = events_of(ctx, "sms.retry", reg.ref)
-    assert len(retries) == settings.max_attempts - 1
-    assert [e["detail"]["attempt"] for e in retries] == list(range(1, settings.max_attempts))
+    assert [e["detail"]["attempt"] for e in retries] == list(range(1, settings.max_attempts + 1))
     assert all(0 < d <= dispatch.BACKOFF_CAP for d in delays)
     assert all(e["detail"]["error_code"] == "20500" for e in retries)
+    assert retries[-1]["detail"]["not_getting_through"] is True
 
+    # The provider is down, not the number: the message waits, the chain does not burn through
+    # the backups (they would fail the same way), and status calls for a human.
     [msg] = messages(ctx, to_number=YP1)
-    assert msg["state"] == "failed"
-    assert msg["error_text"].startswith(f"gave up after {settings.max_attempts} attempts")
-    assert transport.numbers() == [YP2]  # the failure moved the chain on at once
-    assert steps_of(ctx, reg.ref)["alert"]["position"] == 1
+    assert msg["state"] == "queued" and transport.numbers() == []
+    assert steps_of(ctx, reg.ref)["alert"]["position"] == 0
+    from rapidresponse.review import status
+
+    report = status(ctx.store, clock.now(), settings)
+    assert report["needs_attention"] and report["not_getting_through"][0]["role"] == "youth_prosecutor"
+
+    del transport.fail[YP1]  # the provider is back
+    advance_and_tick(clock, ctx, transport, settings, seconds=dispatch.BACKOFF_CAP)
+    assert transport.numbers() == [YP1]
+    assert messages(ctx, to_number=YP1)[0]["state"] == "sent"
 
 
 def test_a_transient_error_that_clears_is_sent_on_the_next_attempt(
@@ -1109,3 +1153,33 @@ def test_after_a_full_scenario_the_audit_chain_verifies_and_holds_no_personal_da
     for _, body in transport.sent:
         assert_no_secrets(body)
     assert all(secret not in m["body"] for m in messages(ctx) for secret in SECRETS)
+
+
+def test_a_contact_removed_mid_chain_skips_nobody(
+    app: App, ctx: Context, clock: FakeClock, transport: RecordingTransport, settings: Settings
+) -> None:
+    """The next contact is whoever of the role was not messaged yet, whatever the file's order."""
+    register_minor(ctx, app, playbook=chain_playbook(app))
+    tick(ctx, transport, settings)
+    assert transport.numbers() == [YP1]
+    contacts = app.home / "contacts.toml"
+    contacts.write_text(contacts.read_text().replace(
+        '{ name = "Parket permanentie (fictief)", phone = "+32 470 00 00 01" },', ""))
+    ctx = engine.Context(ctx.store, clock, load_contacts(contacts), ctx.actor)
+    assert advance_and_tick(clock, ctx, transport, settings, minutes=15) == [YP2]  # not skipped
+    assert advance_and_tick(clock, ctx, transport, settings, minutes=15) == [CO1, CO2]
+
+
+def test_a_late_receipt_after_the_return_does_not_restart_the_chain(
+    app: App, ctx: Context, clock: FakeClock, transport: RecordingTransport, settings: Settings
+) -> None:
+    reg = register_minor(ctx, app, playbook=chain_playbook(app))
+    tick(ctx, transport, settings)
+    engine.resolve(ctx, reg.ref, "found")
+    tick(ctx, transport, settings)
+    [alert] = messages(ctx, kind="alert")
+    with ctx.store.transaction():
+        ctx.store.conn.execute("UPDATE messages SET state = 'undelivered' WHERE id = ?", [alert["id"]])
+        engine.on_message_outcome(ctx, alert["id"])
+    assert advance_and_tick(clock, ctx, transport, settings, minutes=1) == []
+    assert YP2 not in transport.numbers()

@@ -34,7 +34,8 @@ def run(env: Env, once: bool) -> None:
         clock=app.clock, contacts_path=app.home / CONTACTS_NAME,
     )
     if once:
-        daemon.once()
+        if not daemon.once():
+            sys.exit(1)
     else:
         daemon.run_forever()
 
@@ -44,17 +45,21 @@ def run(env: Env, once: bool) -> None:
 @pass_env
 def status(env: Env, as_json: bool) -> None:
     """Is the daemon alive, and does anything need a human? Exit 1 when something does."""
+    from rich.markup import escape
+
     from rapidresponse.review import status as compute
 
     app = env.app
-    report = compute(app.store, app.clock.now(), app.settings)
+    report = compute(app.store, app.clock.now(), app.settings, app.contacts_problem())
     if as_json:
         emit_json(report)
     else:
         tz = env.tz()
         out = console()
         beat = report["daemon"]
-        if beat["stuck"]:
+        if beat["mode"] == "once" and beat["alive"]:
+            out.print(f"Scheduler: [green]run --once[/] passes (last {beat['age_seconds']}s ago)")
+        elif beat["stuck"]:
             out.print(f"Daemon: [bold red]stuck[/] (pid {beat['pid']} is alive but its last pass finished"
                       f" {beat['last_pass_seconds']}s ago) — check its output and the SMS provider")
         elif beat["alive"]:
@@ -78,6 +83,15 @@ def status(env: Env, as_json: bool) -> None:
         for row in report["overdue"]:
             out.print(f"  [bold red]OVERDUE[/]: {row['case_ref']} {row['step_key']} ({row['role']})"
                       f" was due {when(row['due_at'], tz)}")
+        if report["contacts_problem"]:
+            out.print(f"  [bold red]CONTACTS FILE BROKEN[/]: {escape(report['contacts_problem'])}")
+        for row in report["not_getting_through"]:
+            out.print(f"  [bold red]NOT GETTING THROUGH[/]: {row['case_ref'] or 'test'} to {row['role']}"
+                      f" ({escape(row['contact'])}) after {row['attempts']} attempts:"
+                      f" {escape(row['error_text'] or '')} — still retrying; phone them")
+        for row in report["stand_down_failed"]:
+            out.print(f"  [bold red]STAND-DOWN NOT DELIVERED[/]: {row['case_ref']} to {row['role']}"
+                      f" ({escape(row['contact'])}, {row['to_number']}) — phone them")
         for row in report["failed_messages"]:
             out.print(f"  [red]failed[/]: {row['case_ref']} {row['failed']} message(s) to {row['role']}")
     sys.exit(1 if report["needs_attention"] else 0)

@@ -1,0 +1,53 @@
+"""`status` calls for a human when a text does not get through, a stand-down failed, or the
+contacts file is broken; and a broken contacts file never stops a registration."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from conftest import MINOR, register_minor, tick
+from rapidresponse.app import App
+from rapidresponse.cli import cli
+from rapidresponse.engine import Context, resolve
+from rapidresponse.review import status
+from rapidresponse.sms import PermanentSendError
+
+REGISTER = ["register", "--alias", MINOR["alias"], "--birth-date", MINOR["birth_date"],
+            "--missing-since", "now", "--last-seen", MINOR["last_seen"], "--json"]
+
+
+def test_a_failed_stand_down_needs_a_human(app: App, ctx: Context, clock, transport, settings) -> None:  # type: ignore[no-untyped-def]
+    reg = register_minor(ctx, app)
+    tick(ctx, transport, settings)
+    resolve(ctx, reg.ref, "found")
+    transport.fail["+32470000001"] = PermanentSendError("unsubscribed", code="21610")
+    tick(ctx, transport, settings)
+    report = status(app.store, clock.now(), settings)
+    [failed] = report["stand_down_failed"]
+    assert failed["case_ref"] == reg.ref and failed["to_number"] == "+32470000001"
+    assert report["needs_attention"]
+
+
+def test_a_broken_contacts_file_falls_back_to_the_last_good_copy(home: Path) -> None:
+    runner = CliRunner()
+    first = runner.invoke(cli, ["--home", str(home), *REGISTER])
+    assert first.exit_code == 0 and (home / "contacts.last-good.toml").exists()
+    contacts = home / "contacts.toml"
+    contacts.write_text(contacts.read_text().replace("+32 470 00 00 02", "+32 470"))  # a typo at 3 a.m.
+    second = runner.invoke(cli, ["--home", str(home), *REGISTER])
+    assert second.exit_code == 0, second.stderr
+    assert json.loads(second.stdout)["sent"]  # the alerts went out
+    assert "using the last good copy" in second.stderr and "contacts.toml, line" in second.stderr
+    shown = runner.invoke(cli, ["--home", str(home), "status", "--json"])
+    assert shown.exit_code == 1
+    assert "youth_prosecutor" in json.loads(shown.stdout)["contacts_problem"]
+
+
+def test_without_a_last_good_copy_a_broken_contacts_file_is_bad_input(home: Path) -> None:
+    contacts = home / "contacts.toml"
+    contacts.write_text(contacts.read_text().replace("+32 470 00 00 02", "+32 470"))
+    result = CliRunner().invoke(cli, ["--home", str(home), *REGISTER])
+    assert result.exit_code == 2 and "contacts.toml, line" in result.stderr
