@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -18,6 +19,9 @@ PLAYBOOKS_DIR = "playbooks"
 LOCK_NAME = "daemon.lock"
 
 TRANSPORTS = ("console", "twilio")
+#: A claim shorter than a slow send (Twilio's time-out and retries) would let a second
+#: process take the message over while it is still being sent.
+MIN_CLAIM_SECONDS = 10
 
 
 def default_home() -> Path:
@@ -67,6 +71,7 @@ _CONFIG_KEYS = {
 
 
 def load_settings(home: Path) -> Settings:
+    """config.toml, then the environment; every value checked, each mistake one sentence."""
     path = home / CONFIG_NAME
     raw: dict[str, Any] = {}
     if path.exists():
@@ -75,6 +80,7 @@ def load_settings(home: Path) -> Settings:
         except tomllib.TOMLDecodeError as exc:
             raise InputError(f"{path}: {exc}") from None
     values: dict[str, Any] = {}
+    where: dict[str, str] = {}  # key → where it was set: the file and section, or the variable
     for section, table in raw.items():
         if section not in _CONFIG_KEYS or not isinstance(table, dict):
             raise InputError(f"{path}: unknown section [{section}]")
@@ -82,23 +88,56 @@ def load_settings(home: Path) -> Settings:
             if key not in _CONFIG_KEYS[section]:
                 raise InputError(f"{path}: unknown key '{key}' in [{section}]")
             values[key] = value
-    env_transport = os.environ.get("RAPIDRESPONSE_SMS")
-    if env_transport:
-        values["transport"] = env_transport
-    env_claim = os.environ.get("RAPIDRESPONSE_CLAIM_SECONDS")
-    if env_claim:
-        values["claim_seconds"] = _number(env_claim, "RAPIDRESPONSE_CLAIM_SECONDS")
-    env_tick = os.environ.get("RAPIDRESPONSE_TICK_SECONDS")
-    if env_tick:
-        values["tick_seconds"] = _number(env_tick, "RAPIDRESPONSE_TICK_SECONDS")
+            where[key] = f"{path}: [{section}]"
+    for name, key in _ENV_KEYS.items():
+        text = os.environ.get(name)
+        if text:
+            values[key] = text if key == "transport" else _number(text, name)
+            where[key] = f"{name}:"
+    for key, value in values.items():
+        _check(key, value, where[key])
     settings = Settings(**values)
-    if settings.transport not in TRANSPORTS:
+    if settings.heartbeat_stale_seconds <= settings.heartbeat_seconds:
+        place = where.get("heartbeat_stale_seconds") or where["heartbeat_seconds"]
         raise InputError(
-            f"unknown SMS transport '{settings.transport}': choose one of {', '.join(TRANSPORTS)}"
+            f"{place} heartbeat_stale_seconds ({settings.heartbeat_stale_seconds:g}) must be more than"
+            f" heartbeat_seconds ({settings.heartbeat_seconds:g}), or every heartbeat looks stale"
         )
-    if not 0 < settings.tick_seconds <= 1:
-        raise InputError("tick_seconds must be more than 0 and at most 1")
     return settings
+
+
+#: Environment variables that override the file.
+_ENV_KEYS = {
+    "RAPIDRESPONSE_SMS": "transport",
+    "RAPIDRESPONSE_CLAIM_SECONDS": "claim_seconds",
+    "RAPIDRESPONSE_TICK_SECONDS": "tick_seconds",
+}
+
+
+def _check(key: str, value: Any, where: str) -> None:
+    """One setting's type and range; `where` is the file and section, or the variable."""
+    if key == "transport":
+        if value not in TRANSPORTS:
+            shown = f"'{value}'" if isinstance(value, str) else "that value"
+            raise InputError(f"{where} unknown SMS transport {shown}: choose one of {', '.join(TRANSPORTS)}")
+        return
+    if key == "max_attempts":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InputError(f"{where} max_attempts must be a whole number of attempts, like 6")
+        if value < 1:
+            raise InputError(f"{where} max_attempts must be at least 1")
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InputError(f"{where} {key} must be a number of seconds")
+    if key == "tick_seconds" and not 0 < value <= 1:
+        raise InputError(f"{where} tick_seconds must be more than 0 and at most 1")
+    if key in ("heartbeat_seconds", "heartbeat_stale_seconds") and value <= 0:
+        raise InputError(f"{where} {key} must be more than 0")
+    if key == "claim_seconds" and value < MIN_CLAIM_SECONDS:
+        raise InputError(
+            f"{where} claim_seconds must be at least {MIN_CLAIM_SECONDS}: a send that takes longer"
+            " than its claim is sent twice"
+        )
 
 
 def _number(text: str, name: str) -> float:

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 
 from rapidresponse.errors import InputError
+from rapidresponse.lockscreen import revealing_word
 
 DEFAULT_REGION = "BE"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -254,6 +255,11 @@ def _parse_role(key: str, body: Any, text: str, header: int, fail: Any) -> Role:
                 raise fail(f"{label}: {exc}", line) from None
         contacts.append(Contact(name=name, phone=phone, hours=hours, hours_text=hours_text))
     title = str(body.get("title") or key.replace("_", " "))
+    word = revealing_word(title)
+    if word:
+        line = _line_of(text, "title", header) if "title" in body else header
+        raise fail(f"role '{key}': the title contains '{word}…', which reveals the case on a lock"
+                   " screen (messages quote it as {role_title})", line)
     return Role(key=key, title=title, contacts=tuple(contacts))
 
 

@@ -8,6 +8,7 @@ and a process that dies loses nothing.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -248,10 +249,17 @@ def step_definition(store: Store, step_row: dict[str, Any]) -> Step:
     return _playbook_cache[digest].step(step_row["phase"], step_row["step_key"])
 
 
+_REF = re.compile(r"^RR-\d{4}-\d{4,}$")
+
+
 def get_case(store: Store, ref: str) -> dict[str, Any]:
-    case = store.one("SELECT * FROM cases WHERE ref = ?", [ref.strip().upper()])
+    wanted = ref.strip().upper()
+    case = store.one("SELECT * FROM cases WHERE ref = ?", [wanted])
     if case is None:
-        raise InputError(f"unknown case '{ref}'")
+        if _REF.match(wanted):
+            raise InputError(f"unknown case '{wanted}'")
+        # Not shaped like a reference: perhaps a name typed in the wrong place; don't repeat it.
+        raise InputError("unknown case: give its reference, like RR-2026-0001 (see 'rapidresponse cases')")
     return case
 
 

@@ -18,6 +18,8 @@ from typing import Any
 
 from rapidresponse.assessment import FLAGS
 from rapidresponse.errors import InputError
+from rapidresponse.lockscreen import REVEALING_WORDS as REVEALING_WORDS  # where it used to live
+from rapidresponse.lockscreen import revealing_word
 from rapidresponse.store import dumps
 from rapidresponse.timeutil import parse_duration
 
@@ -26,11 +28,6 @@ IDENTIFYING_FIELDS = (
     "alias", "name", "full_name", "first_name", "last_name", "initials", "birth_date",
     "birthdate", "dob", "last_seen", "place", "places", "location", "address", "school",
     "facility", "placement",
-)
-#: Words that reveal the nature of the case on a lock screen (Dutch, French, English).
-REVEALING_WORDS = (
-    "prostitu", "tienerpooier", "pooier", "loverboy", "mensenhandel", "uitbuit", "seksu",
-    "sexu", "traffick", "exploit", "proxénète", "traite",
 )
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -123,12 +120,9 @@ def lint_template(template: str) -> None:
             raise ValueError(
                 f"unknown field '{{{field}}}': use {', '.join('{' + f + '}' for f in TEMPLATE_FIELDS)}"
             )
-    lowered = template.lower()
-    for word in REVEALING_WORDS:
-        if word in lowered:
-            raise ValueError(
-                f"the message contains '{word}…', which reveals the case on a lock screen"
-            )
+    word = revealing_word(template)
+    if word:
+        raise ValueError(f"the message contains '{word}…', which reveals the case on a lock screen")
     if "{case}" not in template:
         raise ValueError("the message must carry {case}, the reference people call back about")
 

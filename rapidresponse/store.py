@@ -240,6 +240,7 @@ class Store:
     def __init__(self, path: Path, *, migrate: bool = True) -> None:
         self.path = path
         self._after_commit: list[Callable[[], None]] = []
+        self._depth = 0  # nesting of transaction(): 0 outside, 1 in BEGIN, more in savepoints
         try:
             self.conn = _connect(path)
             self._enable_wal()
@@ -262,21 +263,48 @@ class Store:
 
         Callbacks registered with `after_commit` run once the transaction is durable, so that
         nothing is announced (printed) that a rollback then takes back.
+
+        Inside another `transaction()` of this store it is a savepoint: its work commits with
+        the outer transaction, and an exception undoes only its own part (then propagates).
+        That lets a caller make several library calls, each transactional, one atomic unit.
         """
+        if self._depth:
+            yield from self._savepoint()
+            return
         self.conn.execute("BEGIN IMMEDIATE")
         self._after_commit = []
+        self._depth = 1
         try:
             yield
+            self.conn.execute("COMMIT")
         except BaseException:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
             self._after_commit = []
             raise
+        finally:
+            self._depth = 0
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            callback()
+
+    def _savepoint(self) -> Iterator[None]:
+        name = f"nested_{self._depth}"
+        announced = len(self._after_commit)
+        self.conn.execute(f"SAVEPOINT {name}")
+        self._depth += 1
+        try:
+            yield
+        except BaseException:
+            if self.conn.in_transaction:  # some errors make SQLite roll everything back itself
+                self.conn.execute(f"ROLLBACK TO {name}")
+                self.conn.execute(f"RELEASE {name}")
+            del self._after_commit[announced:]
+            raise
         else:
-            self.conn.execute("COMMIT")
-            callbacks, self._after_commit = self._after_commit, []
-            for callback in callbacks:
-                callback()
+            self.conn.execute(f"RELEASE {name}")
+        finally:
+            self._depth -= 1
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         self._after_commit.append(callback)

@@ -10,16 +10,36 @@ from rapidresponse.errors import InputError
 
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _AGO = re.compile(r"^(?P<span>[0-9dhms]+)\s+ago$")
+#: The longest duration accepted anywhere (offsets, report periods, retention, "… ago").
+MAX_DURATION_DAYS = 3650
+_WHEN_FORMS = "use 'now', '3h ago', 'YYYY-MM-DD HH:MM' or ISO 8601"
+
+
+class DurationTooLong(ValueError):
+    """A well-formed duration beyond MAX_DURATION_DAYS."""
 
 
 def parse_duration(text: str) -> timedelta:
-    """'90s', '15m', '1h30m', '2d' → timedelta; raises ValueError on anything else."""
+    """'90s', '15m', '1h30m', '2d' → timedelta; raises ValueError on anything else.
+
+    Nothing in a case spans more than MAX_DURATION_DAYS: a longer duration is a typing mistake,
+    and refusing it here keeps every later date calculation inside the calendar.
+    """
     text = text.strip().replace(" ", "")
     match = _DURATION.match(text)
     if not text or not match or not any(match.groups()):
-        raise ValueError(f"'{text}' is not a duration (use s, m, h, d: e.g. 90s, 15m, 1h30m)")
+        raise ValueError(f"'{_short(text)}' is not a duration (use s, m, h, d: e.g. 90s, 15m, 1h30m)")
+    too_long = DurationTooLong(f"'{_short(text)}' is longer than {MAX_DURATION_DAYS} days")
+    if any(len(g or "") > 12 for g in match.groups()):
+        raise too_long  # and int() is spared a number of thousands of digits
     days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    if days * 86400 + hours * 3600 + minutes * 60 + seconds > MAX_DURATION_DAYS * 86400:
+        raise too_long
     return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 24 else text[:20] + "…"
 
 
 def format_duration(delta: timedelta) -> str:
@@ -52,8 +72,12 @@ def from_iso(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
-def parse_when(text: str, *, now: datetime, tz: ZoneInfo) -> datetime:
-    """A moment as a duty officer types it: 'now', '3h ago', '2026-11-28 14:05' (local), ISO."""
+def parse_when(text: str, *, now: datetime, tz: ZoneInfo, name: str = "the time") -> datetime:
+    """A moment as a duty officer types it: 'now', '3h ago', '2026-11-28 14:05' (local), ISO.
+
+    Errors name the field (`name`) but never quote the text: an officer may have typed
+    something personal into the wrong field.
+    """
     value = text.strip()
     if value.lower() == "now":
         return now
@@ -61,17 +85,23 @@ def parse_when(text: str, *, now: datetime, tz: ZoneInfo) -> datetime:
     if ago:
         try:
             return now - parse_duration(ago.group("span"))
+        except DurationTooLong as exc:
+            raise InputError(f"{name} is too far back: {exc}") from None
         except ValueError:
             pass
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise InputError(
-            f"'{text}' is not a time: use 'now', '3h ago', 'YYYY-MM-DD HH:MM' or ISO 8601"
-        ) from None
+        raise InputError(f"{name} is not a time: {_WHEN_FORMS}") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=tz)
-    return moment.astimezone(UTC)
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:
+        raise InputError(f"{name} is outside the calendar (years 1 to 9999)") from None
+    if moment < now - timedelta(days=MAX_DURATION_DAYS):
+        raise InputError(f"{name} is too far back: more than {MAX_DURATION_DAYS} days ago")
+    return moment
 
 
 def local(moment: datetime, tz: ZoneInfo) -> str:

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -125,18 +126,39 @@ def case_for_ack_code(store: Store, code: str) -> dict[str, Any] | None:
 
 @dataclass(frozen=True)
 class InboundResult:
-    reply: str
+    reply: str | None  # None: answer nothing (a replay of a reply already handled)
     case: str | None = None
     acknowledged: tuple[str, ...] = ()
 
 
-def handle_inbound(ctx: Context, from_number: str, body: str) -> InboundResult:
-    """A text from a phone: acknowledge the sender's role(s) for the case whose code it quotes."""
+def handle_inbound(ctx: Context, from_number: str, body: str, sid: str | None = None) -> InboundResult:
+    """A text from a phone: acknowledge the sender's role(s) for the case whose code it quotes.
+
+    With the provider's `sid`, each text is handled once: the SID is recorded in the same
+    transaction as what the text did, and a replay (a retried or re-sent webhook) acts on
+    nothing, answers nothing and leaves only an `sms.inbound_duplicate` event. Without that,
+    a replayed ACK could acknowledge a step that started waiting after the original reply.
+    """
     now = ctx.clock.now()
     try:
         number = normalise_number(from_number)
     except ValueError:
         number = from_number.strip()
+    with ctx.store.transaction():
+        if sid is not None:
+            fresh = ctx.store.conn.execute(
+                "INSERT OR IGNORE INTO inbound_messages (sid, received_at) VALUES (?, ?)",
+                [sid, to_iso(now)],
+            ).rowcount
+            if not fresh:
+                audit.append(ctx.store, at=now, kind="sms.inbound_duplicate", actor=SYSTEM,
+                             detail={"from": number, "sid": sid})
+                return InboundResult(None)
+        return _act_on_reply(ctx, number, body, now)
+
+
+def _act_on_reply(ctx: Context, number: str, body: str, now: datetime) -> InboundResult:
+    """What a reply does; runs inside handle_inbound's transaction."""
     matches = ctx.contacts.roles_of_number(number)
 
     def reject(why: str, case: str | None = None, **extra: Any) -> None:
@@ -340,9 +362,13 @@ class WebhookApp:
         sender = form.value("From").strip()
         if not sender:
             raise BadRequest("400 Bad Request", "From is missing")
-        result = handle_inbound(self.context(), sender, form.value("Body"))
+        sid = form.value("MessageSid") or form.value("SmsSid")
+        if not _SID.match(sid):
+            raise BadRequest("400 Bad Request", "MessageSid is missing or malformed")
+        result = handle_inbound(self.context(), sender, form.value("Body"), sid)
         twiml = MessagingResponse()
-        twiml.message(result.reply)
+        if result.reply is not None:
+            twiml.message(result.reply)
         return "200 OK", "application/xml; charset=utf-8", str(twiml).encode("utf-8")
 
 

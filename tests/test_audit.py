@@ -132,3 +132,36 @@ def test_listeners_hear_an_event_only_once_it_is_committed(app: App) -> None:
         assert heard == ["kept"]
     finally:
         audit.remove_listener(listener)
+
+
+def test_a_transaction_inside_another_commits_with_it_and_fails_alone(app: App) -> None:
+    """What makes several library calls one atomic unit (an inbound SMS and its acknowledgement)."""
+    from datetime import UTC, datetime
+
+    def append(kind: str) -> None:
+        audit.append(app.store, at=datetime.now(UTC), kind=kind, actor="x")
+
+    heard: list[str] = []
+
+    def listener(event: dict) -> None:  # type: ignore[type-arg]
+        heard.append(event["kind"])
+
+    audit.add_listener(listener)
+    try:
+        with app.store.transaction():
+            append("outer")
+            with pytest.raises(ValueError), app.store.transaction():
+                append("inner.undone")
+                raise ValueError("this part only")
+            with app.store.transaction():
+                append("inner.kept")
+            assert heard == []  # announced only once the outer transaction commits
+        assert heard == ["outer", "inner.kept"]
+        with pytest.raises(OSError), app.store.transaction():
+            with app.store.transaction():
+                append("inner.of.a.failed.outer")
+            raise OSError("disk full")
+    finally:
+        audit.remove_listener(listener)
+    assert [e["kind"] for e in audit.events(app.store)] == ["outer", "inner.kept"]
+    assert heard == ["outer", "inner.kept"] and audit.verify(app.store).ok

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 
-from conftest import MINOR, run_cli
+from conftest import MINOR, assert_no_secrets, run_cli
 from rapidresponse import __version__
 from rapidresponse.cli import cli
 from rapidresponse.errors import InputError
@@ -144,7 +145,7 @@ def test_register_for_people_shows_reference_reasons_steps_and_warns_without_dae
     [
         ({"--birth-date": "2031-01-01"}, [], "birth date is after"),
         ({"--birth-date": "2000-01-01"}, [], "rapidresponse is for minors"),
-        ({"--birth-date": "02/03/2011"}, [], "is not a date"),
+        ({"--birth-date": "02/03/2011"}, [], "--birth-date is not a date"),
         ({"--missing-since": "in 2 hours"}, [], "is not a time"),
         ({"--missing-since": (datetime.now(UTC) + timedelta(hours=2)).isoformat()}, [], "in the future"),
         ({"--alias": "  "}, [], "--alias is empty"),
@@ -163,6 +164,99 @@ def test_bad_input_gets_one_sentence_exit_2_and_writes_nothing(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and expected in lines[0]
     assert counts(home) == before
+
+
+@pytest.mark.parametrize(
+    ("option", "typed"),
+    [("--birth-date", "2011-13-02"), ("--birth-date", "Kwikstaartplein"),
+     ("--missing-since", "Kwikstaartplein Vlinderdorp"), ("--missing-since", "Zorbalina ago")],
+)
+def test_a_mistyped_field_is_never_quoted_back(runner: CliRunner, home: Path, option: str, typed: str) -> None:
+    """An officer may type the alias or the place into the wrong field: errors name the field only."""
+    result = invoke(runner, home, *register_args(**{option: typed}))
+    assert result.exit_code == 2 and result.stderr.startswith(f"Error: {option} is not a")
+    assert typed not in result.stderr and "2011-13" not in result.stderr
+    assert_no_secrets(result.output)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        register_args(**{"--missing-since": "99999999d ago"}),
+        register_args(**{"--missing-since": "0001-01-01 00:00"}),
+        register_args(**{"--missing-since": "3651d ago"}),
+        ["report", "--since", "9999999d"],
+        ["report", "--since", "9" * 5000 + "d"],
+        ["purge", "--resolved-before", "99999999999d"],
+    ],
+    ids=["ago", "year-1", "just-over-ten-years", "report", "report-5000-digits", "purge"],
+)
+def test_absurd_durations_and_dates_are_bad_input(runner: CliRunner, home: Path, args: list[str]) -> None:
+    before = counts(home)
+    result = invoke(runner, home, *args)
+    assert result.exit_code == 2, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("Error: ") and "internal error" not in line and len(line) < 200
+    assert counts(home) == before
+
+
+NOT_UTF8 = b"Zorb\xffalina".decode("utf-8", "surrogateescape")  # what Python makes of such bytes
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (register_args(**{"--alias": NOT_UTF8}), "--alias"),
+        (register_args(**{"--last-seen": NOT_UTF8}), "--last-seen"),
+        (register_args(**{"--name": NOT_UTF8}), "--name"),
+        (register_args(**{"--missing-since": NOT_UTF8}), "--missing-since"),
+        (["note", "{ref}", NOT_UTF8], "the TEXT argument"),
+        (["reassess", "{ref}", "--reason", NOT_UTF8], "--reason"),
+        (["ack", "{ref}", "--role", "police", "--note", NOT_UTF8], "--note"),
+        (["resolve", "{ref}", "--outcome", "found", "--note", NOT_UTF8], "--note"),
+        (["show", NOT_UTF8], "the CASE argument"),
+        (["--operator", NOT_UTF8, "note", "{ref}", "text"], "--operator"),
+    ],
+)
+def test_text_that_is_not_utf8_is_refused_without_quoting_it(
+    runner: CliRunner, home: Path, args: list[str], named: str,
+) -> None:
+    ref = register_json(runner, home)["case"]
+    before = counts(home)
+    result = invoke(runner, home, *[a.replace("{ref}", ref) for a in args])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == f"Error: {named} is not valid UTF-8 text: check the terminal's encoding" \
+                            " and type it again\n"
+    assert counts(home) == before
+
+
+def test_an_operator_name_from_the_environment_that_is_not_utf8_is_refused(
+    runner: CliRunner, home: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RAPIDRESPONSE_OPERATOR", NOT_UTF8)
+    result = invoke(runner, home, *register_args())
+    assert result.exit_code == 2 and result.stderr.startswith("Error: RAPIDRESPONSE_OPERATOR is not valid")
+    assert counts(home) == (0, 0, 0, 0)
+
+
+def test_every_free_text_option_refuses_what_is_not_utf8() -> None:
+    """A new option without `type=TEXT` would crash on such bytes only when stored."""
+    from rapidresponse.cli import cases, coordinator
+    from rapidresponse.cli.common import TEXT
+
+    commands = [cli, *cases.COMMANDS, *coordinator.COMMANDS]
+    commands += [sub for group in coordinator.COMMANDS for sub in group.commands.values()]
+    plain = [f"{command.name} {param.name}" for command in commands for param in command.params
+             if param.type is click.STRING]
+    assert plain == []
+    assert any(param.type is TEXT for param in cli.params)
+
+
+def test_bytes_that_are_not_utf8_from_a_real_shell(home: Path) -> None:
+    result = run_cli(*register_args(**{"--alias": NOT_UTF8}), home=home)  # argv gets the raw byte
+    assert result.returncode == 2 and result.stderr.startswith("Error: --alias is not valid UTF-8")
+    assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
+    assert counts(home) == (0, 0, 0, 0)
 
 
 def test_malformed_contacts_file_is_refused_before_anything_is_written(runner: CliRunner, home: Path) -> None:
@@ -320,3 +414,73 @@ def test_internal_errors_never_show_a_traceback(runner: CliRunner, home: Path) -
     result = invoke(runner, home, "cases")
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_an_unexpected_error_says_where_to_look_and_claims_nothing(
+    runner: CliRunner, home: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The catch-all cannot know whether anything was saved, so it must not say so."""
+    from rapidresponse import review
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise TypeError(f"stored value {MINOR['alias']}")
+
+    monkeypatch.setattr(review, "list_cases", broken)
+    result = invoke(runner, home, "cases")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: internal error (TypeError). What was saved before it is in 'rapidresponse show'/'log';"
+        " set RAPIDRESPONSE_DEBUG=1 for the traceback.\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [register_args(), ["cases"], ["status"], ["run", "--once"], ["contacts", "list"]],
+    ids=" ".join,
+)
+def test_a_mistake_in_config_toml_stops_every_command_before_it_writes(
+    runner: CliRunner, home: Path, args: list[str],
+) -> None:
+    (home / "config.toml").write_text('[sms]\nclaim_seconds = "2m"\n')
+    before = counts(home)
+    result = invoke(runner, home, *args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr == f"Error: {home / 'config.toml'}: [sms] claim_seconds must be a number of seconds\n"
+    assert counts(home) == before
+
+
+# ---------------------------------------------------------------- rich output
+
+
+MARKUP_NAME = "Parket [dag/nacht] permanentie"
+
+
+@pytest.fixture
+def bracketed_contact(home: Path) -> Path:
+    """The youth prosecutor's first contact has square brackets in its name, as people write."""
+    contacts = home / "contacts.toml"
+    contacts.write_text(contacts.read_text().replace("Parket permanentie (fictief)", MARKUP_NAME))
+    return home
+
+
+def test_register_shows_contact_names_verbatim(runner: CliRunner, bracketed_contact: Path) -> None:
+    result = invoke(runner, bracketed_contact, *register_args(), "--suspected-victim")
+    assert result.exit_code == 0, result.stderr
+    assert MARKUP_NAME in result.stdout
+
+
+def test_contacts_list_and_test_show_contact_names_verbatim(
+    runner: CliRunner, bracketed_contact: Path,
+) -> None:
+    listed = invoke(runner, bracketed_contact, "contacts", "list")
+    assert listed.exit_code == 0 and MARKUP_NAME in listed.stdout
+    tested = invoke(runner, bracketed_contact, "contacts", "test", "youth_prosecutor")
+    assert tested.exit_code == 0, tested.stderr
+    assert f"{MARKUP_NAME} +32470000001: sent" in tested.stdout
+
+
+def test_a_name_typed_where_a_reference_belongs_is_not_repeated(runner: CliRunner, home: Path) -> None:
+    result = invoke(runner, home, "show", MINOR["alias"])
+    assert result.exit_code == 2 and "like RR-2026-0001" in result.stderr
+    assert MINOR["alias"].upper() not in result.stderr.upper()

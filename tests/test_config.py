@@ -45,6 +45,63 @@ def test_config_mistakes_are_refused(home: Path, text: str, expected: str) -> No
         load_settings(home)
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('[sms]\nclaim_seconds = "2m"\n', "[sms] claim_seconds must be a number of seconds"),
+        ("[sms]\nclaim_seconds = 5\n", "[sms] claim_seconds must be at least 10"),
+        ("[sms]\nclaim_seconds = true\n", "[sms] claim_seconds must be a number of seconds"),
+        ("[sms]\nclaim_seconds = inf\n", "[sms] claim_seconds must be a number of seconds"),
+        ("[sms]\nmax_attempts = 0\n", "[sms] max_attempts must be at least 1"),
+        ("[sms]\nmax_attempts = 2.5\n", "[sms] max_attempts must be a whole number"),
+        ("[sms]\nmax_attempts = true\n", "[sms] max_attempts must be a whole number"),
+        ('[sms]\nmax_attempts = "6"\n', "[sms] max_attempts must be a whole number"),
+        ("[sms]\ntransport = 1\n", "[sms] unknown SMS transport that value: choose one of console, twilio"),
+        ("[daemon]\ntick_seconds = 0\n", "[daemon] tick_seconds must be more than 0 and at most 1"),
+        ("[daemon]\ntick_seconds = false\n", "[daemon] tick_seconds must be a number of seconds"),
+        ("[daemon]\ntick_seconds = nan\n", "[daemon] tick_seconds must be a number of seconds"),
+        ("[daemon]\nheartbeat_seconds = 0\n", "[daemon] heartbeat_seconds must be more than 0"),
+        ('[daemon]\nheartbeat_seconds = "2s"\n', "[daemon] heartbeat_seconds must be a number of seconds"),
+        ("[daemon]\nheartbeat_stale_seconds = 2\n",
+         "[daemon] heartbeat_stale_seconds (2) must be more than heartbeat_seconds (2)"),
+        ("[daemon]\nheartbeat_seconds = 20\n",
+         "[daemon] heartbeat_stale_seconds (15) must be more than heartbeat_seconds (20)"),
+    ],
+)
+def test_every_setting_has_its_type_and_range_checked(home: Path, text: str, expected: str) -> None:
+    (home / "config.toml").write_text(text)
+    with pytest.raises(InputError) as info:
+        load_settings(home)
+    assert str(info.value).startswith(f"{home / 'config.toml'}: {expected}")
+
+
+def test_settings_in_range_are_kept(home: Path) -> None:
+    (home / "config.toml").write_text(
+        "[sms]\nclaim_seconds = 10\nmax_attempts = 1\n"
+        "[daemon]\ntick_seconds = 1\nheartbeat_seconds = 0.5\nheartbeat_stale_seconds = 0.6\n"
+    )
+    settings = load_settings(home)
+    assert (settings.claim_seconds, settings.max_attempts, settings.tick_seconds) == (10, 1, 1)
+    assert (settings.heartbeat_seconds, settings.heartbeat_stale_seconds) == (0.5, 0.6)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("RAPIDRESPONSE_CLAIM_SECONDS", "2", "RAPIDRESPONSE_CLAIM_SECONDS: claim_seconds must be at least 10"),
+        ("RAPIDRESPONSE_CLAIM_SECONDS", "soon", "RAPIDRESPONSE_CLAIM_SECONDS must be a number of seconds"),
+        ("RAPIDRESPONSE_TICK_SECONDS", "nan", "RAPIDRESPONSE_TICK_SECONDS: tick_seconds must be a number"),
+        ("RAPIDRESPONSE_SMS", "pigeon", "RAPIDRESPONSE_SMS: unknown SMS transport 'pigeon'"),
+    ],
+)
+def test_the_environment_is_checked_like_the_file(
+    home: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str, expected: str,
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(InputError, match=re.escape(expected)):
+        load_settings(home)
+
+
 def test_home_and_operator_come_from_options_then_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("RAPIDRESPONSE_HOME", str(tmp_path / "env-home"))
     assert resolve_home(None) == tmp_path / "env-home"

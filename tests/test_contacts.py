@@ -75,6 +75,28 @@ def test_mistakes_are_refused(change: tuple[str, str], expected: str | None) -> 
         parse_contacts(text)
 
 
+@pytest.mark.parametrize(
+    ("title", "word"),
+    [("Cel Mensenhandel", "mensenhandel"), ("Loverboy-team", "loverboy"),
+     ("Sexual exploitation unit", "sexu"), ("Brigade proxénète", "proxénète")],
+)
+def test_a_role_title_that_reveals_the_case_is_refused(title: str, word: str) -> None:
+    """Messages quote the title as {role_title}: it shows on lock screens like the rest."""
+    text = GOOD.replace('title = "Jeugdparket"', f'title = "{title}"')
+    with pytest.raises(InputError) as info:
+        parse_contacts(text, Path("contacts.toml"))
+    assert str(info.value) == (
+        f"contacts.toml, line 5: role 'youth_prosecutor': the title contains '{word}…', which reveals"
+        " the case on a lock screen (messages quote it as {role_title})"
+    )
+
+
+def test_a_role_without_a_title_is_checked_by_the_name_it_gets() -> None:
+    text = GOOD.replace('title = "Jeugdparket"\n', "").replace("youth_prosecutor", "trafficking_desk")
+    with pytest.raises(InputError, match=r"line 4: role 'trafficking_desk': the title contains 'traffick"):
+        parse_contacts(text, Path("contacts.toml"))
+
+
 def test_a_role_without_contacts_is_refused() -> None:
     text = GOOD + '\n[roles.police]\ntitle = "Politie"\ncontacts = []\n'
     with pytest.raises(InputError, match="role 'police' has no contacts"):

@@ -84,7 +84,7 @@ def test_sigkill_mid_send_loses_nothing_and_flags_only_in_flight_texts(
     write_playbook(home, "crash-drill", DRILL)
     db = home / "rapidresponse.db"
     log = tmp_path / "daemon.log"
-    env = stub.env(RAPIDRESPONSE_CLAIM_SECONDS="2", RAPIDRESPONSE_TICK_SECONDS="0.2",
+    env = stub.env(RAPIDRESPONSE_CLAIM_SECONDS="10", RAPIDRESPONSE_TICK_SECONDS="0.2",
                    RAPIDRESPONSE_TWILIO_TIMEOUT="5")
 
     registered = run_cli(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import threading
 import urllib.error
 import urllib.request
@@ -99,8 +100,13 @@ def receipt(sid: str, status: str, error: str | None = None) -> dict[str, str]:
     return params
 
 
+_INBOUND_SIDS = itertools.count(1)
+
+
 def inbound(sender: str, body: str) -> dict[str, str]:
-    return {"MessageSid": "SM" + "b" * 32, "AccountSid": "AC" + "0" * 32, "From": sender,
+    """A reply as Twilio posts it; each one a new text with its own MessageSid."""
+    sid = f"SM{next(_INBOUND_SIDS):032x}"
+    return {"MessageSid": sid, "SmsSid": sid, "AccountSid": "AC" + "0" * 32, "From": sender,
             "To": "+32460000000", "Body": body, "NumMedia": "0"}
 
 
@@ -307,6 +313,70 @@ def test_a_second_ack_is_answered_politely(ctx: Context, sent_case: Any, webapp:
     status, twiml = post(webapp, "/twilio/inbound", inbound(PROSECUTOR, sent_case.ack_code))
     assert status == "200 OK" and "wacht niets" in twiml and sent_case.ref in twiml
     assert len(kinds(ctx, "step.acknowledged")) == 1
+
+
+def test_a_replayed_reply_acknowledges_nothing_and_answers_nothing(
+    ctx: Context, sent_case: Any, webapp: WebhookApp,
+) -> None:
+    reply = inbound(PROSECUTOR, f"ACK {sent_case.ack_code}")
+    _, first = post(webapp, "/twilio/inbound", reply)
+    assert "bevestigd" in first and step_state(ctx) == "acknowledged"
+    events_before = len(list(audit.events(ctx.store)))
+    status, again = post(webapp, "/twilio/inbound", reply)
+    assert status == "200 OK" and "<Message>" not in again  # no second text to the magistrate
+    assert len(kinds(ctx, "step.acknowledged")) == 1 and kinds(ctx, "sms.inbound_rejected") == []
+    [duplicate] = kinds(ctx, "sms.inbound_duplicate")
+    assert duplicate["detail"] == {"from": PROSECUTOR, "sid": reply["MessageSid"]}
+    assert len(list(audit.events(ctx.store))) == events_before + 1 and audit.verify(ctx.store).ok
+
+
+def test_a_replayed_reply_cannot_acknowledge_a_step_that_started_waiting_since(
+    ctx: Context, sent_case: Any, webapp: WebhookApp, clock: Any, settings: Any,
+    twilio_stub: TwilioStub,
+) -> None:
+    """The coordinator's early ACK was refused; replayed after the escalation, it must stay refused."""
+    early = inbound(COORDINATOR, f"ACK {sent_case.ack_code}")
+    _, first = post(webapp, "/twilio/inbound", early)
+    assert "wacht niets" in first
+    transport = TwilioTransport(twilio_stub.env())
+    for _ in range(2):
+        clock.advance(minutes=16)
+        tick(ctx, transport, settings)
+    assert ctx.store.scalar("SELECT escalated FROM steps WHERE step_key = 'alert'") == 1
+    _, replayed = post(webapp, "/twilio/inbound", early)
+    assert "<Message>" not in replayed and step_state(ctx) == "active"
+    assert kinds(ctx, "step.acknowledged") == []
+    _, fresh = post(webapp, "/twilio/inbound", inbound(COORDINATOR, f"ACK {sent_case.ack_code}"))
+    assert "bevestigd" in fresh and step_state(ctx) == "acknowledged"
+
+
+def test_the_handled_sid_is_kept_with_what_the_reply_did(
+    ctx: Context, sent_case: Any, webapp: WebhookApp, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A reply whose handling fails is not marked handled: Twilio's retry gets a real answer."""
+    import rapidresponse.engine as engine
+
+    acknowledge = engine.acknowledge
+
+    def acknowledge_then_disk_full(*args: Any, **kwargs: Any) -> None:
+        acknowledge(*args, **kwargs)
+        raise OSError("disk full")
+
+    reply = inbound(PROSECUTOR, f"ACK {sent_case.ack_code}")
+    with monkeypatch.context() as patched:
+        patched.setattr(engine, "acknowledge", acknowledge_then_disk_full)
+        assert post(webapp, "/twilio/inbound", reply)[0] == "500 Internal Server Error"
+    assert ctx.store.scalar("SELECT COUNT(*) FROM inbound_messages") == 0 and step_state(ctx) == "active"
+    _, retried = post(webapp, "/twilio/inbound", reply)
+    assert "bevestigd" in retried and step_state(ctx) == "acknowledged"
+    assert ctx.store.scalar("SELECT sid FROM inbound_messages") == reply["MessageSid"]
+
+
+def test_an_inbound_text_without_a_sid_is_refused(ctx: Context, sent_case: Any, webapp: WebhookApp) -> None:
+    reply = inbound(PROSECUTOR, f"ACK {sent_case.ack_code}")
+    del reply["MessageSid"], reply["SmsSid"]
+    assert post(webapp, "/twilio/inbound", reply) == ("400 Bad Request", "MessageSid is missing or malformed\n")
+    assert step_state(ctx) == "active"
 
 
 def test_an_open_case_wins_over_a_resolved_one_with_the_same_code(

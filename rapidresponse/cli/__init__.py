@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from rapidresponse import __version__
+from rapidresponse.cli.common import TEXT
 from rapidresponse.errors import RapidResponseError
 
 
@@ -41,9 +42,10 @@ class RapidResponseGroup(click.Group):
             if os.environ.get("RAPIDRESPONSE_DEBUG"):
                 raise
             # The exception text may quote stored values: only its type leaves the process.
+            # Whether the command had saved anything by then is not known here: say where to look.
             click.echo(
-                f"Error: internal error ({type(exc).__name__}); nothing half-done was kept."
-                " Set RAPIDRESPONSE_DEBUG=1 to see the traceback.",
+                f"Error: internal error ({type(exc).__name__}). What was saved before it is in"
+                " 'rapidresponse show'/'log'; set RAPIDRESPONSE_DEBUG=1 for the traceback.",
                 err=True,
             )
             sys.exit(1)
@@ -60,6 +62,7 @@ class RapidResponseGroup(click.Group):
 )
 @click.option(
     "--operator",
+    type=TEXT,
     envvar="RAPIDRESPONSE_OPERATOR",
     help="Who is acting; recorded on every event. Default: the OS user.",
 )

@@ -12,7 +12,7 @@ import click
 
 from rapidresponse import audit, engine, review
 from rapidresponse.assessment import PLACEMENTS
-from rapidresponse.cli.common import Env, console, emit_json, json_option, pass_env, styled, when
+from rapidresponse.cli.common import TEXT, Env, console, emit_json, json_option, pass_env, styled, when
 from rapidresponse.errors import InputError, RapidResponseError
 from rapidresponse.timeutil import parse_when
 
@@ -25,7 +25,7 @@ def _birth_date(value: str) -> date:
     try:
         return date.fromisoformat(value.strip())
     except ValueError:
-        raise InputError(f"--birth-date '{value}' is not a date (YYYY-MM-DD)") from None
+        raise InputError("--birth-date is not a date: use YYYY-MM-DD") from None
 
 
 def _dispatch_now(env: Env) -> tuple[bool, str | None]:
@@ -65,19 +65,20 @@ def _sent_rows(env: Env, case_id: int) -> list[dict[str, Any]]:
 
 
 @click.command()
-@click.option("--alias", required=True, help="The name the team uses for the minor (kept private).")
-@click.option("--birth-date", required=True, help="YYYY-MM-DD.")
-@click.option("--missing-since", required=True,
+@click.option("--alias", type=TEXT, required=True,
+              help="The name the team uses for the minor (kept private).")
+@click.option("--birth-date", type=TEXT, required=True, help="YYYY-MM-DD.")
+@click.option("--missing-since", type=TEXT, required=True,
               help="'now', '3h ago', '2026-11-28 14:05' (local) or ISO 8601.")
-@click.option("--last-seen", required=True, help="Where the minor was last seen (kept private).")
-@click.option("--name", "full_name", help="Full name (optional, kept private).")
+@click.option("--last-seen", type=TEXT, required=True, help="Where the minor was last seen (kept private).")
+@click.option("--name", "full_name", type=TEXT, help="Full name (optional, kept private).")
 @click.option("--placement", type=click.Choice(PLACEMENTS), default="home", show_default=True)
-@click.option("--indicator", "indicators", multiple=True, metavar="NAME",
+@click.option("--indicator", "indicators", type=TEXT, multiple=True, metavar="NAME",
               help="A police criterion or exploitation signal; repeat. See 'rapidresponse indicators'.")
 @click.option("--suspected-victim", is_flag=True, help="The officer suspects exploitation.")
 @click.option("--societal-necessity/--no-societal-necessity", default=None,
               help="Override the presumption of societal necessity.")
-@click.option("--playbook", help="Run this playbook instead of the one the assessment picks.")
+@click.option("--playbook", type=TEXT, help="Run this playbook instead of the one the assessment picks.")
 @json_option
 @pass_env
 def register(env: Env, alias: str, birth_date: str, missing_since: str, last_seen: str,
@@ -89,7 +90,7 @@ def register(env: Env, alias: str, birth_date: str, missing_since: str, last_see
     tz = app.contacts.timezone
     person = engine.Person(alias=alias, birth_date=_birth_date(birth_date),
                            last_seen=last_seen, full_name=full_name)
-    missing = parse_when(missing_since, now=app.clock.now(), tz=tz)
+    missing = parse_when(missing_since, now=app.clock.now(), tz=tz, name="--missing-since")
     chosen = app.playbook(playbook) if playbook else None
     registration = engine.register(
         app.context(), person=person, missing_since=missing, playbook=chosen,
@@ -127,9 +128,19 @@ def register(env: Env, alias: str, birth_date: str, missing_since: str, last_see
             err=True,
         )
         sys.exit(1)
+    waiting = [m for m in sent if m["state"] == "queued" and m["error"]]
+    if waiting:
+        click.echo(
+            f"Error: the case is registered but {len(waiting)} alert(s) could not be sent yet"
+            f" ({waiting[0]['error']}). They stay queued and are retried; phone"
+            f" {', '.join(sorted({m['role'] for m in waiting}))} now.",
+            err=True,
+        )
+        sys.exit(1)
 
 
 def _render_registration(result: dict[str, Any], tz: Any) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     out = console()
@@ -157,14 +168,16 @@ def _render_registration(result: dict[str, Any], tz: Any) -> None:
         for column in ("role", "contact", "to", "state"):
             sent.add_column(column)
         for msg in result["sent"]:
-            sent.add_row(msg["role"], msg["contact"], msg["to"], styled(msg["state"]))
+            sent.add_row(msg["role"], escape(msg["contact"]), msg["to"], styled(msg["state"]))
         out.print(sent)
 
 
 @click.command()
-@click.argument("case")
-@click.option("--reason", required=True, help="Why you re-assess (kept with the case; the log has its hash).")
-@click.option("--indicator", "indicators", multiple=True, metavar="NAME", help="A new indicator; repeat.")
+@click.argument("case", type=TEXT)
+@click.option("--reason", type=TEXT, required=True,
+              help="Why you re-assess (kept with the case; the log has its hash).")
+@click.option("--indicator", "indicators", type=TEXT, multiple=True, metavar="NAME",
+              help="A new indicator; repeat.")
 @click.option("--suspected-victim", is_flag=True, help="The officer now suspects exploitation.")
 @click.option("--societal-necessity/--no-societal-necessity", default=None,
               help="Override the presumption of societal necessity.")
@@ -208,9 +221,9 @@ def reassess(env: Env, case: str, reason: str, indicators: tuple[str, ...], susp
 
 
 @click.command()
-@click.argument("case")
-@click.option("--role", required=True, help="The role that acknowledges (e.g. youth_prosecutor).")
-@click.option("--note", help="Optional note (kept with the case, not in the log).")
+@click.argument("case", type=TEXT)
+@click.option("--role", type=TEXT, required=True, help="The role that acknowledges (e.g. youth_prosecutor).")
+@click.option("--note", type=TEXT, help="Optional note (kept with the case, not in the log).")
 @json_option
 @pass_env
 def ack(env: Env, case: str, role: str, note: str | None, as_json: bool) -> None:
@@ -224,9 +237,9 @@ def ack(env: Env, case: str, role: str, note: str | None, as_json: bool) -> None
 
 
 @click.command()
-@click.argument("case")
-@click.option("--outcome", required=True, help="found, returned, withdrawn or other.")
-@click.option("--note", help="Optional note (kept with the case, not in the log).")
+@click.argument("case", type=TEXT)
+@click.option("--outcome", type=TEXT, required=True, help="found, returned, withdrawn or other.")
+@click.option("--note", type=TEXT, help="Optional note (kept with the case, not in the log).")
 @json_option
 @pass_env
 def resolve(env: Env, case: str, outcome: str, note: str | None, as_json: bool) -> None:
@@ -259,8 +272,8 @@ def resolve(env: Env, case: str, outcome: str, note: str | None, as_json: bool) 
 
 
 @click.command()
-@click.argument("case")
-@click.argument("text")
+@click.argument("case", type=TEXT)
+@click.argument("text", type=TEXT)
 @pass_env
 def note(env: Env, case: str, text: str) -> None:
     """Add a note to CASE (kept with the case; the log records that a note was made)."""
@@ -293,7 +306,7 @@ def cases_cmd(env: Env, include_closed: bool, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("case")
+@click.argument("case", type=TEXT)
 @json_option
 @pass_env
 def show(env: Env, case: str, as_json: bool) -> None:
@@ -356,7 +369,7 @@ def _render_case(view: dict[str, Any], tz: Any) -> None:
 
 
 @click.command("log")
-@click.argument("case", required=False)
+@click.argument("case", type=TEXT, required=False)
 @click.option("--verify", is_flag=True, help="Recompute the hash chain; exit 1 if broken.")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV output.")
 @json_option
@@ -403,8 +416,8 @@ def log_cmd(env: Env, case: str | None, verify: bool, as_csv: bool, as_json: boo
 
 
 @click.command()
-@click.argument("case", required=False)
-@click.option("--resolved-before", metavar="DURATION",
+@click.argument("case", type=TEXT, required=False)
+@click.option("--resolved-before", type=TEXT, metavar="DURATION",
               help="Purge every case resolved longer ago than this (e.g. 90d).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @json_option
@@ -441,7 +454,7 @@ def purge(env: Env, case: str | None, resolved_before: str | None, yes: bool, as
 
 
 @click.command("report")
-@click.option("--since", default="30d", show_default=True, metavar="DURATION",
+@click.option("--since", type=TEXT, default="30d", show_default=True, metavar="DURATION",
               help="Cases registered within this period (e.g. 7d, 90d).")
 @json_option
 @pass_env

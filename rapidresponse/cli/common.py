@@ -10,6 +10,7 @@ import click
 
 from rapidresponse.app import App
 from rapidresponse.config import resolve_home, resolve_operator
+from rapidresponse.errors import InputError
 from rapidresponse.timeutil import from_iso
 
 DEFAULT_TZ = ZoneInfo("Europe/Brussels")
@@ -26,7 +27,9 @@ class Env:
     @property
     def app(self) -> App:
         if self._app is None:
-            self._app = App(self.home, resolve_operator(self._operator))
+            app = App(self.home, resolve_operator(self._operator))
+            app.settings  # noqa: B018 (not useless: config.toml is checked before any command writes)
+            self._app = app
         return self._app
 
     def tz(self) -> ZoneInfo:
@@ -37,10 +40,47 @@ class Env:
 
     def close(self) -> None:
         if self._app is not None:
+            for warning in self._app.warnings:
+                click.echo(f"Warning: {warning}", err=True)
             self._app.close()
 
 
 pass_env = click.make_pass_decorator(Env)
+
+
+class Utf8Text(click.ParamType):
+    """Free text that SQLite, the audit hash and an SMS can carry.
+
+    Bytes that are not UTF-8 reach Python as lone surrogates and would fail only when stored;
+    they are refused while parsing, naming the option but never quoting the value (it may be
+    the minor's name).
+    """
+
+    name = "text"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InputError(f"{_label(param, ctx)} is not valid UTF-8 text:"
+                             " check the terminal's encoding and type it again") from None
+        return text
+
+
+def _label(param: click.Parameter | None, ctx: click.Context | None) -> str:
+    if param is None or param.name is None:
+        return "an argument"
+    if ctx is not None and ctx.get_parameter_source(param.name) is click.core.ParameterSource.ENVIRONMENT:
+        envvar = param.envvar
+        return envvar if isinstance(envvar, str) else "an environment variable"
+    if isinstance(param, click.Option):
+        return max(param.opts, key=len)
+    return f"the {param.human_readable_name} argument"
+
+
+#: The type of every free-text option and argument.
+TEXT = Utf8Text()
 
 
 def console() -> Any:

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from rapidresponse.cli.common import Env, console, emit_json, json_option, pass_env, styled
+from rapidresponse.cli.common import TEXT, Env, console, emit_json, json_option, pass_env, styled
 
 
 @click.group()
@@ -44,6 +44,7 @@ def contacts_check(env: Env, as_json: bool) -> None:
 @pass_env
 def contacts_list(env: Env, as_json: bool) -> None:
     """Show every role and contact, and who is on duty now."""
+    from rich.markup import escape
     from rich.table import Table
 
     app = env.app
@@ -62,17 +63,19 @@ def contacts_list(env: Env, as_json: bool) -> None:
     for column in ("role", "contact", "phone", "hours", "on duty"):
         table.add_column(column)
     for r in rows:
-        table.add_row(r["role"], r["name"], r["phone"], r["hours"] or "always",
+        table.add_row(r["role"], escape(r["name"]), r["phone"], escape(r["hours"] or "always"),
                       "yes" if r["on_duty"] else "no")
     console().print(table)
 
 
 @contacts.command("test")
-@click.argument("role")
+@click.argument("role", type=TEXT)
 @json_option
 @pass_env
 def contacts_test(env: Env, role: str, as_json: bool) -> None:
     """Send one test text to each contact of ROLE and report each result."""
+    from rich.markup import escape
+
     from rapidresponse import engine
     from rapidresponse.checks import TEST_MESSAGE
     from rapidresponse.dispatch import dispatch
@@ -100,8 +103,8 @@ def contacts_test(env: Env, role: str, as_json: bool) -> None:
     else:
         for r in rows:
             failed = r["error_text"] and r["state"] != "sent"
-            extra = f" ({r['error_code']}: {r['error_text']})" if failed else ""
-            console().print(f"{r['contact']} {r['to_number']}: {styled(r['state'])}{extra}")
+            extra = escape(f" ({r['error_code']}: {r['error_text']})") if failed else ""
+            console().print(f"{escape(r['contact'])} {r['to_number']}: {styled(r['state'])}{extra}")
     if any(r["state"] not in ("sent", "delivered") for r in rows):
         sys.exit(1)
 
