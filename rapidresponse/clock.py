@@ -49,20 +49,3 @@ class FakeClock:
     def set(self, moment: datetime) -> None:
         with self._lock:
             self._now = moment.astimezone(UTC)
-
-
-class ScaledClock:
-    """Runs faster than real time from a starting point, for demonstrations of a playbook."""
-
-    def __init__(self, factor: float, start: datetime | None = None) -> None:
-        self.factor = factor
-        self._origin_real = time.monotonic()
-        self._origin = (start or datetime.now(UTC)).astimezone(UTC)
-
-    def now(self) -> datetime:
-        elapsed = (time.monotonic() - self._origin_real) * self.factor
-        return self._origin + timedelta(seconds=elapsed)
-
-    def sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            time.sleep(seconds / self.factor)

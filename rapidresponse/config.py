@@ -6,7 +6,7 @@ import getpass
 import math
 import os
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,6 @@ class Settings:
     heartbeat_stale_seconds: float = 15.0
     claim_seconds: float = 120.0
     max_attempts: int = 6
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 _CONFIG_KEYS = {

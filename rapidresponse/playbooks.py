@@ -89,9 +89,6 @@ class Playbook:
                 return step
         raise KeyError(key)
 
-    def roles(self) -> set[str]:
-        return {role for step in self.all_steps() for role in step.roles()}
-
 
 def template_fields(template: str) -> list[str]:
     """Every replacement field of a str.format template; ValueError if it does not parse."""

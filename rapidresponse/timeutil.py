@@ -102,7 +102,3 @@ def parse_when(text: str, *, now: datetime, tz: ZoneInfo, name: str = "the time"
     if moment < now - timedelta(days=MAX_DURATION_DAYS):
         raise InputError(f"{name} is too far back: more than {MAX_DURATION_DAYS} days ago")
     return moment
-
-
-def local(moment: datetime, tz: ZoneInfo) -> str:
-    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S %Z")
