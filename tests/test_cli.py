@@ -53,12 +53,28 @@ def counts(home: Path) -> tuple[int, int, int, int]:
 
 
 def all_commands() -> list[list[str]]:
+    import click
+
     found = []
-    for name, command in cli.commands.items():
+    ctx = click.Context(cli)
+    for name in cli.list_commands(ctx):
+        command = cli.get_command(ctx, name)
+        assert command is not None, f"{name} is listed but does not load"
         found.append([name])
         for sub in getattr(command, "commands", {}):
             found.append([name, sub])
     return found
+
+
+def test_every_module_command_is_listed() -> None:
+    """A command added to a module's COMMANDS but not to COMMAND_MODULES would be unreachable."""
+    import importlib
+
+    from rapidresponse.cli import COMMAND_MODULES
+
+    for module in set(COMMAND_MODULES.values()):
+        for command in importlib.import_module(f"rapidresponse.cli.{module}").COMMANDS:
+            assert COMMAND_MODULES.get(command.name) == module
 
 
 def test_version(runner: CliRunner) -> None:

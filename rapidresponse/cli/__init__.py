@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from typing import Any
@@ -12,9 +13,28 @@ from rapidresponse import __version__
 from rapidresponse.cli.common import TEXT
 from rapidresponse.errors import RapidResponseError
 
+#: Each command and the module that defines it, imported only when the command runs, so that
+#: `run --once` from cron does not load the officer's and coordinator's commands.
+COMMAND_MODULES = {
+    "register": "cases", "reassess": "cases", "ack": "cases", "resolve": "cases", "note": "cases",
+    "cases": "cases", "show": "cases", "log": "cases", "report": "cases", "purge": "cases",
+    "indicators": "cases", "contacts": "coordinator", "playbooks": "coordinator", "init": "ops",
+    "run": "ops", "status": "ops", "webhook": "webhook",
+}
+
 
 class RapidResponseGroup(click.Group):
-    """Every error becomes one sentence on stderr; never a traceback."""
+    """Every error becomes one sentence on stderr; never a traceback. Commands load lazily."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMAND_MODULES)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMAND_MODULES.get(cmd_name)
+        if module is None:
+            return None
+        commands = importlib.import_module(f"rapidresponse.cli.{module}").COMMANDS
+        return next(c for c in commands if c.name == cmd_name)
 
     def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
@@ -77,10 +97,3 @@ def cli(ctx: click.Context, home: str | None, operator: str | None) -> None:
 
 def main() -> None:
     cli()
-
-
-from rapidresponse.cli import cases, coordinator, ops, webhook  # noqa: E402
-
-for module in (cases, coordinator, ops, webhook):
-    for command in module.COMMANDS:
-        cli.add_command(command)
