@@ -64,6 +64,14 @@ def _sent_rows(env: Env, case_id: int) -> list[dict[str, Any]]:
     ]
 
 
+def victim_options(fn: Any) -> Any:
+    """The officer's own judgement, shared by register and reassess."""
+    fn = click.option("--societal-necessity/--no-societal-necessity", default=None,
+                      help="Override the presumption of societal necessity.")(fn)
+    return click.option("--suspected-victim", is_flag=True,
+                        help="The officer suspects exploitation.")(fn)
+
+
 @click.command()
 @click.option("--alias", type=TEXT, required=True,
               help="The name the team uses for the minor (kept private).")
@@ -75,9 +83,7 @@ def _sent_rows(env: Env, case_id: int) -> list[dict[str, Any]]:
 @click.option("--placement", type=click.Choice(PLACEMENTS), default="home", show_default=True)
 @click.option("--indicator", "indicators", type=TEXT, multiple=True, metavar="NAME",
               help="A police criterion or exploitation signal; repeat. See 'rapidresponse indicators'.")
-@click.option("--suspected-victim", is_flag=True, help="The officer suspects exploitation.")
-@click.option("--societal-necessity/--no-societal-necessity", default=None,
-              help="Override the presumption of societal necessity.")
+@victim_options
 @click.option("--playbook", type=TEXT, help="Run this playbook instead of the one the assessment picks.")
 @json_option
 @pass_env
@@ -175,12 +181,10 @@ def _render_registration(result: dict[str, Any], tz: Any) -> None:
 @click.command()
 @click.argument("case", type=TEXT)
 @click.option("--reason", type=TEXT, required=True,
-              help="Why you re-assess (kept with the case; the log has its hash).")
+              help="Why you re-assess (kept with the case; the log records that there is one).")
 @click.option("--indicator", "indicators", type=TEXT, multiple=True, metavar="NAME",
               help="A new indicator; repeat.")
-@click.option("--suspected-victim", is_flag=True, help="The officer now suspects exploitation.")
-@click.option("--societal-necessity/--no-societal-necessity", default=None,
-              help="Override the presumption of societal necessity.")
+@victim_options
 @click.option("--keep-playbook", is_flag=True, help="Stay on the current playbook even if now worrying.")
 @json_option
 @pass_env
