@@ -72,6 +72,24 @@ def from_iso(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
+def _local_moment(naive: datetime, tz: ZoneInfo, name: str) -> datetime:
+    """A wall-clock time in `tz`, refusing the hour that happens twice or never at a DST change:
+    guessing would shift every step counted from the disappearance by an hour."""
+    first, second = naive.replace(tzinfo=tz, fold=0), naive.replace(tzinfo=tz, fold=1)
+    try:
+        offsets = (first.utcoffset(), second.utcoffset())
+    except OverflowError:
+        return first  # out of range: the caller reports it
+    if offsets[0] == offsets[1]:
+        return first
+    round_trip = first.astimezone(UTC).astimezone(tz).replace(tzinfo=None)
+    if round_trip != naive:
+        raise InputError(f"{name} falls in the hour skipped when the clocks go forward in {tz.key};"
+                         " check the time, or give it with its offset (e.g. +01:00)")
+    raise InputError(f"{name} falls in the hour that happens twice when the clocks go back in {tz.key};"
+                     " give it with its offset: +02:00 for the first time, +01:00 for the second")
+
+
 def parse_when(text: str, *, now: datetime, tz: ZoneInfo, name: str = "the time") -> datetime:
     """A moment as a duty officer types it: 'now', '3h ago', '2026-11-28 14:05' (local), ISO.
 
@@ -94,7 +112,7 @@ def parse_when(text: str, *, now: datetime, tz: ZoneInfo, name: str = "the time"
     except ValueError:
         raise InputError(f"{name} is not a time: {_WHEN_FORMS}") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=tz)
+        moment = _local_moment(moment, tz, name)
     try:
         moment = moment.astimezone(UTC)
     except OverflowError:

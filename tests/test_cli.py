@@ -500,3 +500,24 @@ def test_a_name_typed_where_a_reference_belongs_is_not_repeated(runner: CliRunne
     result = invoke(runner, home, "show", MINOR["alias"])
     assert result.exit_code == 2 and "like RR-2026-0001" in result.stderr
     assert MINOR["alias"].upper() not in result.stderr.upper()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-03-29 02:30", "skipped when the clocks go forward"),
+        ("2026-10-25 02:30", "happens twice"),
+    ],
+)
+def test_a_local_time_at_a_dst_change_is_not_guessed(text: str, expected: str) -> None:
+    now = datetime(2026, 11, 28, 13, 0, tzinfo=UTC)
+    with pytest.raises(InputError, match=expected):
+        parse_when(text, now=now, tz=BRUSSELS)
+
+
+def test_the_hour_that_happens_twice_is_accepted_with_its_offset() -> None:
+    now = datetime(2026, 11, 28, 13, 0, tzinfo=UTC)
+    first = parse_when("2026-10-25T02:30+02:00", now=now, tz=BRUSSELS)
+    second = parse_when("2026-10-25T02:30+01:00", now=now, tz=BRUSSELS)
+    assert second - first == timedelta(hours=1)
+    assert parse_when("2026-10-25 03:30", now=now, tz=BRUSSELS) == datetime(2026, 10, 25, 2, 30, tzinfo=UTC)
