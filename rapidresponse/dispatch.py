@@ -179,6 +179,10 @@ def _record(
                 detail["note"] = "the message had already been settled by another process"
             audit.append(ctx.store, at=now, kind=kind, actor=SYSTEM, case=ref, detail=detail)
             engine.on_message_outcome(ctx, row["id"])
+            if updated:
+                from rapidresponse.webhooks import apply_held_receipts  # webhooks imports us
+
+                apply_held_receipts(ctx, result.sid)
             report.sent.append({**summary, "state": "sent", "sid": result.sid})
             return
         # A transient failure says nothing about the number: the provider or the network is down,

@@ -222,6 +222,17 @@ def m006_run_mode_and_inbound(db: Database) -> None:
     )
 
 
+@migration
+def m007_early_receipts(db: Database) -> None:
+    # A receipt can arrive before the sending process has written the SID; it waits here and
+    # is applied the moment the SID is recorded.
+    db.execute(
+        "CREATE TABLE early_receipts (id INTEGER PRIMARY KEY, sid TEXT NOT NULL, status TEXT NOT NULL,"
+        " error_code TEXT, received_at TEXT NOT NULL)"
+    )
+    db.execute("CREATE INDEX early_receipts_sid ON early_receipts (sid)")
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(
         str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False

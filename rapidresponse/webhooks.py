@@ -105,6 +105,26 @@ def record_receipt(ctx: Context, sid: str, status: str, error_code: str | None =
     return "updated"
 
 
+def hold_receipt(ctx: Context, sid: str, status: str, error_code: str | None) -> None:
+    """Keep a receipt for a SID nobody has recorded yet; dispatch applies it when it does."""
+    with ctx.store.transaction():
+        ctx.store.conn.execute(
+            "INSERT INTO early_receipts (sid, status, error_code, received_at) VALUES (?, ?, ?, ?)",
+            [sid, status, error_code, to_iso(ctx.clock.now())],
+        )
+        audit.append(ctx.store, at=ctx.clock.now(), kind="sms.receipt_unmatched", actor=SYSTEM,
+                     detail={"sid": sid, "status": status, "error_code": error_code, "held": True})
+
+
+def apply_held_receipts(ctx: Context, sid: str) -> None:
+    """Apply, in order, the receipts that arrived before `sid` was recorded."""
+    held = ctx.store.all("SELECT * FROM early_receipts WHERE sid = ? ORDER BY id", [sid])
+    for row in held:
+        record_receipt(ctx, sid, row["status"], row["error_code"])
+    if held:
+        ctx.store.conn.execute("DELETE FROM early_receipts WHERE sid = ?", [sid])
+
+
 # ---------------------------------------------------------------- library: replies
 
 
@@ -350,10 +370,7 @@ class WebhookApp:
             time.sleep(0.1)
             outcome = record_receipt(ctx, sid, status, error_code)
         if outcome == "unknown" and status in RECEIPT_STATES:
-            with ctx.store.transaction():
-                audit.append(ctx.store, at=ctx.clock.now(), kind="sms.receipt_unmatched",
-                             actor=SYSTEM, detail={"sid": sid, "status": status,
-                                                   "error_code": error_code})
+            hold_receipt(ctx, sid, status, error_code)
         return "200 OK", "text/plain; charset=utf-8", f"{outcome}\n".encode()
 
     def _inbound(self, form: _Form) -> tuple[str, str, bytes]:

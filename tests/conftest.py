@@ -197,3 +197,9 @@ escalate_to = "coordinator"
 [on_resolved]
 message = "{case}: teruggevonden. Geen verdere actie nodig."
 """
+
+
+def use_playbook_text(app: App, name: str, text: str) -> Any:
+    """Write a playbook into the home and load it, validated against the home's contacts."""
+    write_playbook(app.home, name, text)
+    return app.playbook(name)

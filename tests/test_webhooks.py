@@ -17,7 +17,14 @@ from click.testing import CliRunner
 from twilio.request_validator import RequestValidator
 from twilio_stub import AUTH_TOKEN, TwilioStub
 
-from conftest import CHAIN_PLAYBOOK, assert_no_secrets, register_minor, tick, write_playbook
+from conftest import (
+    CHAIN_PLAYBOOK,
+    assert_no_secrets,
+    register_minor,
+    tick,
+    use_playbook_text,
+    write_playbook,
+)
 from rapidresponse import audit
 from rapidresponse.app import App
 from rapidresponse.cli import cli
@@ -89,6 +96,19 @@ def post(application: WebhookApp, path: str, params: dict[str, str], *, sign: bo
     assert "Traceback" not in text and "Error" not in text
     assert_no_secrets(text)
     return seen["status"], text
+
+
+#: One text to the prosecutors, no acknowledgement wanted: done once sent, unless it bounces.
+NOTICE_PLAYBOOK = """\
+name = "notice"
+title = "Melding"
+
+[[steps]]
+id = "notice"
+at = "0m"
+role = "youth_prosecutor"
+message = "{case}: ter info. Bel {callback}."
+"""
 
 
 def receipt(sid: str, status: str, error: str | None = None) -> dict[str, str]:
@@ -177,6 +197,23 @@ def test_an_unknown_sid_is_answered_and_logged(ctx: Context, webapp: WebhookApp)
     assert (status, text) == ("200 OK", "unknown\n")
     [event] = kinds(ctx, "sms.receipt_unmatched")
     assert event["detail"]["status"] == "undelivered"
+
+
+def test_a_failure_receipt_that_overtakes_the_send_is_applied_when_the_sid_is_recorded(
+    ctx: Context, app: App, webapp: WebhookApp, settings: Any, transport: Any,
+) -> None:
+    """Twilio may call back before the sender has written the SID: the receipt waits, and the
+    step still moves on once the SID is known."""
+    playbook = use_playbook_text(app, "notice", NOTICE_PLAYBOOK)
+    register_minor(ctx, app, playbook=playbook)
+    first_sid = f"SM{1:032d}"  # the RecordingTransport's first SID
+    status, text = post(webapp, "/twilio/status", receipt(first_sid, "undelivered", "30003"))
+    assert (status, text) == ("200 OK", "unknown\n")
+    tick(ctx, transport, settings)  # the send is recorded; the held receipt applies at once
+    rows = msg_rows(ctx)
+    assert rows[0]["state"] == "undelivered" and rows[0]["sid"] == first_sid
+    assert [r["to_number"] for r in rows] == [PROSECUTOR, PROSECUTOR_BACKUP]  # moved on
+    assert ctx.store.scalar("SELECT COUNT(*) FROM early_receipts") == 0
 
 
 def test_intermediate_states_are_ignored(ctx: Context, sent_case: Any, webapp: WebhookApp) -> None:
