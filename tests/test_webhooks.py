@@ -475,3 +475,11 @@ def test_served_over_http_with_wsgiref(ctx: Context, sent_case: Any, webapp: Web
         servers[0].shutdown()
         thread.join(5)
     assert step_state(ctx) == "acknowledged"
+
+
+def test_the_webhook_command_refuses_a_broken_config(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+    monkeypatch.setenv("RAPIDRESPONSE_PUBLIC_URL", PUBLIC)
+    (home / "config.toml").write_text('[sms]\nclaim_seconds = "2m"\n')
+    result = CliRunner().invoke(cli, ["--home", str(home), "webhook", "--port", "8099"])
+    assert result.exit_code == 2 and "claim_seconds" in result.stderr

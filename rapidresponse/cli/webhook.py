@@ -18,6 +18,7 @@ def webhook(env: Env, host: str, port: int) -> None:
     """Serve POST /twilio/status and /twilio/inbound (signed by Twilio) until Ctrl-C."""
     from rapidresponse.webhooks import INBOUND_PATH, STATUS_PATH, make_app, serve
 
+    env.app.settings  # noqa: B018 (a broken config.toml stops the server before it listens)
     app = make_app(env.home)
 
     def ready(server: object) -> None:
