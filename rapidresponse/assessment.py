@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from rapidresponse.errors import InputError
+from rapidresponse.vocab import Vocabulary
 
 #: Belgian police criteria for a worrying disappearance; any one suffices.
 POLICE_CRITERIA: dict[str, str] = {
@@ -79,13 +80,7 @@ def age_on(birth_date: date, day: date) -> int:
 
 def check_indicators(names: Iterable[str]) -> tuple[str, ...]:
     """Known names only, each once, in the vocabulary's order."""
-    given = list(names)
-    unknown = [n for n in given if n not in INDICATORS]
-    if unknown:
-        raise InputError(
-            f"unknown indicator '{unknown[0]}': choose from {', '.join(INDICATORS)}"
-        )
-    return tuple(n for n in INDICATORS if n in given)
+    return Vocabulary.of("indicator", INDICATORS).pick_all(names)
 
 
 def assess(

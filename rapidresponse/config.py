@@ -5,12 +5,13 @@ from __future__ import annotations
 import getpass
 import math
 import os
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rapidresponse import tomlfile
 from rapidresponse.errors import InputError
+from rapidresponse.vocab import Vocabulary
 
 DB_NAME = "rapidresponse.db"
 CONTACTS_NAME = "contacts.toml"
@@ -19,6 +20,7 @@ PLAYBOOKS_DIR = "playbooks"
 LOCK_NAME = "daemon.lock"
 
 TRANSPORTS = ("console", "twilio")
+TRANSPORT_WORDS = Vocabulary.of("SMS transport", TRANSPORTS)
 #: A claim shorter than a slow send (Twilio's time-out and retries) would let a second
 #: process take the message over while it is still being sent.
 MIN_CLAIM_SECONDS = 10
@@ -74,10 +76,7 @@ def load_settings(home: Path) -> Settings:
     path = home / CONFIG_NAME
     raw: dict[str, Any] = {}
     if path.exists():
-        try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise InputError(f"{path}: {exc}") from None
+        raw = tomlfile.load(path)
     values: dict[str, Any] = {}
     where: dict[str, str] = {}  # key → where it was set: the file and section, or the variable
     for section, table in raw.items():
@@ -94,7 +93,7 @@ def load_settings(home: Path) -> Settings:
             values[key] = text if key == "transport" else _number(text, name)
             where[key] = f"{name}:"
     for key, value in values.items():
-        _check(key, value, where[key])
+        values[key] = _check(key, value, where[key])
     settings = Settings(**values)
     if settings.heartbeat_stale_seconds <= settings.heartbeat_seconds:
         place = where.get("heartbeat_stale_seconds") or where["heartbeat_seconds"]
@@ -113,34 +112,42 @@ _ENV_KEYS = {
 }
 
 
-def _check(key: str, value: Any, where: str) -> None:
-    """One setting's type and range; `where` is the file and section, or the variable."""
+#: The range of each number, so a typo (an extra zero, 1e12) is refused before anything runs.
+RANGES: dict[str, tuple[float, float]] = {
+    "tick_seconds": (0.01, 1.0),
+    "heartbeat_seconds": (0.1, 60.0),
+    "heartbeat_stale_seconds": (0.2, 3600.0),
+    "max_attempts": (1, 50),
+}
+
+
+def _check(key: str, value: Any, where: str) -> Any:
+    """One setting's type and range, its value as used; `where` is the file and section, or the variable."""
     if key == "transport":
-        if value not in TRANSPORTS:
-            shown = f"'{value}'" if isinstance(value, str) else "that value"
-            raise InputError(f"{where} unknown SMS transport {shown}: choose one of {', '.join(TRANSPORTS)}")
-        return
+        if not isinstance(value, str):
+            raise InputError(f"{where} transport must be text: one of {', '.join(TRANSPORTS)}")
+        return TRANSPORT_WORDS.pick(value, what=f"{where} the transport")
     if key == "max_attempts":
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # from the environment
         if isinstance(value, bool) or not isinstance(value, int):
             raise InputError(f"{where} max_attempts must be a whole number of attempts, like 6")
-        if value < 1:
-            raise InputError(f"{where} max_attempts must be at least 1")
-        return
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    elif isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise InputError(f"{where} {key} must be a number of seconds")
-    if key == "tick_seconds" and not 0 < value <= 1:
-        raise InputError(f"{where} tick_seconds must be more than 0 and at most 1")
-    if key in ("heartbeat_seconds", "heartbeat_stale_seconds") and value <= 0:
-        raise InputError(f"{where} {key} must be more than 0")
+    if key in RANGES:
+        low, high = RANGES[key]
+        if not low <= value <= high:
+            raise InputError(f"{where} {key} must be from {low:g} to {high:g}")
     if key == "claim_seconds" and value < MIN_CLAIM_SECONDS:
         raise InputError(
             f"{where} claim_seconds must be at least {MIN_CLAIM_SECONDS}: a send that takes longer"
             " than its claim is sent twice"
         )
+    return value
 
 
 def _number(text: str, name: str) -> float:
     try:
         return float(text)
     except ValueError:
-        raise InputError(f"{name} must be a number of seconds, not '{text}'") from None
+        raise InputError(f"{name} must be a number, like 120") from None

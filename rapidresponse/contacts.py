@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, time
 from pathlib import Path
@@ -12,8 +12,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 
+from rapidresponse import tomlfile
 from rapidresponse.errors import InputError
 from rapidresponse.lockscreen import revealing_word
+from rapidresponse.vocab import Vocabulary
 
 DEFAULT_REGION = "BE"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -76,13 +78,13 @@ class Contacts:
     def callback_display(self) -> str:
         return display_number(self.callback)
 
+    @property
+    def role_words(self) -> Vocabulary:
+        return role_vocabulary(self.roles)
+
     def role(self, key: str) -> Role:
-        try:
-            return self.roles[key]
-        except KeyError:
-            raise InputError(
-                f"unknown role '{key}': the contacts file has {', '.join(self.roles)}"
-            ) from None
+        """The role `key` names (any case); InputError with close matches, never quoting it."""
+        return self.roles[self.role_words.pick(key)]
 
     def on_duty(self, key: str, moment: datetime) -> tuple[Contact, ...]:
         """Who of a role to message now. Nobody on duty means everybody: a miss is worse."""
@@ -99,6 +101,10 @@ class Contacts:
             for contact in role.contacts
             if contact.phone == number
         ]
+
+
+def role_vocabulary(roles: Iterable[str]) -> Vocabulary:
+    return Vocabulary.of("role", roles, listed_as="the contacts file has")
 
 
 def display_number(e164: str) -> str:
@@ -171,8 +177,7 @@ def _line_of(text: str, needle: str, after: int = 1) -> int | None:
 def load_contacts(path: Path) -> Contacts:
     if not path.exists():
         raise InputError(f"{path}: no contacts file (run 'rapidresponse init')")
-    text = path.read_text(encoding="utf-8")
-    return parse_contacts(text, path)
+    return parse_contacts(tomlfile.read_text(path), path)
 
 
 def parse_contacts(text: str, path: Path | None = None) -> Contacts:
@@ -182,10 +187,7 @@ def parse_contacts(text: str, path: Path | None = None) -> Contacts:
         at = f", line {line}" if line else ""
         return InputError(f"{where}{at}: {message}")
 
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise fail(f"not valid TOML ({exc})") from None
+    raw = tomlfile.parse(text, where)
     unknown = set(raw) - _TOP_KEYS
     if unknown:
         key = sorted(unknown)[0]

@@ -22,9 +22,12 @@ from rapidresponse.errors import InputError
 from rapidresponse.playbooks import Playbook, Step, from_snapshot, render
 from rapidresponse.store import Store, dumps
 from rapidresponse.timeutil import format_duration, from_iso, to_iso
+from rapidresponse.vocab import Vocabulary
 
 SYSTEM = "system"
 OUTCOMES = ("found", "returned", "withdrawn", "other")
+OUTCOME_WORDS = Vocabulary.of("outcome", OUTCOMES)
+PLACEMENT_WORDS = Vocabulary.of("placement", PLACEMENTS)
 OK_STATES = ("sent", "delivered")
 BAD_STATES = ("failed", "undelivered")
 PENDING_STATES = ("queued", "sending")
@@ -86,8 +89,7 @@ def register(
     _check_person(person)
     if missing_since > now:
         raise InputError("the minor cannot have gone missing in the future (check --missing-since)")
-    if placement not in PLACEMENTS:
-        raise InputError(f"unknown placement '{placement}': choose {', '.join(PLACEMENTS)}")
+    placement = PLACEMENT_WORDS.pick(placement)
     tz = ctx.contacts.timezone
     result = assess(
         birth_date=person.birth_date,
@@ -551,7 +553,7 @@ def acknowledge(
     note: str | None = None,
 ) -> list[str]:
     """Stop the role's waiting steps for the case. Returns the step ids acknowledged."""
-    ctx.contacts.role(role)
+    role = ctx.contacts.role(role).key
     now = ctx.clock.now()
     with ctx.store.transaction():
         case = get_case(ctx.store, ref)
@@ -626,8 +628,7 @@ class Resolution:
 
 def resolve(ctx: Context, ref: str, outcome: str, note: str | None = None) -> Resolution:
     """Cancel what is pending, stand everyone down, and start the after-return steps."""
-    if outcome not in OUTCOMES:
-        raise InputError(f"unknown outcome '{outcome}': choose {', '.join(OUTCOMES)}")
+    outcome = OUTCOME_WORDS.pick(outcome)
     now = ctx.clock.now()
     with ctx.store.transaction():
         case = get_case(ctx.store, ref)

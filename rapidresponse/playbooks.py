@@ -9,19 +9,21 @@ from __future__ import annotations
 import hashlib
 import re
 import string
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from rapidresponse import tomlfile
 from rapidresponse.assessment import FLAGS
+from rapidresponse.contacts import role_vocabulary
 from rapidresponse.errors import InputError
 from rapidresponse.lockscreen import REVEALING_WORDS as REVEALING_WORDS  # where it used to live
 from rapidresponse.lockscreen import revealing_word
 from rapidresponse.store import dumps
 from rapidresponse.timeutil import parse_duration
+from rapidresponse.vocab import Vocabulary
 
 TEMPLATE_FIELDS = ("case", "grade", "age", "ack", "callback", "missing_for", "role_title")
 IDENTIFYING_FIELDS = (
@@ -38,6 +40,7 @@ _STEP_KEYS = {
 }
 _ON_RESOLVED_KEYS = {"message"}
 MAX_REPEAT = 10
+FLAG_WORDS = Vocabulary.of("flag", FLAGS, listed_as="flags:")
 
 
 @dataclass(frozen=True)
@@ -132,10 +135,7 @@ def parse_playbook(
     text: str, *, source: str, stem: str | None = None, roles: Iterable[str] | None = None
 ) -> Playbook:
     """Validate everything the brief lists; an error names the file, the step and the field."""
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{source}: not valid TOML ({exc})") from None
+    raw = tomlfile.parse(text, source)
     return playbook_from_raw(raw, source=source, stem=stem, roles=roles)
 
 
@@ -193,12 +193,13 @@ def playbook_from_raw(
 
 def check_roles(playbook: Playbook, roles: Iterable[str]) -> None:
     known = set(roles)
+    words = role_vocabulary(sorted(known))
     for step in playbook.all_steps():
         for field_name, role in (("role", step.role), ("escalate_to", step.escalate_to)):
             if role is not None and role not in known:
                 raise InputError(
-                    f"{playbook.source}: step '{step.id}', field '{field_name}': unknown role"
-                    f" '{role}' (the contacts file has {', '.join(sorted(known))})"
+                    f"{playbook.source}: step '{step.id}', field '{field_name}': "
+                    + words.unknown_sentence(role, what="the role")
                 )
 
 
@@ -238,7 +239,7 @@ def _parse_steps(
             raise bad("when", "must be a list of flags")
         for flag in when:
             if flag not in FLAGS:
-                raise bad("when", f"unknown flag '{flag}' (flags: {', '.join(FLAGS)})")
+                raise bad("when", FLAG_WORDS.unknown_sentence(flag, what="a flag"))
         notify = entry.get("notify", "first")
         if notify not in ("first", "all"):
             raise bad("notify", "must be 'first' or 'all'")
@@ -291,14 +292,12 @@ def playbook_path(folder: Path, name: str) -> Path:
 
 
 def load_playbook(folder: Path, name: str, roles: Iterable[str] | None = None) -> Playbook:
-    if not _ID.match(name):
-        raise InputError(f"'{name}' is not a playbook name")
+    words = Vocabulary.of("playbook", sorted(p.stem for p in folder.glob("*.toml")),
+                          listed_as="available:")
+    name = words.pick(name, what="the playbook")
     path = playbook_path(folder, name)
-    if not path.exists():
-        available = ", ".join(sorted(p.stem for p in folder.glob("*.toml"))) or "none"
-        raise InputError(f"unknown playbook '{name}' (available: {available})")
     return parse_playbook(
-        path.read_text(encoding="utf-8"), source=str(path), stem=path.stem, roles=roles
+        tomlfile.read_text(path), source=str(path), stem=path.stem, roles=roles
     )
 
 

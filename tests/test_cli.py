@@ -165,9 +165,9 @@ def test_register_for_people_shows_reference_reasons_steps_and_warns_without_dae
         ({"--missing-since": "in 2 hours"}, [], "is not a time"),
         ({"--missing-since": (datetime.now(UTC) + timedelta(hours=2)).isoformat()}, [], "in the future"),
         ({"--alias": "  "}, [], "--alias is empty"),
-        ({}, ["--indicator", "boyfriend"], "unknown indicator 'boyfriend'"),
-        ({}, ["--playbook", "nope"], "unknown playbook 'nope'"),
-        ({}, ["--placement", "street"], "Invalid value for '--placement'"),
+        ({}, ["--indicator", "boyfriend"], "unknown indicator (choose from"),
+        ({}, ["--playbook", "nope"], "the playbook is not a known playbook"),
+        ({}, ["--placement", "street"], "the value of --placement is not a known placement"),
         ({}, ["--colour", "red"], "No such option"),
     ],
 )
@@ -310,8 +310,8 @@ def test_ack_stops_escalation_for_that_role(runner: CliRunner, home: Path) -> No
     ("args", "expected"),
     [
         (["ack", "RR-2026-9999", "--role", "police"], "unknown case 'RR-2026-9999'"),
-        (["ack", "{ref}", "--role", "judge"], "unknown role 'judge'"),
-        (["resolve", "{ref}", "--outcome", "vanished"], "unknown outcome 'vanished'"),
+        (["ack", "{ref}", "--role", "judge"], "unknown role (the contacts file has"),
+        (["resolve", "{ref}", "--outcome", "vanished"], "unknown outcome (choose from found"),
         (["resolve", "RR-2026-9999", "--outcome", "found"], "unknown case"),
         (["note", "RR-2026-9999", "text"], "unknown case"),
         (["show", "RR-2026-9999"], "unknown case"),

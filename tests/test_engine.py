@@ -551,7 +551,7 @@ def test_an_acknowledgement_by_an_unknown_role_or_for_an_unknown_case_is_refused
 ) -> None:
     reg = register_minor(ctx, app, playbook=chain_playbook(app))
     tick(ctx, transport, settings)
-    with pytest.raises(InputError, match="unknown role 'judge'"):
+    with pytest.raises(InputError, match="unknown role"):
         engine.acknowledge(ctx, reg.ref, "judge")
     with pytest.raises(InputError, match="unknown case"):
         engine.acknowledge(ctx, "RR-2026-9999", "youth_prosecutor")
@@ -691,7 +691,7 @@ def test_the_default_worrying_playbook_plans_the_return_interview_72_hours_after
 def test_resolving_twice_or_with_an_unknown_outcome_is_refused(app: App, ctx: Context) -> None:
     reg = register_minor(ctx, app, playbook=resolve_playbook(app))
     events_before = len(list(audit.events(ctx.store)))
-    with pytest.raises(InputError, match="unknown outcome 'gone'"):
+    with pytest.raises(InputError, match="unknown outcome"):
         engine.resolve(ctx, reg.ref, "gone")
     assert engine.get_case(ctx.store, reg.ref)["state"] == "open"
     assert len(list(audit.events(ctx.store))) == events_before

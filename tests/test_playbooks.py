@@ -60,8 +60,8 @@ def test_a_valid_playbook_parses() -> None:
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        (('role = "youth_prosecutor"', 'role = "judge"'), "step 'alert', field 'role': unknown role 'judge'"),
-        (('escalate_to = "coordinator"', 'escalate_to = "boss"'), "field 'escalate_to': unknown role"),
+        (('role = "youth_prosecutor"', 'role = "judge"'), "step 'alert', field 'role': the role is not a known role"),
+        (('escalate_to = "coordinator"', 'escalate_to = "boss"'), "field 'escalate_to': the role is not a known role"),
         (('at = "0m"', 'at = "soon"'), "step 'alert', field 'at': 'soon' is not a duration"),
         (('at = "0m"', "at = 5"), "field 'at'"),
         (('ack_within = "15m"', 'ack_within = "15x"'), "field 'ack_within'"),
@@ -75,7 +75,7 @@ def test_a_valid_playbook_parses() -> None:
         ((" ACK {ack}", ""), "must include {ack}"),
         (('id = "alert"', 'id = "Alert Step"'), "field 'id'"),
         (('at = "0m"', 'at = "0m"\nfrom = "tomorrow"'), "field 'from'"),
-        (('at = "0m"', 'at = "0m"\nwhen = ["urgent"]'), "unknown flag 'urgent'"),
+        (('at = "0m"', 'at = "0m"\nwhen = ["urgent"]'), "a flag is not a known flag (flags: worrying"),
         (('at = "0m"', 'at = "0m"\nnotify = "some"'), "field 'notify'"),
         (('at = "0m"', 'at = "0m"\nrepeat = -1'), "field 'repeat'"),
         (('at = "0m"', 'at = "0m"\npriority = 1'), "field 'priority': unknown field"),
@@ -117,7 +117,7 @@ def test_broken_toml_names_the_file() -> None:
 
 
 def test_unknown_playbook_lists_the_available_ones(app: App) -> None:
-    with pytest.raises(InputError, match="unknown playbook 'nope'.*missing-minor, worrying-situation"):
+    with pytest.raises(InputError, match="the playbook is not a known playbook.*missing-minor, worrying-situation"):
         app.playbook("nope")
 
 

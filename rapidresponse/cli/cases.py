@@ -11,8 +11,17 @@ from typing import Any
 import click
 
 from rapidresponse import audit, engine, review
-from rapidresponse.assessment import PLACEMENTS
-from rapidresponse.cli.common import TEXT, Env, console, emit_json, json_option, pass_env, styled, when
+from rapidresponse.cli.common import (
+    TEXT,
+    Env,
+    VocabChoice,
+    console,
+    emit_json,
+    json_option,
+    pass_env,
+    styled,
+    when,
+)
 from rapidresponse.errors import InputError, RapidResponseError
 from rapidresponse.timeutil import parse_when
 
@@ -80,7 +89,7 @@ def victim_options(fn: Any) -> Any:
               help="'now', '3h ago', '2026-11-28 14:05' (local) or ISO 8601.")
 @click.option("--last-seen", type=TEXT, required=True, help="Where the minor was last seen (kept private).")
 @click.option("--name", "full_name", type=TEXT, help="Full name (optional, kept private).")
-@click.option("--placement", type=click.Choice(PLACEMENTS), default="home", show_default=True)
+@click.option("--placement", type=VocabChoice(engine.PLACEMENT_WORDS), default="home", show_default=True)
 @click.option("--indicator", "indicators", type=TEXT, multiple=True, metavar="NAME",
               help="A police criterion or exploitation signal; repeat. See 'rapidresponse indicators'.")
 @victim_options
@@ -232,6 +241,7 @@ def reassess(env: Env, case: str, reason: str, indicators: tuple[str, ...], susp
 @pass_env
 def ack(env: Env, case: str, role: str, note: str | None, as_json: bool) -> None:
     """Record that ROLE acknowledged the alerts of CASE: its escalation stops."""
+    role = env.app.contacts.role(role).key
     steps = engine.acknowledge(env.app.context(), case, role, via="cli", note=note)
     ref = case.strip().upper()
     if as_json:
@@ -249,9 +259,7 @@ def ack(env: Env, case: str, role: str, note: str | None, as_json: bool) -> None
 def resolve(env: Env, case: str, outcome: str, note: str | None, as_json: bool) -> None:
     """Close CASE: cancel pending steps, stand everyone down, start the after-return steps."""
     app = env.app
-    outcome = outcome.strip().lower()
-    if outcome not in engine.OUTCOMES:
-        raise InputError(f"unknown outcome '{outcome}': choose {', '.join(engine.OUTCOMES)}")
+    outcome = engine.OUTCOME_WORDS.pick(outcome)
     result = engine.resolve(app.context(), case, outcome, note)
     ok, transport_error = _dispatch_now(env)
     case_row = engine.get_case(app.store, result.ref)

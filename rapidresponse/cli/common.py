@@ -12,6 +12,7 @@ from rapidresponse.app import App
 from rapidresponse.config import resolve_home, resolve_operator
 from rapidresponse.errors import InputError
 from rapidresponse.timeutil import from_iso
+from rapidresponse.vocab import Vocabulary
 
 DEFAULT_TZ = ZoneInfo("Europe/Brussels")
 
@@ -81,6 +82,21 @@ def _label(param: click.Parameter | None, ctx: click.Context | None) -> str:
 
 #: The type of every free-text option and argument.
 TEXT = Utf8Text()
+
+
+class VocabChoice(Utf8Text):
+    """click.Choice, but case-insensitive, with "did you mean" and never echoing the value."""
+
+    def __init__(self, vocabulary: Vocabulary) -> None:
+        self.vocabulary = vocabulary
+        self.name = vocabulary.kind
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return "[" + "|".join(self.vocabulary.words) + "]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = super().convert(value, param, ctx)
+        return self.vocabulary.pick(text, what=f"the value of {_label(param, ctx)}")
 
 
 def console() -> Any:
