@@ -24,7 +24,7 @@ _WINDOW = re.compile(r"^(?P<days>[a-z,\-]+)\s+(?P<start>\d{2}:\d{2})-(?P<end>\d{
 
 _TOP_KEYS = {"timezone", "callback", "roles"}
 _ROLE_KEYS = {"title", "contacts"}
-_CONTACT_KEYS = {"name", "phone", "hours"}
+_CONTACT_KEYS = {"name", "phone", "hours", "voice"}
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,7 @@ class Contact:
     phone: str  # E.164
     hours: tuple[Window, ...] = ()
     hours_text: str | None = None
+    voice: bool = True  # False: never called, texts only (`voice = false` in contacts.toml)
 
     def on_duty(self, moment: datetime, tz: ZoneInfo) -> bool:
         if not self.hours:
@@ -93,6 +94,11 @@ class Contacts:
             return ()
         present = tuple(c for c in role.contacts if c.on_duty(moment, self.timezone))
         return present or role.contacts
+
+    def callable(self, role: str, number: str) -> bool:
+        """May this number of the role be called? Not if it opted out or left the file."""
+        found = self.roles.get(role)
+        return any(c.phone == number and c.voice for c in (found.contacts if found else ()))
 
     def roles_of_number(self, number: str) -> list[tuple[str, Contact]]:
         return [
@@ -255,7 +261,11 @@ def _parse_role(key: str, body: Any, text: str, header: int, fail: Any) -> Role:
                 hours = parse_hours(str(hours_text))
             except ValueError as exc:
                 raise fail(f"{label}: {exc}", line) from None
-        contacts.append(Contact(name=name, phone=phone, hours=hours, hours_text=hours_text))
+        voice = entry.get("voice", True)
+        if not isinstance(voice, bool):
+            raise fail(f"{label}: 'voice' must be true or false", line)
+        contacts.append(Contact(name=name, phone=phone, hours=hours, hours_text=hours_text,
+                                voice=voice))
     title = str(body.get("title") or key.replace("_", " "))
     word = revealing_word(title)
     if word:

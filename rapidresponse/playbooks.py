@@ -32,11 +32,18 @@ IDENTIFYING_FIELDS = (
     "facility", "placement",
 )
 
+#: What a call says when a step has no `voice` text of its own: the same fields as a text,
+#: nothing a stranger answering the phone should hear. The key prompt is added by `voice.py`.
+DEFAULT_VOICE = (
+    "Dringend bericht van rapidresponse voor {role_title}. Dossier {case}: vermiste minderjarige,"
+    " graad {grade}. Bel {callback}."
+)
+
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _TOP_KEYS = {"name", "title", "steps", "on_resolved", "after_resolved"}
 _STEP_KEYS = {
     "id", "at", "from", "role", "when", "notify", "message", "ack_within", "escalate_to",
-    "repeat",
+    "repeat", "call", "call_after", "voice",
 }
 _ON_RESOLVED_KEYS = {"message"}
 MAX_REPEAT = 10
@@ -55,6 +62,18 @@ class Step:
     ack_within: timedelta | None = None
     escalate_to: str | None = None
     repeat: int = 0
+    call: bool = False  # call at once, alongside the text
+    call_after: timedelta | None = None  # call when the text is not acknowledged by then
+    voice: str | None = None  # the spoken text; None: DEFAULT_VOICE
+
+    @property
+    def calls(self) -> bool:
+        """Does this step ever call (at once or after `call_after`)?"""
+        return self.call or self.call_after is not None
+
+    @property
+    def voice_template(self) -> str:
+        return self.voice or DEFAULT_VOICE
 
     def applies(self, flags: Iterable[str]) -> bool:
         have = set(flags)
@@ -265,13 +284,44 @@ def _parse_steps(
             raise bad("repeat", f"must be a whole number from 0 to {MAX_REPEAT}")
         if repeat and ack_within is None:
             raise bad("repeat", "repeating needs 'ack_within'")
+        call, call_after, voice = _call_fields(entry, ack_within, bad)
         steps.append(
             Step(
                 id=step_id, at=at, base=base, role=role, message=message, when=tuple(when),
                 notify=notify, ack_within=ack_within, escalate_to=escalate_to, repeat=repeat,
+                call=call, call_after=call_after, voice=voice,
             )
         )
     return tuple(steps)
+
+
+def _call_fields(
+    entry: Mapping[str, Any], ack_within: timedelta | None, bad: Any
+) -> tuple[bool, timedelta | None, str | None]:
+    """`call`, `call_after` and `voice`: a call is acknowledged by a key press, so it needs
+    `ack_within`; its spoken text passes the same privacy lint as a text."""
+    call = entry.get("call", False)
+    if not isinstance(call, bool):
+        raise bad("call", "must be true or false")
+    call_after = _duration(entry.get("call_after"), "call_after", bad)
+    if call_after is not None and call_after <= timedelta(0):
+        raise bad("call_after", "must be longer than zero (or say call = true to call at once)")
+    if call and call_after is not None:
+        raise bad("call_after", "'call = true' calls at once: leave out call_after, or call")
+    if (call or call_after is not None) and ack_within is None:
+        field = "call" if call else "call_after"
+        raise bad(field, "a call is acknowledged by a key press: the step needs 'ack_within'")
+    voice = entry.get("voice")
+    if voice is not None:
+        if not isinstance(voice, str) or not voice.strip():
+            raise bad("voice", "the text to speak must be text")
+        if not (call or call_after is not None):
+            raise bad("voice", "the step never calls: add call_after (or call = true)")
+        try:
+            lint_template(voice)
+        except ValueError as exc:
+            raise bad("voice", str(exc)) from None
+    return call, call_after, voice
 
 
 def _duration(value: Any, field: str, bad: Any, required: bool = False) -> timedelta | None:

@@ -70,13 +70,15 @@ def ctx(app: App) -> Context:
 
 
 class RecordingTransport:
-    """A transport that keeps what it sent; scripted failures per number."""
+    """A transport that keeps what it sent and called; scripted failures per number."""
 
     name = "recording"
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, str]] = []
+        self.calls: list[tuple[str, str]] = []
         self.fail: dict[str, Exception] = {}
+        self.fail_calls: dict[str, Exception] = {}
 
     def check(self) -> None:
         return None
@@ -89,8 +91,19 @@ class RecordingTransport:
         self.sent.append((to, body))
         return Sent(sid=f"SM{len(self.sent):032d}")
 
+    def call(self, to: str, speech: str, message_id: int) -> Any:
+        from rapidresponse.sms import Sent
+
+        if to in self.fail_calls:
+            raise self.fail_calls[to]
+        self.calls.append((to, speech))
+        return Sent(sid=f"CA{len(self.calls):032d}")
+
     def numbers(self) -> list[str]:
         return [to for to, _ in self.sent]
+
+    def called(self) -> list[str]:
+        return [to for to, _ in self.calls]
 
 
 @pytest.fixture
@@ -159,7 +172,7 @@ def twilio_stub() -> Iterator[Any]:
     yield stub
     stub.stop()
     for rec in stub.received():
-        assert_no_secrets(f"{rec.body} {rec.status_callback}")
+        assert_no_secrets(f"{rec.body} {rec.status_callback} {rec.twiml}")
 
 
 @pytest.fixture

@@ -1,10 +1,14 @@
-"""A local stand-in for Twilio's Messages API, so the real `twilio` client is tested offline.
+"""A local stand-in for Twilio's Messages and Calls APIs, so the real `twilio` client is tested
+offline.
 
 A real HTTP server (127.0.0.1, a free port, its own threads) answers form-encoded POSTs to
-`/2010-04-01/Accounts/{sid}/Messages.json` with Basic auth, as Twilio does: 201 and a message
-resource, or an error document `{"code", "message", "more_info", "status"}`. Replies can be
-scripted per destination number (a queue: status, error code, delay, Retry-After), and a global
-latency slows every answer. Every request is recorded, including ones whose answer never left.
+`/2010-04-01/Accounts/{sid}/Messages.json` and `.../Calls.json` with Basic auth, as Twilio does:
+201 and a message (SM…) or call (CA…) resource, or an error document `{"code", "message",
+"more_info", "status"}`. Replies can be scripted per destination number (a queue: status, error
+code, delay, Retry-After; calls have their own queue), and a global latency slows every answer.
+Every request is recorded, including ones whose answer never left. A call's inline TwiML is
+kept (`Recorded.twiml`); the stand-in never calls back: tests post the key press and the status
+callback themselves, signed as Twilio signs them.
 
 Run it on its own (`python tests/twilio_stub.py --latency 0.3`) to point a manual run at it.
 """
@@ -27,6 +31,7 @@ ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "f" * 8 + "0123456789abcdef" + "e" * 8
 FROM_NUMBER = "+32460000000"
 API_PATH = "/2010-04-01/Accounts/{sid}/Messages.json"
+CALLS_PATH = "/2010-04-01/Accounts/{sid}/Calls.json"
 
 #: Every body any stub received in this process: the privacy test reads it.
 ALL_BODIES: list[str] = []
@@ -42,6 +47,10 @@ ERROR_TEXT = {
     21604: "A 'To' phone number is required.",
     21610: "Attempt to send to unsubscribed recipient",
     21614: "'To' number is not a valid mobile number",
+    21201: "No 'To' number is specified",
+    21205: "Url is not a valid URL.",
+    21213: "Caller phone number is required.",
+    21215: "Account not authorized to call this number.",
 }
 
 
@@ -71,6 +80,8 @@ class Recorded:
     sid: str | None = None
     answered: bool = False
     form: dict[str, str] = field(default_factory=dict)
+    kind: str = "message"  # or "call"
+    twiml: str | None = None
 
 
 class TwilioStub:
@@ -143,17 +154,32 @@ class TwilioStub:
     def fail(self, to: str, code: int, status: int = 400, times: int = 1) -> None:
         self.script(to, *(Reply(status=status, code=code) for _ in range(times)))
 
+    def script_calls(self, to: str, *replies: Reply) -> None:
+        """Like `script`, for calls to `to` (texts keep their own queue)."""
+        self.script(_call_key(to), *replies)
+
+    def fail_call(self, to: str, code: int, status: int = 400, times: int = 1) -> None:
+        self.script_calls(to, *(Reply(status=status, code=code) for _ in range(times)))
+
     def _next_reply(self, to: str | None) -> Reply:
         with self._lock:
             queue = self._scripts.get(to or "")
             return queue.popleft() if queue else Reply()
 
+    def calls(self, to: str | None = None) -> list[Recorded]:
+        """Calls placed (accepted with 201), in order."""
+        return [r for r in self.accepted(to) if r.kind == "call"]
+
+    def texts(self, to: str | None = None) -> list[Recorded]:
+        return [r for r in self.accepted(to) if r.kind == "message"]
+
     def _record(self, rec: Recorded) -> None:
         with self._lock:
             self.requests.append(rec)
-        if rec.body is not None:
-            with _ALL_LOCK:
-                ALL_BODIES.append(rec.body)
+        for text in (rec.body, rec.twiml):
+            if text is not None:
+                with _ALL_LOCK:
+                    ALL_BODIES.append(text)
 
     def _enter(self) -> None:
         with self._lock:
@@ -187,6 +213,10 @@ class TwilioStub:
         return bool(predicate(self))
 
 
+def _call_key(to: str | None) -> str:
+    return f"call:{to or ''}"
+
+
 class _Server(ThreadingHTTPServer):
     """Like Twilio, takes many connections at once (the default backlog of 5 refuses some)."""
 
@@ -218,15 +248,19 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length).decode("utf-8") if length else ""
         form = {k: v[-1] for k, v in parse_qs(raw, keep_blank_values=True).items()}
         path = urlsplit(self.path).path
+        is_call = path.endswith("/Calls.json")
         rec = Recorded(
             to=form.get("To"), body=form.get("Body"), from_=form.get("From"),
             messaging_service_sid=form.get("MessagingServiceSid"),
             status_callback=form.get("StatusCallback"), path=path,
             authorised=self._authorised(), received_at=time.monotonic(), form=form,
+            kind="call" if is_call else "message", twiml=form.get("Twiml"),
         )
         stub._record(rec)
-        if path != API_PATH.format(sid=stub.account_sid):
-            if path.startswith("/2010-04-01/Accounts/") and path.endswith("/Messages.json"):
+        expected = (CALLS_PATH if is_call else API_PATH).format(sid=stub.account_sid)
+        if path != expected:
+            if path.startswith("/2010-04-01/Accounts/") and path.endswith(("/Messages.json",
+                                                                          "/Calls.json")):
                 rec.status = 401
                 self._send_error(401, 20003, ERROR_TEXT[20003])
             else:
@@ -241,13 +275,17 @@ class _Handler(BaseHTTPRequestHandler):
             rec.status = 400
             self._send_error(400, 20001, "Content-Type must be application/x-www-form-urlencoded")
             return
-        reply = stub._next_reply(rec.to)
+        reply = stub._next_reply(_call_key(rec.to) if is_call else rec.to)
         wait = stub.latency + reply.delay
         if wait > 0 and stub._stopping.wait(wait):
             return  # shutting down: the answer never leaves, like a lost connection
         if reply.code is None and reply.raw is None and reply.status < 300:
-            missing = (21604 if not rec.to else 21602 if not rec.body else
-                       21603 if not (rec.from_ or rec.messaging_service_sid) else None)
+            if is_call:
+                missing = (21201 if not rec.to else 21213 if not rec.from_ else
+                           21205 if not (form.get("Twiml") or form.get("Url")) else None)
+            else:
+                missing = (21604 if not rec.to else 21602 if not rec.body else
+                           21603 if not (rec.from_ or rec.messaging_service_sid) else None)
             if missing:
                 reply = Reply(status=400, code=missing)
         if reply.raw is not None:
@@ -256,6 +294,10 @@ class _Handler(BaseHTTPRequestHandler):
         elif reply.code is not None or reply.status >= 300:
             rec.status = reply.status
             self._send_error(reply.status, reply.code, reply.message, reply.retry_after)
+        elif is_call:
+            rec.sid = "CA" + secrets.token_hex(16)
+            rec.status = 201
+            self._send_json(201, self._call_resource(rec))
         else:
             rec.sid = "SM" + secrets.token_hex(16)
             rec.status = 201
@@ -284,6 +326,21 @@ class _Handler(BaseHTTPRequestHandler):
             "sid": rec.sid, "status": "queued" if rec.from_ else "accepted",
             "subresource_uris": {"media": f"/2010-04-01/Accounts/{sid}/Messages/{rec.sid}/Media.json"},
             "to": rec.to, "uri": f"/2010-04-01/Accounts/{sid}/Messages/{rec.sid}.json",
+        }
+
+    def _call_resource(self, rec: Recorded) -> dict[str, Any]:
+        sid = self.owner.account_sid
+        now = formatdate(usegmt=True)
+        return {
+            "account_sid": sid, "annotation": None, "answered_by": None,
+            "api_version": "2010-04-01", "caller_name": None, "date_created": now,
+            "date_updated": now, "direction": "outbound-api", "duration": None,
+            "end_time": None, "forwarded_from": None, "from": rec.from_,
+            "from_formatted": rec.from_, "group_sid": None, "parent_call_sid": None,
+            "phone_number_sid": None, "price": None, "price_unit": "USD", "sid": rec.sid,
+            "start_time": None, "status": "queued", "subresource_uris": {},
+            "to": rec.to, "to_formatted": rec.to, "trunk_sid": None,
+            "uri": f"/2010-04-01/Accounts/{sid}/Calls/{rec.sid}.json", "queue_time": "0",
         }
 
     def _send_error(self, status: int, code: int | None, message: str | None,

@@ -1,4 +1,5 @@
-"""SMS transports. A transport sends one text and says how it went; dispatch does the rest."""
+"""Transports. A transport sends one text (or places one call) and says how it went;
+dispatch does the rest."""
 
 from __future__ import annotations
 
@@ -45,6 +46,10 @@ class Transport(Protocol):
         """Raise OperationalFailure if the transport cannot work, before anything is claimed."""
 
     def send(self, to: str, body: str) -> Sent: ...
+
+    def call(self, to: str, speech: str, message_id: int) -> Sent:
+        """Place a call that speaks `speech` and gathers one key for message `message_id`."""
+        ...
 
 
 def make_transport(settings: Settings) -> Transport:

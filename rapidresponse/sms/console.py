@@ -1,4 +1,5 @@
-"""The default transport: prints each text to stderr, so a fresh machine needs no account."""
+"""The default transport: prints each text and call to stderr, so a fresh machine needs no
+account and the demo shows calls too."""
 
 from __future__ import annotations
 
@@ -25,3 +26,12 @@ class ConsoleTransport:
             stream.write(f"[sms console] to {to}: {body}\n")  # one write: lines never merge
             stream.flush()
         return Sent(sid=f"console-{uuid.uuid4().hex[:16]}")
+
+    def call(self, to: str, speech: str, message_id: int) -> Sent:
+        from rapidresponse.voice import PROMPT
+
+        stream = self._stream or sys.stderr
+        with self._lock:
+            stream.write(f"[call console] to {to}, says: {speech} {PROMPT}\n")
+            stream.flush()
+        return Sent(sid=f"console-call-{uuid.uuid4().hex[:16]}")

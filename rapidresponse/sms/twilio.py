@@ -1,4 +1,5 @@
-"""The Twilio transport: one text per call through the official `twilio` client.
+"""The Twilio transport: texts (Messages API) and voice calls (Calls API) through the
+official `twilio` client.
 
 The client retries nothing by itself; this module only says *what kind* of failure happened
 (transient or permanent) and dispatch decides what to do with it. `twilio` and `requests` are
@@ -45,6 +46,8 @@ class TwilioConfig:
     base_url: str
     timeout: float
     status_callback: str | None
+    public_url: str | None = None
+    caller_id: str | None = None  # the number calls come from: TWILIO_CALLER_ID or TWILIO_FROM
 
 
 def _problems(env: Mapping[str, str]) -> list[str]:
@@ -70,6 +73,9 @@ def _problems(env: Mapping[str, str]) -> list[str]:
     if service and not _SERVICE_SID.match(service):
         problems.append("TWILIO_MESSAGING_SERVICE_SID is malformed"
                         " (it starts with MG and has 32 hex digits)")
+    caller = env.get("TWILIO_CALLER_ID", "").strip()
+    if caller and not _E164.match(caller):
+        problems.append("TWILIO_CALLER_ID is not an E.164 number like +3232000000")
     base = env.get("RAPIDRESPONSE_TWILIO_BASE_URL", "").strip()
     if base:
         parts = urlsplit(base)
@@ -99,6 +105,8 @@ def load_config(env: Mapping[str, str] | None = None) -> TwilioConfig:
             "the Twilio transport is not configured: " + "; ".join(problems)
         )
     public = env.get("RAPIDRESPONSE_PUBLIC_URL", "").strip().rstrip("/")
+    sender = env.get("TWILIO_FROM", "").strip()
+    caller = env.get("TWILIO_CALLER_ID", "").strip() or (sender if _E164.match(sender) else "")
     return TwilioConfig(
         account_sid=env["TWILIO_ACCOUNT_SID"].strip(),
         auth_token=env["TWILIO_AUTH_TOKEN"],
@@ -107,6 +115,8 @@ def load_config(env: Mapping[str, str] | None = None) -> TwilioConfig:
         base_url=(env.get("RAPIDRESPONSE_TWILIO_BASE_URL", "").strip() or DEFAULT_BASE_URL).rstrip("/"),
         timeout=float(env.get("RAPIDRESPONSE_TWILIO_TIMEOUT", "").strip() or DEFAULT_TIMEOUT),
         status_callback=f"{public}{STATUS_PATH}" if public else None,
+        public_url=public or None,
+        caller_id=caller or None,
     )
 
 
@@ -215,11 +225,7 @@ class TwilioTransport:
         return client
 
     def send(self, to: str, body: str) -> Sent:
-        import requests
-        from twilio.base.exceptions import TwilioException, TwilioRestException
-
         cfg = self.config
-        client = self._client()
         params: dict[str, Any] = {"to": to, "body": body}
         if cfg.messaging_service_sid:
             params["messaging_service_sid"] = cfg.messaging_service_sid
@@ -227,13 +233,39 @@ class TwilioTransport:
             params["from_"] = cfg.from_number
         if cfg.status_callback:
             params["status_callback"] = cfg.status_callback
+        return self._create(self._client().messages, params, "text")
+
+    def call(self, to: str, speech: str, message_id: int) -> Sent:
+        """One call with its TwiML inline; the key press and the final status come back to
+        the signed webhooks under RAPIDRESPONSE_PUBLIC_URL (without it, no key can arrive)."""
+        from rapidresponse.voice import CALL_STATUS_PATH, RING_SECONDS, key_url, twiml
+
+        cfg = self.config
+        if not cfg.caller_id:
+            # Every call would fail the same way: wait (status turns red), don't burn the chain.
+            raise TransientSendError("no number to call from: set TWILIO_CALLER_ID (an E.164 number)",
+                                     "caller-id")
+        gather = key_url(cfg.public_url, message_id) if cfg.public_url else None
+        params: dict[str, Any] = {"to": to, "from_": cfg.caller_id, "twiml": twiml(speech, gather),
+                                  "timeout": RING_SECONDS}
+        if cfg.public_url:
+            params.update(status_callback=f"{cfg.public_url}{CALL_STATUS_PATH}",
+                          status_callback_event=["completed"], status_callback_method="POST")
+        return self._create(self._client().calls, params, "call")
+
+    def _create(self, resource: Any, params: dict[str, Any], what: str) -> Sent:
+        """`resource.create(**params)`, every failure sorted into transient or permanent."""
+        import requests
+        from twilio.base.exceptions import TwilioException, TwilioRestException
+
+        cfg = self.config
         try:
-            message = client.messages.create(**params)
+            created = resource.create(**params)
         except requests.ConnectTimeout:
             raise TransientSendError(f"cannot reach Twilio within {cfg.timeout:g} s", "connection") from None
         except requests.Timeout:
             raise TransientSendError(
-                f"Twilio did not answer within {cfg.timeout:g} s (it may have accepted the text)",
+                f"Twilio did not answer within {cfg.timeout:g} s (it may have accepted the {what})",
                 "timeout",
                 maybe_sent=True,
             ) from None
@@ -250,7 +282,7 @@ class TwilioTransport:
                 raise classify(status, _code(code), _twilio_text(exc),
                                self._local.http.last_headers) from None
             raise TransientSendError(f"Twilio client error ({type(exc).__name__})", "client") from None
-        sid = str(message.sid or "")
+        sid = str(created.sid or "")
         if not sid:
-            raise TransientSendError("Twilio accepted the request but returned no message SID", "no-sid")
+            raise TransientSendError(f"Twilio accepted the {what} but returned no SID", "no-sid")
         return Sent(sid=sid)
