@@ -16,7 +16,9 @@ from typing import Any
 from rapidresponse import audit, engine
 from rapidresponse.config import Settings
 from rapidresponse.engine import SYSTEM, Context
+from rapidresponse.receipts import apply_held_receipts, case_ref, message_detail
 from rapidresponse.sms import SendError, Sent, TransientSendError, Transport
+from rapidresponse.states import STOPPED_STEPS, MessageKind, MessageState
 from rapidresponse.timeutil import from_iso, to_iso
 
 MAX_PARALLEL = 32
@@ -48,14 +50,12 @@ def claim(ctx: Context, settings: Settings, limit: int = MAX_PARALLEL * 4) -> li
     deadline = to_iso(now + timedelta(seconds=settings.claim_seconds))
     with ctx.store.transaction():
         rows = ctx.store.all(
-            "SELECT * FROM messages WHERE state = 'queued' AND not_before <= ?"
-            " ORDER BY id LIMIT ?",
-            [stamp, limit],
+            "SELECT * FROM messages WHERE state = ? AND not_before <= ? ORDER BY id LIMIT ?",
+            [MessageState.QUEUED, stamp, limit],
         )
         stale = ctx.store.all(
-            "SELECT * FROM messages WHERE state = 'sending' AND claim_deadline <= ?"
-            " ORDER BY id LIMIT ?",
-            [stamp, limit],
+            "SELECT * FROM messages WHERE state = ? AND claim_deadline <= ? ORDER BY id LIMIT ?",
+            [MessageState.SENDING, stamp, limit],
         )
         # An alert whose step is over (the case resolved, or the role answered) is not sent again,
         # whether it was interrupted or came back for a retry: after a stand-down it would tell
@@ -63,8 +63,8 @@ def claim(ctx: Context, settings: Settings, limit: int = MAX_PARALLEL * 4) -> li
         for row in [r for r in rows + stale if _alert_of_finished_step(ctx, r)]:
             (stale if row in stale else rows).remove(row)
             ctx.store.conn.execute(
-                "UPDATE messages SET state = 'cancelled', final_at = ?, claim_deadline = NULL WHERE id = ?",
-                [stamp, row["id"]],
+                "UPDATE messages SET state = ?, final_at = ?, claim_deadline = NULL WHERE id = ?",
+                [MessageState.CANCELLED, stamp, row["id"]],
             )
             audit.append(
                 ctx.store, at=now, kind="sms.cancelled", actor=SYSTEM, case=case_ref(ctx, row["case_id"]),
@@ -85,45 +85,28 @@ def claim(ctx: Context, settings: Settings, limit: int = MAX_PARALLEL * 4) -> li
         for row in claimed:
             row["attempts"] += 1
             ctx.store.conn.execute(
-                "UPDATE messages SET state = 'sending', attempts = ?, claim_deadline = ?,"
+                "UPDATE messages SET state = ?, attempts = ?, claim_deadline = ?,"
                 " possible_duplicate = ? WHERE id = ?",
-                [row["attempts"], deadline, row["possible_duplicate"], row["id"]],
+                [MessageState.SENDING, row["attempts"], deadline, row["possible_duplicate"], row["id"]],
             )
     return claimed
 
 
-def message_detail(ctx: Context, row: dict[str, Any], transport: str | None = None) -> dict[str, Any]:
-    """What every message event records: step, role, contact, number, body and transport."""
-    step_key = None
-    if row["step_id"] is not None:
-        step_key = ctx.store.scalar("SELECT step_key FROM steps WHERE id = ?", [row["step_id"]])
-    return {
-        "message": row["id"], "step": step_key, "role": row["role"], "contact": row["contact"],
-        "to": row["to_number"], "body": row["body"], "transport": transport or row["transport"],
-    }
-
-
 def _alert_of_finished_step(ctx: Context, row: dict[str, Any]) -> bool:
-    if row["kind"] != "alert" or row["step_id"] is None:
+    if row["kind"] != MessageKind.ALERT or row["step_id"] is None:
         return False
     state = ctx.store.scalar("SELECT state FROM steps WHERE id = ?", [row["step_id"]])
-    return state in ("cancelled", "acknowledged")
+    return state in STOPPED_STEPS
 
 
 def _alert_in_flight(ctx: Context, row: dict[str, Any], stamp: str) -> bool:
-    if row["kind"] != "stand_down":
+    if row["kind"] != MessageKind.STAND_DOWN:
         return False
     return bool(ctx.store.scalar(
-        "SELECT 1 FROM messages WHERE case_id = ? AND to_number = ? AND kind = 'alert'"
-        " AND state = 'sending' AND claim_deadline > ?",
-        [row["case_id"], row["to_number"], stamp],
+        "SELECT 1 FROM messages WHERE case_id = ? AND to_number = ? AND kind = ?"
+        " AND state = ? AND claim_deadline > ?",
+        [row["case_id"], row["to_number"], MessageKind.ALERT, MessageState.SENDING, stamp],
     ))
-
-
-def case_ref(ctx: Context, case_id: int | None) -> str | None:
-    if case_id is None:
-        return None
-    return str(ctx.store.scalar("SELECT ref FROM cases WHERE id = ?", [case_id]))
 
 
 def send_claimed(
@@ -158,9 +141,8 @@ def _record(
     result: Sent | SendError,
     report: DispatchReport,
 ) -> None:
-    now = ctx.clock.now()
+    """Record one send's result in its own transaction: accepted, try again later, or failed."""
     with ctx.store.transaction():
-        ref = case_ref(ctx, row["case_id"])
         detail = message_detail(ctx, row, transport=transport.name)
         detail["attempt"] = row["attempts"]
         if row["possible_duplicate"]:
@@ -168,60 +150,83 @@ def _record(
         summary = {"id": row["id"], "role": row["role"], "contact": row["contact"],
                    "to": row["to_number"], "kind": row["kind"]}
         if isinstance(result, Sent):
-            updated = ctx.store.conn.execute(
-                "UPDATE messages SET state = 'sent', sid = ?, transport = ?, sent_at = ?,"
-                " claim_deadline = NULL WHERE id = ? AND state = 'sending'",
-                [result.sid, transport.name, to_iso(now), row["id"]],
-            ).rowcount
-            detail["sid"] = result.sid
-            kind = {"stand_down": "sms.stand_down", "test": "sms.test"}.get(row["kind"], "sms.sent")
-            if not updated:
-                detail["note"] = "the message had already been settled by another process"
-            audit.append(ctx.store, at=now, kind=kind, actor=SYSTEM, case=ref, detail=detail)
-            engine.on_message_outcome(ctx, row["id"])
-            if updated:
-                from rapidresponse.webhooks import apply_held_receipts  # webhooks imports us
+            _accepted(ctx, transport, row, result, detail)
+            report.sent.append({**summary, "state": MessageState.SENT, "sid": result.sid})
+        elif isinstance(result, TransientSendError):
+            _retry_later(ctx, transport, settings, row, result, detail)
+            report.retrying.append({**summary, "state": MessageState.QUEUED, "error": result.text})
+        else:
+            _failed(ctx, transport, row, result, detail)
+            report.failed.append({**summary, "state": MessageState.FAILED, "error": result.text,
+                                  "code": result.code})
 
-                apply_held_receipts(ctx, result.sid)
-            report.sent.append({**summary, "state": "sent", "sid": result.sid})
-            return
-        # A transient failure says nothing about the number: the provider or the network is down,
-        # or our credentials are wrong. Moving the chain on would fail every backup the same way
-        # and exhaust every step within minutes, so the message waits and is tried again (backoff
-        # capped at a minute) for as long as it takes; `status` turns red after max_attempts.
-        if isinstance(result, TransientSendError):
-            delay = backoff(row["attempts"], result.retry_after)
-            updated = ctx.store.conn.execute(
-                "UPDATE messages SET state = 'queued', not_before = ?, claim_deadline = NULL,"
-                " transport = ?, error_code = ?, error_text = ?,"
-                " possible_duplicate = possible_duplicate OR ? WHERE id = ? AND state = 'sending'",
-                [to_iso(now + timedelta(seconds=delay)), transport.name, result.code,
-                 result.text, int(result.maybe_sent), row["id"]],
-            ).rowcount
-            if result.maybe_sent:
-                detail["may_have_been_sent"] = True
-            if row["attempts"] >= settings.max_attempts:
-                detail["not_getting_through"] = True
-            detail.update(error_code=result.code, error=result.text, retry_in=round(delay, 3))
-            if not updated:
-                detail["note"] = "the message had already been settled by another process"
-            audit.append(ctx.store, at=now, kind="sms.retry", actor=SYSTEM, case=ref,
-                         detail=detail)
-            report.retrying.append({**summary, "state": "queued", "error": result.text})
-            return
-        text = result.text
-        updated = ctx.store.conn.execute(
-            "UPDATE messages SET state = 'failed', final_at = ?, claim_deadline = NULL,"
-            " transport = ?, error_code = ?, error_text = ? WHERE id = ? AND state = 'sending'",
-            [to_iso(now), transport.name, result.code, text, row["id"]],
-        ).rowcount
-        detail.update(error_code=result.code, error=text)
-        if not updated:
-            detail["note"] = "the message had already been settled by another process"
-        audit.append(ctx.store, at=now, kind="sms.failed", actor=SYSTEM, case=ref,
-                     detail=detail)
-        engine.on_message_outcome(ctx, row["id"])
-        report.failed.append({**summary, "state": "failed", "error": text, "code": result.code})
+
+SETTLED_ELSEWHERE = "the message had already been settled by another process"
+
+
+def _accepted(ctx: Context, transport: Transport, row: dict[str, Any], result: Sent,
+              detail: dict[str, Any]) -> None:
+    """The provider took it: record the SID, let the step react, apply receipts that overtook it."""
+    now = ctx.clock.now()
+    updated = ctx.store.conn.execute(
+        "UPDATE messages SET state = ?, sid = ?, transport = ?, sent_at = ?,"
+        " claim_deadline = NULL WHERE id = ? AND state = ?",
+        [MessageState.SENT, result.sid, transport.name, to_iso(now), row["id"], MessageState.SENDING],
+    ).rowcount
+    detail["sid"] = result.sid
+    kind = {MessageKind.STAND_DOWN: "sms.stand_down", MessageKind.TEST: "sms.test"}.get(
+        row["kind"], "sms.sent")
+    if not updated:
+        detail["note"] = SETTLED_ELSEWHERE
+    audit.append(ctx.store, at=now, kind=kind, actor=SYSTEM, case=case_ref(ctx, row["case_id"]),
+                 detail=detail)
+    engine.on_message_outcome(ctx, row["id"])
+    if updated:
+        apply_held_receipts(ctx, result.sid)
+
+
+def _retry_later(ctx: Context, transport: Transport, settings: Settings, row: dict[str, Any],
+                 result: TransientSendError, detail: dict[str, Any]) -> None:
+    """A transient failure says nothing about the number: the provider or the network is down,
+    or our credentials are wrong. Moving the chain on would fail every backup the same way and
+    exhaust every step within minutes, so the message waits and is tried again (backoff capped
+    at a minute) for as long as it takes; `status` turns red after max_attempts."""
+    now = ctx.clock.now()
+    delay = backoff(row["attempts"], result.retry_after)
+    updated = ctx.store.conn.execute(
+        "UPDATE messages SET state = ?, not_before = ?, claim_deadline = NULL,"
+        " transport = ?, error_code = ?, error_text = ?,"
+        " possible_duplicate = possible_duplicate OR ? WHERE id = ? AND state = ?",
+        [MessageState.QUEUED, to_iso(now + timedelta(seconds=delay)), transport.name, result.code,
+         result.text, int(result.maybe_sent), row["id"], MessageState.SENDING],
+    ).rowcount
+    if result.maybe_sent:
+        detail["may_have_been_sent"] = True
+    if row["attempts"] >= settings.max_attempts:
+        detail["not_getting_through"] = True
+    detail.update(error_code=result.code, error=result.text, retry_in=round(delay, 3))
+    if not updated:
+        detail["note"] = SETTLED_ELSEWHERE
+    audit.append(ctx.store, at=now, kind="sms.retry", actor=SYSTEM,
+                 case=case_ref(ctx, row["case_id"]), detail=detail)
+
+
+def _failed(ctx: Context, transport: Transport, row: dict[str, Any], result: SendError,
+            detail: dict[str, Any]) -> None:
+    """It will never work for this number: the step moves on to the next contact at once."""
+    now = ctx.clock.now()
+    updated = ctx.store.conn.execute(
+        "UPDATE messages SET state = ?, final_at = ?, claim_deadline = NULL,"
+        " transport = ?, error_code = ?, error_text = ? WHERE id = ? AND state = ?",
+        [MessageState.FAILED, to_iso(now), transport.name, result.code, result.text, row["id"],
+         MessageState.SENDING],
+    ).rowcount
+    detail.update(error_code=result.code, error=result.text)
+    if not updated:
+        detail["note"] = SETTLED_ELSEWHERE
+    audit.append(ctx.store, at=now, kind="sms.failed", actor=SYSTEM,
+                 case=case_ref(ctx, row["case_id"]), detail=detail)
+    engine.on_message_outcome(ctx, row["id"])
 
 
 def dispatch(
@@ -241,7 +246,8 @@ def dispatch(
         total.retrying = list(retrying.values())
         if report.sent or report.failed or report.retrying:
             continue  # a result may have queued the next contact already
-        next_due = ctx.store.scalar("SELECT MIN(not_before) FROM messages WHERE state = 'queued'")
+        next_due = ctx.store.scalar("SELECT MIN(not_before) FROM messages WHERE state = ?",
+                                    [MessageState.QUEUED])
         if next_due is None or from_iso(next_due) > waited_until:
             return total
         if from_iso(next_due) <= ctx.clock.now():

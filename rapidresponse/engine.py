@@ -20,6 +20,18 @@ from rapidresponse.clock import Clock
 from rapidresponse.contacts import Contact, Contacts
 from rapidresponse.errors import InputError
 from rapidresponse.playbooks import Playbook, Step, from_snapshot, render
+from rapidresponse.states import (
+    ACCEPTED,
+    NOT_DELIVERED,
+    RUNNING_STEPS,
+    UNSENT,
+    CaseState,
+    MessageKind,
+    MessageState,
+    Phase,
+    StepState,
+    sql,
+)
 from rapidresponse.store import Store, dumps
 from rapidresponse.timeutil import format_duration, from_iso, to_iso
 from rapidresponse.vocab import Vocabulary
@@ -28,9 +40,6 @@ SYSTEM = "system"
 OUTCOMES = ("found", "returned", "withdrawn", "other")
 OUTCOME_WORDS = Vocabulary.of("outcome", OUTCOMES)
 PLACEMENT_WORDS = Vocabulary.of("placement", PLACEMENTS)
-OK_STATES = ("sent", "delivered")
-BAD_STATES = ("failed", "undelivered")
-PENDING_STATES = ("queued", "sending")
 BATCH = 200
 
 
@@ -110,7 +119,7 @@ def register(
         earlier = earlier_episodes(ctx.store, person, missing_since)
         case_id = db["cases"].insert(
             {
-                "ref": ref, "year": year, "seq": seq, "state": "open",
+                "ref": ref, "year": year, "seq": seq, "state": CaseState.OPEN,
                 "registered_at": to_iso(now), "registered_by": ctx.actor,
                 "missing_since": to_iso(missing_since), "age": result.age,
                 "placement": placement, "worrying": int(result.worrying),
@@ -143,7 +152,7 @@ def register(
             ctx.store, at=now, kind="case.assessed", actor=ctx.actor, case=ref,
             detail=result.as_dict(),
         )
-        steps = _plan(ctx, case_id, ref, playbook, result.flags, "main",
+        steps = _plan(ctx, case_id, ref, playbook, result.flags, Phase.MAIN,
                       {"registered": now, "missing": missing_since})
     return Registration(ref, int(case_id), result, playbook, ack_code, steps, earlier)
 
@@ -178,8 +187,8 @@ def _new_ack_code(store: Store) -> str:
     for digits in (4, 4, 4, 4, 4, 4, 4, 4, 6, 6, 6, 6, 8):
         code = f"{secrets.randbelow(10**digits):0{digits}d}"
         taken = store.scalar(
-            "SELECT 1 FROM cases WHERE ack_code = ? AND (state = 'open' OR id IN"
-            " (SELECT case_id FROM steps WHERE state IN ('pending', 'active')))",
+            f"SELECT 1 FROM cases WHERE ack_code = ? AND (state = '{CaseState.OPEN}' OR id IN"
+            f" (SELECT case_id FROM steps WHERE state IN {sql(RUNNING_STEPS)}))",
             [code],
         )
         if not taken:
@@ -204,7 +213,7 @@ def _plan(
         generation = ctx.store.scalar(
             "SELECT COALESCE(MAX(generation), 0) FROM steps WHERE case_id = ?", [case_id]
         )
-    pool = playbook.steps if phase == "main" else playbook.after_resolved
+    pool = playbook.steps if phase == Phase.MAIN else playbook.after_resolved
     for step in pool:
         if not step.applies(flags) or (skip and step.id in skip):
             continue
@@ -212,7 +221,7 @@ def _plan(
         ctx.store.db["steps"].insert(
             {"case_id": case_id, "phase": phase, "step_key": step.id, "role": step.role,
              "playbook_hash": playbook.digest, "generation": generation,
-             "due_at": to_iso(due), "state": "pending"}
+             "due_at": to_iso(due), "state": StepState.PENDING}
         )
         planned.append({"id": step.id, "role": step.role, "due_at": to_iso(due)})
     audit.append(
@@ -317,14 +326,14 @@ def activate_due(ctx: Context, limit: int = BATCH) -> int:
     """Fire every pending step whose time has come; an overdue one fires now, logged late."""
     now = ctx.clock.now()
     due = ctx.store.all(
-        "SELECT id FROM steps WHERE state = 'pending' AND due_at <= ? ORDER BY due_at, id LIMIT ?",
-        [to_iso(now), limit],
+        "SELECT id FROM steps WHERE state = ? AND due_at <= ? ORDER BY due_at, id LIMIT ?",
+        [StepState.PENDING, to_iso(now), limit],
     )
     fired = 0
     for row in due:
         with ctx.store.transaction():
             step_row = ctx.store.one(
-                "SELECT * FROM steps WHERE id = ? AND state = 'pending'", [row["id"]]
+                "SELECT * FROM steps WHERE id = ? AND state = ?", [row["id"], StepState.PENDING]
             )
             if step_row is None:
                 continue  # another process fired it
@@ -332,8 +341,8 @@ def activate_due(ctx: Context, limit: int = BATCH) -> int:
             assert case is not None
             lateness = (now - from_iso(step_row["due_at"])).total_seconds()
             ctx.store.conn.execute(
-                "UPDATE steps SET state = 'active', activated_at = ? WHERE id = ?",
-                [to_iso(now), step_row["id"]],
+                "UPDATE steps SET state = ?, activated_at = ? WHERE id = ?",
+                [StepState.ACTIVE, to_iso(now), step_row["id"]],
             )
             audit.append(
                 ctx.store, at=now, kind="step.due", actor=SYSTEM, case=case["ref"],
@@ -353,52 +362,21 @@ def _enter_stage(
     position: int,
     reason: str | None,
 ) -> None:
-    """Move a step to the first stage of this round whose contacts were not messaged yet.
-
-    Stages are found by who was messaged (the message rows), not by their index alone, so a
-    coordinator's edit of contacts.toml mid-chain neither skips a contact nor repeats one.
-    Off-duty and empty stages are skipped; past the last stage comes the next round or exhaustion.
-    """
+    """Move a step to the next stage that has someone to message, and queue its alerts;
+    past the last stage of the last round, the step is exhausted."""
     now = ctx.clock.now()
     step = step_definition(ctx.store, step_row)
-    stages = chain(ctx, step)
-    messaged = _messaged(ctx, step_row["id"], round_)
-    while True:
-        if position >= len(stages):
-            if round_ < step.repeat:
-                round_, position = round_ + 1, 0
-                messaged = _messaged(ctx, step_row["id"], round_)
-                audit.append(
-                    ctx.store, at=now, kind="step.repeated", actor=SYSTEM, case=case["ref"],
-                    detail={"step": step.id, "round": round_ + 1, "of": step.repeat + 1},
-                )
-                continue
-            _finish(ctx, step_row, "exhausted", None)
-            audit.append(
-                ctx.store, at=now, kind="step.exhausted", actor=SYSTEM, case=case["ref"],
-                detail={"step": step.id, "role": step.role, "rounds": step.repeat + 1,
-                        "reason": reason or "no reachable contact"},
-            )
-            return
-        stage = stages[position]
-        if stage.members and all(c.phone in messaged for c in stage.members):
-            position += 1
-            continue
-        recipients = _recipients(ctx, stage, now)
-        if not recipients:
-            audit.append(
-                ctx.store, at=now, kind="step.skipped_contact", actor=SYSTEM, case=case["ref"],
-                detail={"step": step.id, "role": stage.role, "position": position,
-                        "why": "off duty" if stage.members else "the role has no contacts"},
-            )
-            position += 1
-            continue
-        break
+    found = _next_stage(ctx, case, step_row, step, round_, position)
+    if found is None:
+        _exhaust(ctx, case, step_row, step, reason)
+        return
+    round_, position, stage, recipients = found
     deadline = to_iso(now + step.ack_within) if step.ack_within else None
     ctx.store.conn.execute(
-        "UPDATE steps SET state = 'active', round = ?, position = ?, stage_started_at = ?,"
+        "UPDATE steps SET state = ?, round = ?, position = ?, stage_started_at = ?,"
         " ack_deadline = ?, escalated = escalated OR ? WHERE id = ?",
-        [round_, position, to_iso(now), deadline, int(stage.escalation), step_row["id"]],
+        [StepState.ACTIVE, round_, position, to_iso(now), deadline, int(stage.escalation),
+         step_row["id"]],
     )
     if reason is not None:
         kind = "step.escalated" if stage.escalation else "step.next_contact"
@@ -407,19 +385,74 @@ def _enter_stage(
             detail={"step": step.id, "reason": reason, "to_role": stage.role,
                     "to": [c.name for c in recipients], "round": round_ + 1},
         )
-    values = template_values(ctx, case, stage.role)
-    body = render(step.message, values)
+    body = render(step.message, template_values(ctx, case, stage.role))
     for contact in recipients:
         queue_message(
-            ctx, case_id=case["id"], step_id=step_row["id"], kind="alert", role=stage.role,
-            contact=contact, body=body, round_=round_, position=position,
+            ctx, case_id=case["id"], step_id=step_row["id"], kind=MessageKind.ALERT,
+            role=stage.role, contact=contact, body=body, round_=round_, position=position,
         )
+
+
+def _next_stage(
+    ctx: Context,
+    case: dict[str, Any],
+    step_row: dict[str, Any],
+    step: Step,
+    round_: int,
+    position: int,
+) -> tuple[int, int, Stage, tuple[Contact, ...]] | None:
+    """The first stage from (round, position) with someone on duty not yet messaged; None
+    when the chain has run out.
+
+    Stages are found by who was messaged (the message rows), not by their index alone, so a
+    coordinator's edit of contacts.toml mid-chain neither skips a contact nor repeats one.
+    Off-duty and empty stages are skipped (and logged); past the last stage comes the next round.
+    """
+    now = ctx.clock.now()
+    stages = chain(ctx, step)
+    messaged = _messaged(ctx, step_row["id"], round_)
+    while True:
+        if position >= len(stages):
+            if round_ >= step.repeat:
+                return None
+            round_, position = round_ + 1, 0
+            messaged = _messaged(ctx, step_row["id"], round_)
+            audit.append(
+                ctx.store, at=now, kind="step.repeated", actor=SYSTEM, case=case["ref"],
+                detail={"step": step.id, "round": round_ + 1, "of": step.repeat + 1},
+            )
+            continue
+        stage = stages[position]
+        if stage.members and all(c.phone in messaged for c in stage.members):
+            position += 1
+            continue
+        recipients = _recipients(ctx, stage, now)
+        if recipients:
+            return round_, position, stage, recipients
+        audit.append(
+            ctx.store, at=now, kind="step.skipped_contact", actor=SYSTEM, case=case["ref"],
+            detail={"step": step.id, "role": stage.role, "position": position,
+                    "why": "off duty" if stage.members else "the role has no contacts"},
+        )
+        position += 1
+
+
+def _exhaust(
+    ctx: Context, case: dict[str, Any], step_row: dict[str, Any], step: Step, reason: str | None
+) -> None:
+    """Nobody is left to try: the step shows red in `status` until someone answers late."""
+    _finish(ctx, step_row, StepState.EXHAUSTED, None)
+    audit.append(
+        ctx.store, at=ctx.clock.now(), kind="step.exhausted", actor=SYSTEM, case=case["ref"],
+        detail={"step": step.id, "role": step.role, "rounds": step.repeat + 1,
+                "reason": reason or "no reachable contact"},
+    )
 
 
 def _messaged(ctx: Context, step_id: int, round_: int) -> set[str]:
     rows = ctx.store.all(
-        "SELECT to_number FROM messages WHERE step_id = ? AND round = ? AND kind = 'alert'",
-        [step_id, round_],
+        "SELECT to_number FROM messages WHERE step_id = ? AND round = ? AND kind = ?",
+        [step_id, round_, MessageKind.ALERT],
     )
     return {row["to_number"] for row in rows}
 
@@ -441,10 +474,47 @@ def queue_message(
         ctx.store.db["messages"].insert(
             {"case_id": case_id, "step_id": step_id, "kind": kind, "role": role,
              "contact": contact.name, "to_number": contact.phone, "body": body,
-             "state": "queued", "round": round_, "position": position,
+             "state": MessageState.QUEUED, "round": round_, "position": position,
              "not_before": now, "created_at": now}
         ).last_pk
     )
+
+
+def stop_chain(
+    ctx: Context,
+    case_id: int,
+    *,
+    steps: list[dict[str, Any]] | None = None,
+    state: StepState = StepState.CANCELLED,
+    by: str | None = None,
+) -> list[dict[str, Any]]:
+    """Stop chains: the one rule behind resolve, acknowledge, reassess and purge.
+
+    Each step given (by default every running step of the case) ends in `state` with no
+    deadline left, and its alerts still waiting in the outbox are cancelled. Without `steps`
+    that holds for every alert of the case, also those of a finished step still being retried:
+    nothing more of the case's search goes out. Call inside the caller's transaction; returns
+    the steps stopped.
+    """
+    now = to_iso(ctx.clock.now())
+    whole_case = steps is None
+    if steps is None:
+        steps = ctx.store.all(
+            f"SELECT * FROM steps WHERE case_id = ? AND state IN {sql(RUNNING_STEPS)} ORDER BY id",
+            [case_id],
+        )
+    for row in steps:
+        _finish(ctx, row, state, by)
+        ctx.store.conn.execute(
+            "UPDATE messages SET state = ?, final_at = ? WHERE step_id = ? AND state = ?",
+            [MessageState.CANCELLED, now, row["id"], MessageState.QUEUED],
+        )
+    if whole_case:
+        ctx.store.conn.execute(
+            "UPDATE messages SET state = ?, final_at = ? WHERE case_id = ? AND kind = ? AND state = ?",
+            [MessageState.CANCELLED, now, case_id, MessageKind.ALERT, MessageState.QUEUED],
+        )
+    return steps
 
 
 def _finish(ctx: Context, step_row: dict[str, Any], state: str, by: str | None) -> None:
@@ -462,16 +532,16 @@ def expire_deadlines(ctx: Context, limit: int = BATCH) -> int:
     """Nobody acknowledged in time: on to the next contact, the escalation role, or exhausted."""
     now = ctx.clock.now()
     rows = ctx.store.all(
-        "SELECT id FROM steps WHERE state = 'active' AND ack_deadline <= ?"
+        "SELECT id FROM steps WHERE state = ? AND ack_deadline <= ?"
         " ORDER BY ack_deadline LIMIT ?",
-        [to_iso(now), limit],
+        [StepState.ACTIVE, to_iso(now), limit],
     )
     moved = 0
     for row in rows:
         with ctx.store.transaction():
             step_row = ctx.store.one(
-                "SELECT * FROM steps WHERE id = ? AND state = 'active' AND ack_deadline <= ?",
-                [row["id"], to_iso(now)],
+                "SELECT * FROM steps WHERE id = ? AND state = ? AND ack_deadline <= ?",
+                [row["id"], StepState.ACTIVE, to_iso(now)],
             )
             if step_row is None:
                 continue
@@ -490,13 +560,13 @@ def on_message_outcome(ctx: Context, message_id: int) -> None:
     All sent and no acknowledgement wanted: the step is done.
     """
     msg = ctx.store.one("SELECT * FROM messages WHERE id = ?", [message_id])
-    if msg is None or msg["kind"] != "alert" or msg["step_id"] is None:
+    if msg is None or msg["kind"] != MessageKind.ALERT or msg["step_id"] is None:
         return
     step_row = ctx.store.one("SELECT * FROM steps WHERE id = ?", [msg["step_id"]])
-    if step_row is None or step_row["state"] not in ("active", "done"):
+    if step_row is None or step_row["state"] not in (StepState.ACTIVE, StepState.DONE):
         return
     case_state = ctx.store.scalar("SELECT state FROM cases WHERE id = ?", [step_row["case_id"]])
-    if step_row["phase"] == "main" and case_state != "open":
+    if step_row["phase"] == Phase.MAIN and case_state != CaseState.OPEN:
         return  # the minor is found: a late receipt must not restart the search chain
     if (msg["round"], msg["position"]) != (step_row["round"], step_row["position"]):
         return  # an earlier stage: the chain has already moved on
@@ -507,17 +577,17 @@ def on_message_outcome(ctx: Context, message_id: int) -> None:
             [step_row["id"], step_row["round"], step_row["position"]],
         )
     ]
-    if any(s in PENDING_STATES for s in states):
+    if any(s in UNSENT for s in states):
         return
     case = ctx.store.one("SELECT * FROM cases WHERE id = ?", [step_row["case_id"]])
     assert case is not None
-    if all(s in BAD_STATES for s in states):
+    if all(s in NOT_DELIVERED for s in states):
         _enter_stage(ctx, case, step_row, step_row["round"], 0,
                      reason="message not delivered")
         return
     step = step_definition(ctx.store, step_row)
-    if step.ack_within is None and step_row["state"] == "active":
-        _finish(ctx, step_row, "done", None)
+    if step.ack_within is None and step_row["state"] == StepState.ACTIVE:
+        _finish(ctx, step_row, StepState.DONE, None)
         audit.append(
             ctx.store, at=ctx.clock.now(), kind="step.done", actor=SYSTEM, case=case["ref"],
             detail={"step": step.id, "role": step.role},
@@ -531,7 +601,8 @@ def waiting_steps(store: Store, case_id: int, role: str) -> list[dict[str, Any]]
     """Steps a role can acknowledge: its own, or those escalated to it, while they wait; and
     exhausted ones, so that a late answer is recorded (and `status` turns green again)."""
     rows = store.all(
-        "SELECT * FROM steps WHERE case_id = ? AND state IN ('active', 'exhausted')", [case_id]
+        "SELECT * FROM steps WHERE case_id = ? AND state IN (?, ?)",
+        [case_id, StepState.ACTIVE, StepState.EXHAUSTED],
     )
     matched = []
     for row in rows:
@@ -557,7 +628,7 @@ def acknowledge(
     now = ctx.clock.now()
     with ctx.store.transaction():
         case = get_case(ctx.store, ref)
-        if case["state"] == "purged":
+        if case["state"] == CaseState.PURGED:
             raise InputError(f"case {case['ref']} has been purged")
         steps = waiting_steps(ctx.store, case["id"], role)
         if not steps:
@@ -565,18 +636,14 @@ def acknowledge(
                 f"nothing of case {case['ref']} is waiting for an acknowledgement from {role}"
             )
         acked = []
+        stop_chain(ctx, case["id"], steps=steps, state=StepState.ACKNOWLEDGED,
+                   by=contact or ctx.actor)
         for row in steps:
-            _finish(ctx, row, "acknowledged", contact or ctx.actor)
-            ctx.store.conn.execute(
-                "UPDATE messages SET state = 'cancelled', final_at = ?"
-                " WHERE step_id = ? AND state = 'queued'",
-                [to_iso(now), row["id"]],
-            )
             waited = (now - from_iso(row["activated_at"])).total_seconds()
             detail = {"step": row["step_key"], "role": role, "via": via,
                       "seconds_after_alert": round(waited, 3),
                       "note": _note(ctx, case["id"], "ack", note)}
-            if row["state"] == "exhausted":
+            if row["state"] == StepState.EXHAUSTED:
                 detail["late"] = "after the whole chain was exhausted"
             audit.append(
                 ctx.store, at=now, kind="step.acknowledged", actor=contact or ctx.actor,
@@ -606,7 +673,7 @@ def add_note(ctx: Context, ref: str, text: str) -> int:
         raise InputError("the note is empty")
     with ctx.store.transaction():
         case = get_case(ctx.store, ref)
-        if case["state"] == "purged":
+        if case["state"] == CaseState.PURGED:
             raise InputError(f"case {case['ref']} has been purged")
         note = _note(ctx, case["id"], "note", text)
         assert note is not None
@@ -632,29 +699,13 @@ def resolve(ctx: Context, ref: str, outcome: str, note: str | None = None) -> Re
     now = ctx.clock.now()
     with ctx.store.transaction():
         case = get_case(ctx.store, ref)
-        if case["state"] != "open":
+        if case["state"] != CaseState.OPEN:
             raise InputError(f"case {case['ref']} is already {case['state']}")
-        cancelled = [
-            r["step_key"]
-            for r in ctx.store.all(
-                "SELECT step_key FROM steps WHERE case_id = ? AND state IN ('pending', 'active')",
-                [case["id"]],
-            )
-        ]
+        cancelled = [r["step_key"] for r in stop_chain(ctx, case["id"])]
         ctx.store.conn.execute(
-            "UPDATE steps SET state = 'cancelled', finished_at = ?, ack_deadline = NULL"
-            " WHERE case_id = ? AND state IN ('pending', 'active')",
-            [to_iso(now), case["id"]],
-        )
-        ctx.store.conn.execute(
-            "UPDATE messages SET state = 'cancelled', final_at = ?"
-            " WHERE case_id = ? AND state = 'queued' AND kind = 'alert'",
-            [to_iso(now), case["id"]],
-        )
-        ctx.store.conn.execute(
-            "UPDATE cases SET state = 'resolved', resolved_at = ?, resolved_by = ?, outcome = ?"
+            "UPDATE cases SET state = ?, resolved_at = ?, resolved_by = ?, outcome = ?"
             " WHERE id = ?",
-            [to_iso(now), ctx.actor, outcome, case["id"]],
+            [CaseState.RESOLVED, to_iso(now), ctx.actor, outcome, case["id"]],
         )
         playbook = case_playbook(case)
         stood_down = _queue_stand_down(ctx, case, playbook)
@@ -667,7 +718,7 @@ def resolve(ctx: Context, ref: str, outcome: str, note: str | None = None) -> Re
         after = []
         if playbook.after_resolved:
             after = _plan(ctx, case["id"], case["ref"], playbook, json.loads(case["flags"]),
-                          "after_resolved", {"resolved": now})
+                          Phase.AFTER_RESOLVED, {"resolved": now})
     return Resolution(case["ref"], cancelled, stood_down, after)
 
 
@@ -677,16 +728,17 @@ def _queue_stand_down(ctx: Context, case: dict[str, Any], playbook: Playbook) ->
         return 0
     # A send that was tried and may have arrived (in flight, or retried after a time-out) counts
     # as reached: a needless stand-down is better than a contact left searching.
+    tried = (MessageState.QUEUED, MessageState.CANCELLED)
     reached = ctx.store.all(
         "SELECT role, contact, to_number FROM messages WHERE id IN (SELECT MIN(id) FROM messages"
-        " WHERE case_id = ? AND kind = 'alert' AND (state IN ('sending', 'sent', 'delivered')"
-        " OR (state IN ('queued', 'cancelled') AND attempts > 0)) GROUP BY to_number) ORDER BY id",
-        [case["id"]],
+        f" WHERE case_id = ? AND kind = ? AND (state IN {sql((MessageState.SENDING, *ACCEPTED))}"
+        f" OR (state IN {sql(tried)} AND attempts > 0)) GROUP BY to_number) ORDER BY id",
+        [case["id"], MessageKind.ALERT],
     )
     for row in reached:
         body = render(playbook.stand_down, template_values(ctx, case, row["role"]))
         queue_message(
-            ctx, case_id=case["id"], step_id=None, kind="stand_down", role=row["role"],
+            ctx, case_id=case["id"], step_id=None, kind=MessageKind.STAND_DOWN, role=row["role"],
             contact=Contact(name=row["contact"], phone=row["to_number"]), body=body,
         )
     return len(reached)

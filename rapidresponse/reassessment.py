@@ -24,11 +24,13 @@ from rapidresponse.engine import (
     _plan,
     case_playbook,
     get_case,
+    stop_chain,
 )
 from rapidresponse.errors import InputError
 from rapidresponse.playbooks import Playbook
+from rapidresponse.states import RUNNING_STEPS, CaseState, Phase, sql
 from rapidresponse.store import dumps
-from rapidresponse.timeutil import from_iso, to_iso
+from rapidresponse.timeutil import from_iso
 
 
 @dataclass
@@ -56,7 +58,7 @@ def reassess(
         raise InputError("say why you re-assess (--reason): the log records who, when and why")
     now = ctx.clock.now()
     case = get_case(ctx.store, ref)
-    if case["state"] != "open":
+    if case["state"] != CaseState.OPEN:
         raise InputError(f"case {case['ref']} is {case['state']}: only open cases are re-assessed")
     birth = ctx.store.scalar("SELECT birth_date FROM persons WHERE case_id = ?", [case["id"]])
     result = assess(
@@ -72,7 +74,7 @@ def reassess(
               "flags": json.loads(case["flags"])}
     outcome = Reassessment(case["ref"], before, result)
     with ctx.store.transaction():
-        if get_case(ctx.store, ref)["state"] != "open":
+        if get_case(ctx.store, ref)["state"] != CaseState.OPEN:
             raise InputError(f"case {case['ref']} was closed meanwhile")
         ctx.store.conn.execute(
             "UPDATE cases SET worrying = ?, suspected_victim = ?, societal_necessity = ?, grade = ?,"
@@ -91,9 +93,9 @@ def reassess(
             outcome.cancelled, outcome.planned = _move_to(ctx, case, target, result)
         else:
             existing = {r["step_key"] for r in ctx.store.all(
-                "SELECT step_key FROM steps WHERE case_id = ? AND phase = 'main'", [case["id"]])}
+                "SELECT step_key FROM steps WHERE case_id = ? AND phase = ?", [case["id"], Phase.MAIN])}
             outcome.planned = _plan(
-                ctx, case["id"], case["ref"], current, result.flags, "main",
+                ctx, case["id"], case["ref"], current, result.flags, Phase.MAIN,
                 {"registered": from_iso(case["registered_at"]),
                  "missing": from_iso(case["missing_since"])},
                 skip=existing,
@@ -106,18 +108,11 @@ def _move_to(
 ) -> tuple[list[str], list[dict[str, Any]]]:
     """Cancel what the old playbook still had to do; plan the new one from this moment."""
     now = ctx.clock.now()
-    cancelled = [r["step_key"] for r in ctx.store.all(
-        "SELECT step_key FROM steps WHERE case_id = ? AND state IN ('pending', 'active')", [case["id"]])]
-    ctx.store.conn.execute(
-        "UPDATE messages SET state = 'cancelled', final_at = ? WHERE case_id = ? AND state = 'queued'"
-        " AND step_id IN (SELECT id FROM steps WHERE case_id = ? AND state IN ('pending', 'active'))",
-        [to_iso(now), case["id"], case["id"]],
+    running = ctx.store.all(
+        f"SELECT * FROM steps WHERE case_id = ? AND state IN {sql(RUNNING_STEPS)} ORDER BY id",
+        [case["id"]],
     )
-    ctx.store.conn.execute(
-        "UPDATE steps SET state = 'cancelled', finished_at = ?, finished_by = ?, ack_deadline = NULL"
-        " WHERE case_id = ? AND state IN ('pending', 'active')",
-        [to_iso(now), SYSTEM, case["id"]],
-    )
+    cancelled = [r["step_key"] for r in stop_chain(ctx, case["id"], steps=running, by=SYSTEM)]
     _keep_snapshot(ctx.store, target)
     ctx.store.conn.execute(
         "UPDATE cases SET playbook = ?, playbook_snapshot = ?, playbook_hash = ? WHERE id = ?",
@@ -131,7 +126,7 @@ def _move_to(
     generation = ctx.store.scalar(
         "SELECT COALESCE(MAX(generation), 0) + 1 FROM steps WHERE case_id = ?", [case["id"]]
     )
-    planned = _plan(ctx, case["id"], case["ref"], target, result.flags, "main",
+    planned = _plan(ctx, case["id"], case["ref"], target, result.flags, Phase.MAIN,
                     {"registered": now, "missing": from_iso(case["missing_since"])},
                     generation=generation)
     return cancelled, planned

@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from rapidresponse import audit
+from rapidresponse import audit, engine
 from rapidresponse.engine import Context, get_case
 from rapidresponse.errors import InputError
+from rapidresponse.states import CaseState
 from rapidresponse.timeutil import to_iso
 
 
@@ -27,24 +28,17 @@ def purge(ctx: Context, ref: str) -> Purged:
     now = ctx.clock.now()
     with ctx.store.transaction():
         case = get_case(ctx.store, ref)
-        if case["state"] == "open":
+        if case["state"] == CaseState.OPEN:
             raise InputError(f"case {case['ref']} is still open: resolve it before purging")
-        if case["state"] == "purged":
+        if case["state"] == CaseState.PURGED:
             raise InputError(f"case {case['ref']} has already been purged")
         conn = ctx.store.conn
-        cancelled = conn.execute(
-            "UPDATE steps SET state = 'cancelled', finished_at = ?, ack_deadline = NULL"
-            " WHERE case_id = ? AND state IN ('pending', 'active')",
-            [to_iso(now), case["id"]],
-        ).rowcount
-        conn.execute(
-            "UPDATE messages SET state = 'cancelled', final_at = ? WHERE case_id = ? AND state = 'queued'",
-            [to_iso(now), case["id"]],
-        )
+        cancelled = len(engine.stop_chain(ctx, case["id"]))
         notes = conn.execute("DELETE FROM notes WHERE case_id = ?", [case["id"]]).rowcount
         conn.execute("DELETE FROM persons WHERE case_id = ?", [case["id"]])
         conn.execute(
-            "UPDATE cases SET state = 'purged', purged_at = ? WHERE id = ?", [to_iso(now), case["id"]]
+            "UPDATE cases SET state = ?, purged_at = ? WHERE id = ?",
+            [CaseState.PURGED, to_iso(now), case["id"]],
         )
         audit.append(
             ctx.store, at=now, kind="case.purged", actor=ctx.actor, case=case["ref"],
@@ -61,7 +55,8 @@ def purge_due(ctx: Context, older_than: timedelta) -> list[Purged]:
     refs = [
         row["ref"]
         for row in ctx.store.all(
-            "SELECT ref FROM cases WHERE state = 'resolved' AND resolved_at <= ? ORDER BY id", [cutoff]
+            "SELECT ref FROM cases WHERE state = ? AND resolved_at <= ? ORDER BY id",
+            [CaseState.RESOLVED, cutoff],
         )
     ]
     return [purge(ctx, ref) for ref in refs]

@@ -24,9 +24,10 @@ from rapidresponse import audit, engine
 from rapidresponse.clock import Clock, SystemClock
 from rapidresponse.config import CONTACTS_NAME
 from rapidresponse.contacts import Contacts, load_contacts, normalise_number
-from rapidresponse.dispatch import case_ref, message_detail
 from rapidresponse.engine import SYSTEM, Context
 from rapidresponse.errors import InputError, OperationalFailure
+from rapidresponse.receipts import RECEIPT_STATES, hold_receipt, record_receipt
+from rapidresponse.states import RUNNING_STEPS, CaseState, sql
 from rapidresponse.store import Store, open_store
 from rapidresponse.timeutil import to_iso
 
@@ -40,89 +41,12 @@ UNKNOWN_SID_WAIT = 3.0
 _SID = re.compile(r"^(SM|MM)[0-9a-fA-F]{32}$")
 _ACK = re.compile(r"^\s*(?:ack)?[\s:#.\-]*(\d{4,8})[\s.!]*$", re.IGNORECASE)
 
-#: Twilio's message states → ours. Others (queued, accepted, sending, ...) change nothing.
-RECEIPT_STATES = {
-    "sent": "sent", "delivered": "delivered", "read": "delivered",
-    "undelivered": "undelivered", "failed": "failed",
-}
-_RANK = {"queued": 0, "sending": 1, "sent": 2}
-FINAL_STATES = ("delivered", "undelivered", "failed", "cancelled")
-
-#: Common delivery error codes, so a supervisor reads a reason, not a number.
-DELIVERY_ERRORS = {
-    "30001": "queue overflow", "30002": "account suspended", "30003": "unreachable handset",
-    "30004": "message blocked", "30005": "unknown destination handset",
-    "30006": "landline or unreachable carrier", "30007": "filtered by the carrier",
-    "30008": "unknown error", "30034": "sender not registered",
-}
-
 REPLY_UNKNOWN_SENDER = "rapidresponse: dit nummer is niet gekend. Er werd niets bevestigd."
 REPLY_HOWTO = "rapidresponse: antwoord ACK gevolgd door de code uit het bericht, bv. ACK 1234."
 REPLY_UNKNOWN_CODE = "rapidresponse: code {code} is onbekend of niet meer actief. Er werd niets bevestigd."
 REPLY_ACKED = "rapidresponse: {case} bevestigd ({roles}). Dank u."
 REPLY_NOTHING_WAITING = ("rapidresponse: voor {case} wacht niets op uw bevestiging"
                          " (al bevestigd?). Bij twijfel: bel {callback}.")
-
-
-# ---------------------------------------------------------------- library: receipts
-
-
-def record_receipt(ctx: Context, sid: str, status: str, error_code: str | None = None) -> str:
-    """Apply one delivery receipt. Returns 'updated', 'unchanged', 'ignored' or 'unknown'.
-
-    Idempotent and monotonic: a late `sent` never overwrites `delivered`, final states stay
-    final. `undelivered` and `failed` move the step on at once, in the same transaction.
-    """
-    new = RECEIPT_STATES.get(status)
-    if new is None:
-        return "ignored"
-    now = ctx.clock.now()
-    with ctx.store.transaction():
-        msg = ctx.store.one("SELECT * FROM messages WHERE sid = ?", [sid])
-        if msg is None:
-            return "unknown"
-        current = msg["state"]
-        if current in FINAL_STATES or _RANK.get(new, 3) <= _RANK.get(current, 3):
-            return "unchanged"
-        error_text = None
-        if new in ("undelivered", "failed"):
-            error_text = DELIVERY_ERRORS.get(error_code or "", "not delivered")
-            if error_code:
-                error_text = f"Twilio {error_code}: {error_text}"
-        ctx.store.conn.execute(
-            "UPDATE messages SET state = ?, final_at = ?, error_code = COALESCE(?, error_code),"
-            " error_text = COALESCE(?, error_text) WHERE id = ?",
-            [new, to_iso(now) if new != "sent" else None, error_code or None, error_text, msg["id"]],
-        )
-        if new != "sent":
-            detail = {**message_detail(ctx, msg), "sid": sid, "status": status}
-            if error_code:
-                detail.update(error_code=error_code, error=error_text)
-            audit.append(ctx.store, at=now, kind=f"sms.{new}", actor=SYSTEM,
-                         case=case_ref(ctx, msg["case_id"]), detail=detail)
-            if new in ("undelivered", "failed"):
-                engine.on_message_outcome(ctx, msg["id"])
-    return "updated"
-
-
-def hold_receipt(ctx: Context, sid: str, status: str, error_code: str | None) -> None:
-    """Keep a receipt for a SID nobody has recorded yet; dispatch applies it when it does."""
-    with ctx.store.transaction():
-        ctx.store.conn.execute(
-            "INSERT INTO early_receipts (sid, status, error_code, received_at) VALUES (?, ?, ?, ?)",
-            [sid, status, error_code, to_iso(ctx.clock.now())],
-        )
-        audit.append(ctx.store, at=ctx.clock.now(), kind="sms.receipt_unmatched", actor=SYSTEM,
-                     detail={"sid": sid, "status": status, "error_code": error_code, "held": True})
-
-
-def apply_held_receipts(ctx: Context, sid: str) -> None:
-    """Apply, in order, the receipts that arrived before `sid` was recorded."""
-    held = ctx.store.all("SELECT * FROM early_receipts WHERE sid = ? ORDER BY id", [sid])
-    for row in held:
-        record_receipt(ctx, sid, row["status"], row["error_code"])
-    if held:
-        ctx.store.conn.execute("DELETE FROM early_receipts WHERE sid = ?", [sid])
 
 
 # ---------------------------------------------------------------- library: replies
@@ -137,9 +61,9 @@ def parse_ack(body: str) -> str | None:
 def case_for_ack_code(store: Store, code: str) -> dict[str, Any] | None:
     """The case an ack code belongs to: an open one first, else one with steps still running."""
     return store.one(
-        "SELECT * FROM cases WHERE ack_code = ? AND (state = 'open' OR id IN"
-        " (SELECT case_id FROM steps WHERE state IN ('pending', 'active')))"
-        " ORDER BY state = 'open' DESC, id DESC LIMIT 1",
+        f"SELECT * FROM cases WHERE ack_code = ? AND (state = '{CaseState.OPEN}' OR id IN"
+        f" (SELECT case_id FROM steps WHERE state IN {sql(RUNNING_STEPS)}))"
+        f" ORDER BY state = '{CaseState.OPEN}' DESC, id DESC LIMIT 1",
         [code],
     )
 
