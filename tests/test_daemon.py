@@ -8,21 +8,18 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import sqlite3
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from conftest import MINOR, assert_no_secrets, run_cli, write_playbook
+from processes import DaemonProcess, events, query, wait_for
 from rapidresponse.app import App
 from rapidresponse.clock import FakeClock
 from rapidresponse.daemon import event_line
@@ -30,10 +27,6 @@ from rapidresponse.engine import Person, register
 from rapidresponse.timeutil import from_iso, to_iso
 
 TICK_SECONDS = "0.2"
-POLL = 0.05
-SMS_PREFIX = "[sms console]"
-
-T = TypeVar("T")
 
 #: Offsets in seconds: the daemon must fire each within one second of due.
 SECONDS_PLAYBOOK = """
@@ -98,43 +91,6 @@ CATCH_UP_STEPS = {"half-hour", "one-hour", "since-missing"}
 # ---------------------------------------------------------------- helpers
 
 
-def wait_for(probe: Callable[[], T], what: str, timeout: float = 15.0) -> T:
-    """Poll until `probe()` is truthy; fail with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(POLL)
-
-
-def query(home: Path, sql: str, params: Any = ()) -> list[dict[str, Any]]:
-    """Read the home's database from outside, as any other process would."""
-    conn = sqlite3.connect(home / "rapidresponse.db", timeout=30)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(row) for row in conn.execute(sql, params)]
-    finally:
-        conn.close()
-
-
-def events(home: Path, kind: str | None = None, case: str | None = None) -> list[dict[str, Any]]:
-    sql = "SELECT * FROM events WHERE 1"
-    params: list[Any] = []
-    if kind is not None:
-        sql += " AND kind = ?"
-        params.append(kind)
-    if case is not None:
-        sql += " AND case_ref = ?"
-        params.append(case)
-    rows = query(home, sql + " ORDER BY seq", params)
-    for row in rows:
-        row["detail"] = json.loads(row["detail"])
-    return rows
-
-
 def printed(row: dict[str, Any]) -> str:
     """The line the daemon prints for a stored event."""
     return event_line({"at": row["at"], "kind": row["kind"], "case": row["case_ref"],
@@ -166,30 +122,6 @@ def register_in_the_past(home: Path, hours_ago: float, playbook: str) -> str:
         return result.ref
     finally:
         app.close()
-
-
-@dataclass
-class DaemonProcess:
-    """A `rapidresponse run` subprocess; its stderr goes to a file, read at will."""
-
-    proc: subprocess.Popen[bytes]
-    stderr_path: Path
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def stderr(self) -> str:
-        return self.stderr_path.read_text(encoding="utf-8", errors="replace")
-
-    def event_lines(self) -> list[str]:
-        return [line for line in self.stderr().splitlines() if not line.startswith(SMS_PREFIX)]
-
-    def stop(self, timeout: float = 15.0) -> int:
-        """SIGTERM, as systemd stops it; returns the exit status."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=timeout)
 
 
 @pytest.fixture
