@@ -6,6 +6,7 @@ non-identifying fields, and words that reveal what the case is about are refused
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import string
@@ -21,6 +22,7 @@ from rapidresponse.contacts import role_vocabulary
 from rapidresponse.errors import InputError
 from rapidresponse.lockscreen import REVEALING_WORDS as REVEALING_WORDS  # where it used to live
 from rapidresponse.lockscreen import revealing_word
+from rapidresponse.problems import ERROR, Problem, TomlLines
 from rapidresponse.store import dumps
 from rapidresponse.timeutil import parse_duration
 from rapidresponse.vocab import Vocabulary
@@ -47,6 +49,8 @@ _STEP_KEYS = {
 }
 _ON_RESOLVED_KEYS = {"message"}
 MAX_REPEAT = 10
+#: `when = ["worrying", "not grade-high"]`: a condition that must *not* hold.
+NOT = "not "
 FLAG_WORDS = Vocabulary.of("flag", FLAGS, listed_as="flags:")
 
 
@@ -65,6 +69,7 @@ class Step:
     call: bool = False  # call at once, alongside the text
     call_after: timedelta | None = None  # call when the text is not acknowledged by then
     voice: str | None = None  # the spoken text; None: DEFAULT_VOICE
+    index: int = dataclasses.field(default=0, compare=False)  # its place among [[steps]], from 1
 
     @property
     def calls(self) -> bool:
@@ -76,8 +81,7 @@ class Step:
         return self.voice or DEFAULT_VOICE
 
     def applies(self, flags: Iterable[str]) -> bool:
-        have = set(flags)
-        return all(flag in have for flag in self.when)
+        return when_holds(self.when, flags)
 
     def roles(self) -> list[str]:
         return [self.role] + ([self.escalate_to] if self.escalate_to else [])
@@ -150,12 +154,34 @@ def render(template: str, values: Mapping[str, Any]) -> str:
     return template.format_map({k: values[k] for k in TEMPLATE_FIELDS if k in values})
 
 
+def when_holds(when: Iterable[str], flags: Iterable[str]) -> bool:
+    """All of a step's conditions hold: `FLAG` is set, `not FLAG` is not."""
+    have = set(flags)
+    return all(
+        (cond[len(NOT):] not in have) if cond.startswith(NOT) else (cond in have) for cond in when
+    )
+
+
 def parse_playbook(
     text: str, *, source: str, stem: str | None = None, roles: Iterable[str] | None = None
 ) -> Playbook:
-    """Validate everything the brief lists; an error names the file, the step and the field."""
-    raw = tomlfile.parse(text, source)
-    return playbook_from_raw(raw, source=source, stem=stem, roles=roles)
+    """Validate everything the brief lists; an error names the file, line, step and field."""
+    playbook, problems = validate_playbook(text, source=source, stem=stem, roles=roles)
+    _raise_first(problems)
+    assert playbook is not None
+    return playbook
+
+
+def validate_playbook(
+    text: str, *, source: str, stem: str | None = None, roles: Iterable[str] | None = None
+) -> tuple[Playbook | None, list[Problem]]:
+    """Every problem of the file at once, and the playbook made of its valid steps (if any)."""
+    try:
+        raw = tomlfile.parse(text, source)
+    except InputError as exc:
+        message = str(exc).removeprefix(f"{source}: ")
+        return None, [Problem(ERROR, source, _toml_line(message), None, message)]
+    return _validate(raw, _Report(source, TomlLines(text)), stem, roles)
 
 
 def playbook_from_raw(
@@ -165,134 +191,202 @@ def playbook_from_raw(
     stem: str | None = None,
     roles: Iterable[str] | None = None,
 ) -> Playbook:
-    known_roles = set(roles) if roles is not None else None
-
-    def fail(message: str) -> InputError:
-        return InputError(f"{source}: {message}")
-
-    unknown = set(raw) - _TOP_KEYS
-    if unknown:
-        raise fail(f"unknown key '{sorted(unknown)[0]}'")
-    name = raw.get("name")
-    if not isinstance(name, str) or not _ID.match(name):
-        raise fail("'name' must be lower-case letters, digits and dashes")
-    if stem is not None and name != stem:
-        raise fail(f"'name' is '{name}' but the file is called '{stem}.toml': they must match")
-    title = raw.get("title", name)
-    if not isinstance(title, str):
-        raise fail("'title' must be text")
-    seen: set[str] = set()
-    steps = _parse_steps(raw.get("steps", []), "steps", ("registered", "missing"), seen, fail)
-    if not steps:
-        raise fail("a playbook needs at least one [[steps]] entry")
-    after = _parse_steps(raw.get("after_resolved", []), "after_resolved", ("resolved",), seen, fail)
-    stand_down = None
-    on_resolved = raw.get("on_resolved")
-    if on_resolved is not None:
-        if not isinstance(on_resolved, dict):
-            raise fail("[on_resolved] must be a table")
-        extra = set(on_resolved) - _ON_RESOLVED_KEYS
-        if extra:
-            raise fail(f"[on_resolved]: unknown key '{sorted(extra)[0]}'")
-        stand_down = on_resolved.get("message")
-        if not isinstance(stand_down, str) or not stand_down.strip():
-            raise fail("[on_resolved]: field 'message' must be text")
-        try:
-            lint_template(stand_down)
-        except ValueError as exc:
-            raise fail(f"[on_resolved]: field 'message': {exc}") from None
-    playbook = Playbook(
-        name=name, title=title, steps=steps, stand_down=stand_down,
-        after_resolved=after, raw=dict(raw), source=source,
-    )
-    if known_roles is not None:
-        check_roles(playbook, known_roles)
+    playbook, problems = _validate(raw, _Report(source, TomlLines(None)), stem, roles)
+    _raise_first(problems)
+    assert playbook is not None
     return playbook
 
 
+def _raise_first(problems: list[Problem]) -> None:
+    for problem in problems:
+        if problem.level == ERROR:
+            raise InputError(str(problem))
+
+
+def _toml_line(message: str) -> int | None:
+    match = re.search(r"line (\d+)", message)
+    return int(match.group(1)) if match else None
+
+
+class _Report:
+    """Collects the problems of one file, each with the line it is on."""
+
+    def __init__(self, source: str, lines: TomlLines) -> None:
+        self.source = source
+        self.lines = lines
+        self.problems: list[Problem] = []
+
+    def error(self, message: str, where: str | None = None, *, line: int | None = None) -> None:
+        self.problems.append(Problem(ERROR, self.source, line, where, message))
+
+
+def _validate(
+    raw: Mapping[str, Any], report: _Report, stem: str | None, roles: Iterable[str] | None
+) -> tuple[Playbook | None, list[Problem]]:
+    lines = report.lines
+    for key in sorted(set(raw) - _TOP_KEYS):
+        report.error(f"unknown key '{key}'", line=lines.key(key))
+    name = raw.get("name")
+    usable = True
+    if not isinstance(name, str) or not _ID.match(name):
+        report.error("'name' must be lower-case letters, digits and dashes", line=lines.key("name"))
+        usable = False
+    elif stem is not None and name != stem:
+        report.error(f"'name' is '{name}' but the file is called '{stem}.toml': they must match",
+                     line=lines.key("name"))
+    title = raw.get("title", name)
+    if not isinstance(title, str):
+        report.error("'title' must be text", line=lines.key("title"))
+        title = str(name)
+    seen: set[str] = set()
+    entries = raw.get("steps", [])
+    steps = _parse_steps(entries, "steps", ("registered", "missing"), seen, report)
+    if not entries:
+        report.error("a playbook needs at least one [[steps]] entry")
+    after = _parse_steps(raw.get("after_resolved", []), "after_resolved", ("resolved",), seen, report)
+    stand_down = _parse_on_resolved(raw.get("on_resolved"), report)
+    playbook = None
+    if usable:
+        playbook = Playbook(
+            name=str(name), title=title, steps=steps, stand_down=stand_down,
+            after_resolved=after, raw=dict(raw), source=report.source,
+        )
+        if roles is not None:
+            report.problems.extend(role_problems(playbook, roles, lines))
+    return playbook, report.problems
+
+
+def _parse_on_resolved(on_resolved: Any, report: _Report) -> str | None:
+    if on_resolved is None:
+        return None
+    where, line = "[on_resolved]", report.lines.table("on_resolved")
+    if not isinstance(on_resolved, dict):
+        report.error("must be a table", where, line=line)
+        return None
+    for key in sorted(set(on_resolved) - _ON_RESOLVED_KEYS):
+        report.error(f"unknown key '{key}'", where, line=report.lines.key(key, "on_resolved"))
+    stand_down = on_resolved.get("message")
+    line = report.lines.key("message", "on_resolved")
+    if not isinstance(stand_down, str) or not stand_down.strip():
+        report.error("field 'message' must be text", where, line=line)
+        return None
+    try:
+        lint_template(stand_down)
+    except ValueError as exc:
+        report.error(f"field 'message': {exc}", where, line=line)
+        return None
+    return stand_down
+
+
 def check_roles(playbook: Playbook, roles: Iterable[str]) -> None:
+    _raise_first(role_problems(playbook, roles, TomlLines(None)))
+
+
+def role_problems(playbook: Playbook, roles: Iterable[str], lines: TomlLines) -> list[Problem]:
     known = set(roles)
     words = role_vocabulary(sorted(known))
-    for step in playbook.all_steps():
-        for field_name, role in (("role", step.role), ("escalate_to", step.escalate_to)):
-            if role is not None and role not in known:
-                raise InputError(
-                    f"{playbook.source}: step '{step.id}', field '{field_name}': "
-                    + words.unknown_sentence(role, what="the role")
-                )
+    problems = []
+    for section, pool in (("steps", playbook.steps), ("after_resolved", playbook.after_resolved)):
+        for step in pool:
+            for field_name, role in (("role", step.role), ("escalate_to", step.escalate_to)):
+                if role is not None and role not in known:
+                    problems.append(Problem(
+                        ERROR, playbook.source, lines.key(field_name, section, step.index),
+                        f"step '{step.id}'",
+                        f"field '{field_name}': " + words.unknown_sentence(role, what="the role"),
+                    ))
+    return problems
 
 
 def _parse_steps(
-    entries: Any, section: str, bases: tuple[str, ...], seen: set[str], fail: Any
+    entries: Any, section: str, bases: tuple[str, ...], seen: set[str], report: _Report
 ) -> tuple[Step, ...]:
     if not isinstance(entries, list):
-        raise fail(f"'{section}' must be a list of [[{section}]] tables")
+        report.error(f"'{section}' must be a list of [[{section}]] tables", line=report.lines.key(section))
+        return ()
     steps = []
     for index, entry in enumerate(entries, start=1):
         if not isinstance(entry, dict):
-            raise fail(f"[[{section}]] number {index} must be a table")
-        step_id = entry.get("id")
-        label = f"step '{step_id}'" if isinstance(step_id, str) else f"[[{section}]] number {index}"
+            report.error(f"[[{section}]] number {index} must be a table",
+                         line=report.lines.key(section))
+            continue
+        step = _parse_step(entry, section, index, bases, seen, report)
+        if step is not None:
+            steps.append(step)
+    return tuple(steps)
 
-        def bad(field: str, problem: str, label: str = label) -> InputError:
-            return fail(f"{label}, field '{field}': {problem}")
 
-        unknown = set(entry) - _STEP_KEYS
-        if unknown:
-            raise bad(sorted(unknown)[0], "unknown field")
-        if not isinstance(step_id, str) or not _ID.match(step_id):
-            raise bad("id", "must be lower-case letters, digits and dashes")
-        if step_id in seen:
-            raise bad("id", "duplicate step id")
+def _parse_step(
+    entry: dict[str, Any], section: str, index: int, bases: tuple[str, ...], seen: set[str],
+    report: _Report,
+) -> Step | None:
+    """One step; every mistake in it is reported, and None returned if there was any."""
+    step_id = entry.get("id")
+    where = f"step '{step_id}'" if isinstance(step_id, str) else f"[[{section}]] number {index}"
+    before = len(report.problems)
+
+    def bad(field: str, problem: str) -> None:
+        report.error(f"field '{field}': {problem}", where, line=report.lines.key(field, section, index))
+
+    for key in sorted(set(entry) - _STEP_KEYS):
+        bad(key, "unknown field")
+    if not isinstance(step_id, str) or not _ID.match(step_id):
+        bad("id", "must be lower-case letters, digits and dashes")
+    elif step_id in seen:
+        bad("id", "duplicate step id")
+    else:
         seen.add(step_id)
-        at = _duration(entry.get("at"), "at", bad, required=True)
-        assert at is not None
-        base = entry.get("from", bases[0])
-        if base not in bases:
-            raise bad("from", f"must be one of {', '.join(repr(b) for b in bases)}")
-        role = entry.get("role")
-        if not isinstance(role, str) or not role:
-            raise bad("role", "a role from the contacts file is required")
-        when = entry.get("when", [])
-        if not isinstance(when, list) or not all(isinstance(w, str) for w in when):
-            raise bad("when", "must be a list of flags")
-        for flag in when:
-            if flag not in FLAGS:
-                raise bad("when", FLAG_WORDS.unknown_sentence(flag, what="a flag"))
-        notify = entry.get("notify", "first")
-        if notify not in ("first", "all"):
-            raise bad("notify", "must be 'first' or 'all'")
-        message = entry.get("message")
-        if not isinstance(message, str) or not message.strip():
-            raise bad("message", "the text to send is required")
+    at = _duration(entry.get("at"), "at", bad, required=True)
+    base = entry.get("from", bases[0])
+    if base not in bases:
+        bad("from", f"must be one of {', '.join(repr(b) for b in bases)}")
+    role = entry.get("role")
+    if not isinstance(role, str) or not role:
+        bad("role", "a role from the contacts file is required")
+    when = entry.get("when", [])
+    if not isinstance(when, list) or not all(isinstance(w, str) for w in when):
+        bad("when", "must be a list of flags")
+        when = []
+    for condition in when:
+        flag = condition[len(NOT):] if condition.startswith(NOT) else condition
+        if flag not in FLAGS:
+            bad("when", FLAG_WORDS.unknown_sentence(flag, what="a flag") + "; 'not FLAG' negates one")
+    notify = entry.get("notify", "first")
+    if notify not in ("first", "all"):
+        bad("notify", "must be 'first' or 'all'")
+    message = entry.get("message")
+    if not isinstance(message, str) or not message.strip():
+        bad("message", "the text to send is required")
+        message = ""
+    else:
         try:
             lint_template(message)
         except ValueError as exc:
-            raise bad("message", str(exc)) from None
-        ack_within = _duration(entry.get("ack_within"), "ack_within", bad)
-        if ack_within is not None and ack_within <= timedelta(0):
-            raise bad("ack_within", "must be longer than zero")
-        if ack_within is not None and "{ack}" not in message:
-            raise bad("message", "a step that waits for an acknowledgement must include {ack}")
-        escalate_to = entry.get("escalate_to")
-        if escalate_to is not None and (not isinstance(escalate_to, str) or not escalate_to):
-            raise bad("escalate_to", "must be a role name")
-        if escalate_to is not None and ack_within is None:
-            raise bad("escalate_to", "escalation needs 'ack_within' (when to give up waiting)")
-        repeat = entry.get("repeat", 0)
-        if not isinstance(repeat, int) or isinstance(repeat, bool) or not 0 <= repeat <= MAX_REPEAT:
-            raise bad("repeat", f"must be a whole number from 0 to {MAX_REPEAT}")
-        if repeat and ack_within is None:
-            raise bad("repeat", "repeating needs 'ack_within'")
-        call, call_after, voice = _call_fields(entry, ack_within, bad)
-        steps.append(
-            Step(
-                id=step_id, at=at, base=base, role=role, message=message, when=tuple(when),
-                notify=notify, ack_within=ack_within, escalate_to=escalate_to, repeat=repeat,
-                call=call, call_after=call_after, voice=voice,
-            )
-        )
-    return tuple(steps)
+            bad("message", str(exc))
+    ack_within = _duration(entry.get("ack_within"), "ack_within", bad)
+    if ack_within is not None and ack_within <= timedelta(0):
+        bad("ack_within", "must be longer than zero")
+    if ack_within is not None and message and "{ack}" not in message:
+        bad("message", "a step that waits for an acknowledgement must include {ack}")
+    escalate_to = entry.get("escalate_to")
+    if escalate_to is not None and (not isinstance(escalate_to, str) or not escalate_to):
+        bad("escalate_to", "must be a role name")
+    elif escalate_to is not None and ack_within is None and "ack_within" not in entry:
+        bad("escalate_to", "escalation needs 'ack_within' (when to give up waiting)")
+    repeat = entry.get("repeat", 0)
+    if not isinstance(repeat, int) or isinstance(repeat, bool) or not 0 <= repeat <= MAX_REPEAT:
+        bad("repeat", f"must be a whole number from 0 to {MAX_REPEAT}")
+    elif repeat and ack_within is None and "ack_within" not in entry:
+        bad("repeat", "repeating needs 'ack_within'")
+    call, call_after, voice = _call_fields(entry, ack_within, bad)
+    if len(report.problems) > before:
+        return None
+    assert at is not None and isinstance(step_id, str) and isinstance(role, str)
+    return Step(
+        id=step_id, at=at, base=base, role=role, message=message, when=tuple(when),
+        notify=notify, ack_within=ack_within, escalate_to=escalate_to, repeat=repeat,
+        call=call, call_after=call_after, voice=voice, index=index,
+    )
 
 
 def _call_fields(
@@ -302,39 +396,43 @@ def _call_fields(
     `ack_within`; its spoken text passes the same privacy lint as a text."""
     call = entry.get("call", False)
     if not isinstance(call, bool):
-        raise bad("call", "must be true or false")
+        bad("call", "must be true or false")
+        call = False
     call_after = _duration(entry.get("call_after"), "call_after", bad)
     if call_after is not None and call_after <= timedelta(0):
-        raise bad("call_after", "must be longer than zero (or say call = true to call at once)")
+        bad("call_after", "must be longer than zero (or say call = true to call at once)")
     if call and call_after is not None:
-        raise bad("call_after", "'call = true' calls at once: leave out call_after, or call")
-    if (call or call_after is not None) and ack_within is None:
+        bad("call_after", "'call = true' calls at once: leave out call_after, or call")
+    if (call or call_after is not None) and ack_within is None and "ack_within" not in entry:
         field = "call" if call else "call_after"
-        raise bad(field, "a call is acknowledged by a key press: the step needs 'ack_within'")
+        bad(field, "a call is acknowledged by a key press: the step needs 'ack_within'")
     voice = entry.get("voice")
     if voice is not None:
         if not isinstance(voice, str) or not voice.strip():
-            raise bad("voice", "the text to speak must be text")
+            bad("voice", "the text to speak must be text")
+            return call, call_after, None
         if not (call or call_after is not None):
-            raise bad("voice", "the step never calls: add call_after (or call = true)")
+            bad("voice", "the step never calls: add call_after (or call = true)")
         try:
             lint_template(voice)
         except ValueError as exc:
-            raise bad("voice", str(exc)) from None
+            bad("voice", str(exc))
     return call, call_after, voice
 
 
 def _duration(value: Any, field: str, bad: Any, required: bool = False) -> timedelta | None:
     if value is None:
         if required:
-            raise bad(field, "a duration such as '0m', '90s' or '1h30m' is required")
+            bad(field, "a duration such as '0m', '90s' or '1h30m' is required")
         return None
     if not isinstance(value, str):
-        raise bad(field, f"'{value}' must be a quoted duration such as \"15m\"")
+        bad(field, f"'{value}' must be a quoted duration such as \"15m\"")
+        return None
     try:
         return parse_duration(value)
     except ValueError as exc:
-        raise bad(field, str(exc)) from None
+        bad(field, str(exc))
+        return None
 
 
 def playbook_path(folder: Path, name: str) -> Path:

@@ -291,7 +291,8 @@ def test_malformed_playbook_is_refused_before_anything_is_written(runner: CliRun
     before = counts(home)
     result = invoke(runner, home, *register_args())
     assert result.exit_code == 2
-    assert "missing-minor.toml: step 'reassess-reminder', field 'at'" in result.stderr
+    line = 1 + path.read_text().splitlines().index('at = "two hours"')
+    assert f"missing-minor.toml:{line}: step 'reassess-reminder': field 'at'" in result.stderr
     assert counts(home) == before
 
 

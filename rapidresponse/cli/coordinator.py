@@ -115,12 +115,34 @@ def playbooks() -> None:
 
 
 @playbooks.command("check")
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
+@json_option
 @pass_env
-def playbooks_check(env: Env) -> None:
-    """Validate every playbook in the home against the contacts. Exit 2 on the first error."""
-    found = env.app.playbooks()
-    for p in found:
-        click.echo(f"ok  {p.name}: {len(p.steps)} steps, {len(p.after_resolved)} after return")
+def playbooks_check(env: Env, files: tuple[str, ...], as_json: bool) -> None:
+    """Check FILEs (default: every playbook and the contacts file) and list every problem.
+
+    Each problem is one line, `file:line: step 'id': message`. Exit 2 when any is an error;
+    warnings (a text longer than one SMS segment, an hour nobody serves…) don't fail.
+    """
+    from pathlib import Path
+
+    from rapidresponse.checks import check_files
+    from rapidresponse.config import CONTACTS_NAME, PLAYBOOKS_DIR
+
+    home = env.home
+    paths = sorted((home / PLAYBOOKS_DIR).glob("*.toml"))
+    result = check_files(home / CONTACTS_NAME, paths, [Path(f) for f in files] if files else None)
+    if as_json:
+        emit_json({"ok": not result.errors, "files": result.files,
+                   "problems": [p.as_dict() for p in result.problems]})
+    else:
+        for problem in result.problems:
+            click.echo(str(problem))
+        summary = (f"{len(result.files)} file(s) checked: {len(result.errors)} error(s),"
+                   f" {len(result.warnings)} warning(s).")
+        click.echo(summary, err=True)
+    if result.errors:
+        sys.exit(2)
 
 
 @playbooks.command("list")
