@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import itertools
 import re
-import tomllib
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 
+from rapidresponse import tomlfile
 from rapidresponse.assessment import INDICATORS, assess
 from rapidresponse.contacts import Contacts, is_mobile, parse_contacts
 from rapidresponse.errors import InputError
@@ -333,17 +333,14 @@ def contacts_problems(
     return problems
 
 
-_CONTACTS_ERROR = re.compile(r"^(?P<file>.*?)(?:, line (?P<line>\d+))?: (?P<message>.*)$", re.S)
+_LOADING_ERROR = re.compile(r"^(?P<file>.*?)(?:, line (?P<line>\d+))?:? (?P<message>.*)$", re.S)
 
 
 def _load_contacts_problem(path: Path, text: str) -> tuple[Contacts | None, list[Problem]]:
     try:
         return parse_contacts(text, path), []
     except InputError as exc:
-        match = _CONTACTS_ERROR.match(str(exc))
-        line = int(match.group("line")) if match and match.group("line") else None
-        message = match.group("message") if match else str(exc)
-        return None, [Problem(ERROR, str(path), line, None, message)]
+        return None, [_as_problem(exc)]
 
 
 # ---------------------------------------------------------------- everything at once
@@ -364,20 +361,27 @@ class CheckResult:
 
 
 def _read(path: Path) -> tuple[str | None, Problem | None]:
-    try:
-        return path.read_text(encoding="utf-8"), None
-    except FileNotFoundError:
+    if not path.exists():
         return None, Problem(ERROR, str(path), None, None, "no such file")
-    except UnicodeDecodeError:
-        return None, Problem(ERROR, str(path), None, None, "not UTF-8 text")
-    except OSError as exc:
-        return None, Problem(ERROR, str(path), None, None, f"cannot be read ({exc.strerror})")
+    try:
+        return tomlfile.read_text(path), None
+    except InputError as exc:
+        return None, _as_problem(exc)
+
+
+def _as_problem(exc: InputError) -> Problem:
+    """A loading error ("file, line N: message") as a problem on its line."""
+    match = _LOADING_ERROR.match(str(exc))
+    if match is None:
+        return Problem(ERROR, "", None, None, str(exc))
+    line = int(match.group("line")) if match.group("line") else None
+    return Problem(ERROR, match.group("file"), line, None, match.group("message"))
 
 
 def _is_contacts_file(text: str) -> bool:
     try:
-        return "roles" in tomllib.loads(text)
-    except tomllib.TOMLDecodeError:
+        return "roles" in tomlfile.parse(text, "")
+    except InputError:
         return False
 
 

@@ -188,8 +188,8 @@ def test_the_command_checks_the_home_and_exits_2_on_an_error(runner: CliRunner, 
     path.write_text(path.read_text() + 'escalate_to = "coordinator"\n[[steps]]\nid = "x"\n')
     result = runner.invoke(cli, ["--home", str(home), "playbooks", "check"])
     assert result.exit_code == 2
-    assert f"{path}:" in result.stdout and "step 'x': field 'at'" in result.stdout
-    assert "error(s)" in result.stderr
+    assert f"{path}:" in result.stderr and "step 'x': field 'at'" in result.stderr
+    assert "4 error(s)" in result.stderr and result.stdout == ""
 
 
 def test_warnings_do_not_fail_and_json_lists_them(runner: CliRunner, home: Path, tmp_path: Path) -> None:
@@ -208,4 +208,4 @@ def test_warnings_do_not_fail_and_json_lists_them(runner: CliRunner, home: Path,
 def test_a_missing_file_is_an_error(runner: CliRunner, home: Path, tmp_path: Path) -> None:
     result = runner.invoke(cli, ["--home", str(home), "playbooks", "check", str(tmp_path / "nope.toml")])
     assert result.exit_code == 2
-    assert result.stdout == f"{tmp_path / 'nope.toml'}: no such file\n"
+    assert result.stderr.startswith(f"{tmp_path / 'nope.toml'}: no such file\n")

@@ -41,7 +41,7 @@ def test_not_utf8_says_which_line(runner: CliRunner, home: Path) -> None:
     path = home / "playbooks" / "missing-minor.toml"
     path.write_bytes(NOT_UTF8)
     result = invoke(runner, home, "playbooks", "check")
-    assert f"{path}, line 2: not valid UTF-8" in result.stderr
+    assert f"{path}:2: not valid UTF-8" in result.stderr  # playbooks check: file:line: message
 
 
 def test_a_huge_file_is_refused_before_it_is_read(runner: CliRunner, home: Path) -> None:

@@ -121,8 +121,9 @@ def playbooks() -> None:
 def playbooks_check(env: Env, files: tuple[str, ...], as_json: bool) -> None:
     """Check FILEs (default: every playbook and the contacts file) and list every problem.
 
-    Each problem is one line, `file:line: step 'id': message`. Exit 2 when any is an error;
-    warnings (a text longer than one SMS segment, an hour nobody serves…) don't fail.
+    Each problem is one line, `file:line: step 'id': message` (errors on stderr). Exit 2 when
+    any is an error; warnings (a text longer than one SMS segment, an hour nobody serves…)
+    don't fail.
     """
     from pathlib import Path
 
@@ -136,8 +137,8 @@ def playbooks_check(env: Env, files: tuple[str, ...], as_json: bool) -> None:
         emit_json({"ok": not result.errors, "files": result.files,
                    "problems": [p.as_dict() for p in result.problems]})
     else:
-        for problem in result.problems:
-            click.echo(str(problem))
+        for problem in result.problems:  # errors on stderr, like every other command's
+            click.echo(str(problem), err=problem.level == "error")
         summary = (f"{len(result.files)} file(s) checked: {len(result.errors)} error(s),"
                    f" {len(result.warnings)} warning(s).")
         click.echo(summary, err=True)
