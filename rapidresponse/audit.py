@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -104,6 +105,79 @@ def events(store: Store, case: str | None = None) -> Iterator[dict[str, Any]]:
         yield _row_to_event(row)
 
 
+def canonical_text(seq: int, at: str, case: str | None, actor: str, kind: str, detail: str) -> str:
+    """The exact text `event_hash` hashes, built from the stored columns without parsing JSON.
+
+    `dumps` sorts keys (actor, at, case, detail, kind, seq) and writes strings as
+    `encode_basestring` does; the stored detail is already `dumps(detail)`. So the text is
+    joined, not re-serialised — the same hash as always, in a fraction of the time. A detail
+    stored in any other spelling than the canonical one no longer matches its hash: the text
+    that was hashed is the text that must be there.
+    """
+    return (
+        f'{{"actor":{_string(actor)},"at":{_string(at)},'
+        f'"case":{"null" if case is None else _string(case)},'
+        f'"detail":{detail},"kind":{_string(kind)},"seq":{seq}}}'
+    )
+
+
+_string = json.encoder.encode_basestring  # type: ignore[attr-defined]
+
+#: The same text built by SQLite, which is faster than joining it in Python. SQLite's
+#: `json_quote` escapes as `encode_basestring` does for every character we know of; where it
+#: does not, `_matches_exactly` decides with Python's own text before anything is called broken.
+_SQL_CANONICAL = (
+    """'{"actor":' || json_quote(actor) || ',"at":' || json_quote(at) || ',"case":' ||"""
+    """ json_quote(case_ref) || ',"detail":' || detail || ',"kind":' || json_quote(kind) ||"""
+    """ ',"seq":' || seq || '}'"""
+)
+
+
+def _matches_exactly(store: Store, seq: int, prev_hash: str, stored_hash: str) -> bool:
+    row = store.conn.execute(
+        "SELECT seq, at, case_ref, actor, kind, detail FROM events WHERE seq = ?", [seq]
+    ).fetchone()
+    try:
+        text = canonical_text(*row)
+    except TypeError:  # a column of the wrong type was written behind the log's back
+        return False
+    return hashlib.sha256((prev_hash + text).encode("utf-8")).hexdigest() == stored_hash
+
+
+@dataclass(frozen=True)
+class Head:
+    """The newest event: what an anchor records, so a later rewrite of the whole chain shows."""
+
+    seq: int
+    hash: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "hash": self.hash}
+
+
+def head(store: Store) -> Head:
+    row = store.conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+    return Head(row[0], row[1]) if row else Head(0, GENESIS)
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A head written down elsewhere (anchor file, syslog, a supervisor's notebook).
+
+    `seq` is None for a hash given alone: it must then be the hash of some event.
+    """
+
+    hash: str
+    seq: int | None = None
+    at: str | None = None
+    source: str = "--anchor"
+
+    def label(self) -> str:
+        where = f"event {self.seq}" if self.seq is not None else "a hash"
+        when = f" written {self.at}" if self.at else ""
+        return f"the anchor of {where}{when} ({self.source})"
+
+
 @dataclass(frozen=True)
 class Verification:
     ok: bool
@@ -111,31 +185,119 @@ class Verification:
     head: str
     bad_seq: int | None = None
     problem: str | None = None
+    anchors_checked: int = 0
+    mismatches: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "events": self.count, "head": self.head, "bad_event": self.bad_seq,
+                "problem": self.problem, "anchors_checked": self.anchors_checked,
+                "table_mismatches": list(self.mismatches)}
 
 
-def verify(store: Store) -> Verification:
-    """Recompute the whole chain; name the first event that does not hold."""
+#: The events that open and close a case, for the cross-check against the `cases` table.
+CASE_STATE_EVENTS = {"case.registered": "open", "case.resolved": "resolved", "case.purged": "purged"}
+
+
+def verify(store: Store, anchors: tuple[Anchor, ...] | list[Anchor] = ()) -> Verification:
+    """Recompute the whole chain, compare it with every anchor, and cross-check the tables.
+
+    Names the first event that does not hold. A chain that is consistent in itself can still
+    have been rewritten whole (triggers dropped, every hash recomputed): only an anchor kept
+    outside the database shows that, and the first anchored event that differs is named.
+    Deleting the newest events leaves a valid chain too: an anchor beyond the head shows it.
+    """
+    by_seq = {a.seq: a for a in anchors if a.seq is not None}
+    loose = {a.hash: a for a in anchors if a.seq is None}
     prev_hash = GENESIS
     expected_seq = 1
-    count = 0
-    for row in store.db.query("SELECT * FROM events ORDER BY seq"):
-        try:
-            event = _row_to_event(row)
-        except (TypeError, ValueError):
-            return Verification(False, count, prev_hash, row["seq"], "detail is not valid JSON")
-        if event["seq"] != expected_seq:
-            return Verification(
-                False, count, prev_hash, event["seq"], f"event {expected_seq} is missing"
-            )
-        if event["prev_hash"] != prev_hash:
-            return Verification(
-                False, count, prev_hash, event["seq"], "it does not follow the event before it"
-            )
-        if event_hash(prev_hash, event) != event["hash"]:
-            return Verification(
-                False, count, prev_hash, event["seq"], "its content does not match its hash"
-            )
-        prev_hash = event["hash"]
+    states: dict[str, str] = {}
+    matched = 0  # the newest anchored event that matched its anchor
+    sha256 = hashlib.sha256
+    rows = store.conn.execute(f"SELECT seq, {_SQL_CANONICAL}, case_ref, kind, prev_hash, hash"
+                              " FROM events ORDER BY seq")
+    for seq, text, case, kind, stored_prev, stored_hash in rows:
+        count = expected_seq - 1
+        if seq != expected_seq:
+            return Verification(False, count, prev_hash, seq, f"event {expected_seq} is missing")
+        if stored_prev != prev_hash:
+            return Verification(False, count, prev_hash, seq, "it does not follow the event before it")
+        if sha256((prev_hash + text).encode("utf-8")).hexdigest() != stored_hash and (
+            not _matches_exactly(store, seq, prev_hash, stored_hash)
+        ):
+            return Verification(False, count, prev_hash, seq, "its content does not match its hash")
+        anchor = by_seq.get(seq)
+        if anchor is not None:
+            if anchor.hash != stored_hash:
+                since = f" (after event {matched}, which matches its anchor)" if matched else ""
+                return Verification(
+                    False, count, prev_hash, seq,
+                    f"it differs from {anchor.label()}: the log was rewritten at or before this"
+                    f" event{since}",
+                )
+            matched = seq
+        loose.pop(stored_hash, None)
+        if kind in CASE_STATE_EVENTS and case is not None:
+            states[case] = CASE_STATE_EVENTS[kind]
+        prev_hash = stored_hash
         expected_seq += 1
-        count += 1
-    return Verification(True, count, prev_hash)
+    count = expected_seq - 1
+    beyond = sorted(seq for seq in by_seq if seq > count)
+    if beyond:
+        return Verification(
+            False, count, prev_hash, count + 1,
+            f"it is missing, but {by_seq[beyond[0]].label()} shows the log reached event"
+            f" {beyond[0]}: the newest events were deleted",
+        )
+    if loose:
+        anchor = next(iter(loose.values()))
+        return Verification(
+            False, count, prev_hash, None,
+            f"no event has the hash of {anchor.label()}: the log was rewritten",
+        )
+    mismatches = tuple(cross_check(store, states))
+    if mismatches:
+        return Verification(False, count, prev_hash, None,
+                            "the cases table does not match the log: " + "; ".join(mismatches[:5]),
+                            len(anchors), mismatches)
+    return Verification(True, count, prev_hash, anchors_checked=len(anchors))
+
+
+def cross_check(store: Store, log_states: dict[str, str]) -> list[str]:
+    """Each case's state in `cases` against the state its log events give it.
+
+    A case the log shows open must not be resolved in the table, a resolved one not open, and
+    every case of either side must exist on the other.
+    """
+    problems = []
+    table = dict(store.conn.execute("SELECT ref, state FROM cases").fetchall())
+    for ref in sorted(set(table) | set(log_states)):
+        in_log, in_table = log_states.get(ref), table.get(ref)
+        if in_log is None:
+            problems.append(f"{ref} is in the cases table ({in_table}) but was never registered in the log")
+        elif in_table is None:
+            problems.append(f"{ref} is registered in the log but missing from the cases table")
+        elif in_log != in_table:
+            problems.append(f"{ref} is {in_table} in the cases table but {in_log} in the log")
+    return problems
+
+
+def parse_anchor(text: str, source: str = "--anchor") -> Anchor:
+    """`HASH`, `SEQ:HASH`, or an anchor-file line `AT SEQ HASH`; ValueError otherwise."""
+    parts = text.strip().split()
+    if len(parts) == 1 and ":" in parts[0]:
+        parts = parts[0].split(":", 1)
+    at = None
+    if len(parts) == 3:
+        at, parts = parts[0], parts[1:]
+    seq: int | None = None
+    if len(parts) == 2:
+        if not parts[0].isdigit():
+            raise ValueError("an anchor's sequence number is a whole number")
+        seq = int(parts[0])
+        parts = parts[1:]
+    if len(parts) != 1 or not _HASH.match(parts[0]):
+        raise ValueError("an anchor is a 64-character SHA-256 hash, optionally preceded by 'SEQ:'")
+    return Anchor(parts[0].lower(), seq, at, source)
+
+
+_HASH = re.compile(r"^[0-9a-fA-F]{64}$")

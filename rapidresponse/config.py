@@ -63,11 +63,20 @@ class Settings:
     heartbeat_stale_seconds: float = 15.0
     claim_seconds: float = 120.0
     max_attempts: int = 6
+    #: How often the daemon writes the log's head to the anchor file and syslog (0: never).
+    anchor_seconds: float = 3600.0
+    #: The anchor file's folder; relative to the home. Put it on another volume.
+    anchor_folder: str = "."
+
+    def anchor_path(self, home: Path) -> Path:
+        """The folder of the anchor file: `anchor_folder`, relative to the home unless absolute."""
+        return home / Path(self.anchor_folder).expanduser()
 
 
 _CONFIG_KEYS = {
     "sms": {"transport", "claim_seconds", "max_attempts"},
     "daemon": {"tick_seconds", "heartbeat_seconds", "heartbeat_stale_seconds"},
+    "audit": {"anchor_seconds", "anchor_folder"},
 }
 
 
@@ -127,6 +136,16 @@ def _check(key: str, value: Any, where: str) -> Any:
         if not isinstance(value, str):
             raise InputError(f"{where} transport must be text: one of {', '.join(TRANSPORTS)}")
         return TRANSPORT_WORDS.pick(value, what=f"{where} the transport")
+    if key == "anchor_folder":
+        if not isinstance(value, str) or not value.strip():
+            raise InputError(f"{where} anchor_folder must be a folder path, like \"/mnt/anchors\"")
+        return value
+    if key == "anchor_seconds":
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise InputError(f"{where} anchor_seconds must be a number of seconds (0: no anchors)")
+        if value != 0 and not 10 <= value <= 86400:
+            raise InputError(f"{where} anchor_seconds must be 0 (no anchors) or between 10 and 86400")
+        return value
     if key == "max_attempts":
         if isinstance(value, float) and value.is_integer():
             value = int(value)  # from the environment

@@ -215,6 +215,27 @@ class Daemon:
         except Exception as exc:
             self.say(f"{to_iso(self.clock.now())} heartbeat.failed {type(exc).__name__}")
 
+    def anchor(self) -> None:
+        """Write the log's head to the anchor file and syslog, on a connection of its own.
+
+        A failure is said once per attempt and never stops the daemon: alerts come first.
+        """
+        from rapidresponse.anchors import write_anchor
+
+        folder = self.settings.anchor_path(self.home)
+        try:
+            store = Store(self.store.path, migrate=False)
+            try:
+                line = write_anchor(store, folder, self.clock.now())
+            finally:
+                store.close()
+        except RapidResponseError as exc:
+            self.say(f"{to_iso(self.clock.now())} anchor.failed {exc}")
+        except Exception as exc:
+            self.say(f"{to_iso(self.clock.now())} anchor.failed {type(exc).__name__}")
+        else:
+            self.say(f"{to_iso(self.clock.now())} anchor.written {line.split(' ', 1)[1]}")
+
     def once(self) -> bool:
         """One pass for cron or a systemd timer; False when it failed."""
         audit.add_listener(self._print_event)
@@ -243,7 +264,7 @@ class Daemon:
         audit.add_listener(self._print_event)
         previous = {sig: signal.signal(sig, self.stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(2)},  # the tick and the heartbeat
+            executors={"default": ThreadPoolExecutor(3)},  # the tick, the heartbeat, the anchor
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone="UTC",
         )
@@ -262,6 +283,9 @@ class Daemon:
             scheduler.add_job(
                 self.beat, "interval", seconds=self.settings.heartbeat_seconds, id="heartbeat"
             )
+            if self.settings.anchor_seconds:
+                scheduler.add_job(self.anchor, "interval", seconds=self.settings.anchor_seconds,
+                                  id="anchor", next_run_time=datetime.now(UTC))
             scheduler.start()
             while not self._stop.wait(0.5):
                 pass
@@ -276,6 +300,8 @@ class Daemon:
                     )
                 write_heartbeat(self.store, self.clock.now(), self.started_at, stopped=True,
                                 last_tick=self._last_tick)
+            if self.settings.anchor_seconds:
+                self.anchor()  # the head as the daemon leaves it, daemon.stopped included
             if self._beat_store is not None:
                 self._beat_store.close()
             audit.remove_listener(self._print_event)

@@ -233,6 +233,13 @@ def m007_early_receipts(db: Database) -> None:
     db.execute("CREATE INDEX early_receipts_sid ON early_receipts (sid)")
 
 
+@migration
+def m008_events_by_kind_and_time(db: Database) -> None:
+    # The supervisor's report reads events of a few kinds over a period: without this index a
+    # year's report reads every event of the log.
+    db.execute("CREATE INDEX IF NOT EXISTS events_kind_at ON events (kind, at)")
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(
         str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False

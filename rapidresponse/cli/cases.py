@@ -23,7 +23,7 @@ from rapidresponse.cli.common import (
     when,
 )
 from rapidresponse.errors import InputError, RapidResponseError
-from rapidresponse.timeutil import parse_when
+from rapidresponse.timeutil import parse_when, to_iso
 
 #: How long a short command keeps retrying a rate-limited or failing send before leaving it
 #: queued for the daemon.
@@ -382,22 +382,56 @@ def _render_case(view: dict[str, Any], tz: Any) -> None:
 
 @click.command("log")
 @click.argument("case", type=TEXT, required=False)
-@click.option("--verify", is_flag=True, help="Recompute the hash chain; exit 1 if broken.")
+@click.option("--verify", is_flag=True,
+              help="Recompute the hash chain, compare it with anchors, cross-check the cases table;"
+              " exit 1 if anything differs.")
+@click.option("--anchor", type=TEXT, is_flag=False, flag_value="", default=None, metavar="[HASH]",
+              help="Alone: print the head (AT SEQ HASH) to keep elsewhere. With --verify: a head"
+              " kept earlier (HASH or SEQ:HASH) that the log must still contain.")
+@click.option("--anchors", "anchors_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="With --verify: check against every anchor of this file (the daemon's anchors.txt).")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV output.")
 @json_option
 @pass_env
-def log_cmd(env: Env, case: str | None, verify: bool, as_csv: bool, as_json: bool) -> None:
-    """List the audit log (of one CASE), or verify that it is intact."""
+def log_cmd(env: Env, case: str | None, verify: bool, anchor: str | None, anchors_file: str | None,
+            as_csv: bool, as_json: bool) -> None:
+    """List the audit log (of one CASE), print its head, or verify that it is intact."""
+    from pathlib import Path
+
+    from rapidresponse.anchors import anchor_line, read_anchors
+
     store = env.app.store
-    if verify:
-        result = audit.verify(store)
+    if anchor == "" and not verify:
+        current = audit.head(store)
         if as_json:
-            emit_json({"ok": result.ok, "events": result.count, "head": result.head,
-                       "bad_event": result.bad_seq, "problem": result.problem})
-        elif result.ok:
-            click.echo(f"Audit log intact: {result.count} events, head {result.head}.")
+            emit_json({**current.as_dict(), "at": to_iso(env.app.clock.now())})
         else:
+            click.echo(anchor_line(env.app.clock.now(), current))
+        return
+    if (anchor is not None or anchors_file) and not verify:
+        raise InputError("--anchors FILE checks the log only with --verify")
+    if verify:
+        given = []
+        if anchor:
+            try:
+                given.append(audit.parse_anchor(anchor))
+            except ValueError as exc:
+                raise InputError(f"--anchor: {exc}") from None
+        elif anchor == "":
+            raise InputError("--anchor with --verify needs the HASH (or SEQ:HASH) to check")
+        if anchors_file:
+            given.extend(read_anchors(Path(anchors_file)))
+        result = audit.verify(store, given)
+        if as_json:
+            emit_json(result.as_dict())
+        elif result.ok:
+            checked = f", {result.anchors_checked} anchor(s) match" if result.anchors_checked else ""
+            click.echo(f"Audit log intact: {result.count} events, head {result.head}{checked};"
+                       " the cases table matches it.")
+        elif result.bad_seq is not None:
             click.echo(f"Audit log BROKEN at event {result.bad_seq}: {result.problem}.", err=True)
+        else:
+            click.echo(f"Audit log BROKEN: {result.problem}.", err=True)
         sys.exit(0 if result.ok else 1)
     ref = None
     if case:

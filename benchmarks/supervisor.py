@@ -1,0 +1,120 @@
+"""The supervisor's tools on 10,000 cases and a million events.
+
+Usage: python benchmarks/supervisor.py [--cases N] [--events N] [--runs N] [--keep DIR]
+
+Targets: `log --verify` < 3 s, `timeline CASE` < 100 ms, `report` over a year < 1 s. Each is timed
+in-process (the library call: what the index and the algorithm cost) and as a subprocess (what a
+supervisor waits for, interpreter start included). Data: `supervisor_data.py`, direct inserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from supervisor_data import END, build
+
+from rapidresponse import audit
+from rapidresponse.store import Store
+
+TARGETS = {"log --verify": 3.0, "timeline": 0.1, "report (a year)": 1.0}
+
+
+def timed(fn: Callable[[], object], runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        began = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - began)
+    return times
+
+
+def cli(home: Path, *args: str) -> Callable[[], object]:
+    env = {**os.environ, "RAPIDRESPONSE_HOME": str(home)}
+
+    def run() -> object:
+        done = subprocess.run([sys.executable, "-m", "rapidresponse", *args], env=env,
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"{' '.join(args)} failed: {done.stderr.strip()}")
+        return done
+
+    return run
+
+
+def line(name: str, where: str, times: list[float]) -> str:
+    target = TARGETS.get(name)
+    worst = max(times)
+    verdict = "" if target is None or where != "subprocess" else ("PASS" if worst < target else "MISS")
+    return (f"{name:<18} {where:<11} median {statistics.median(times) * 1000:8.1f} ms"
+            f"  worst {worst * 1000:8.1f} ms  {verdict}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--cases", type=int, default=10_000)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--keep", type=Path, help="Build the home here and keep it (reused if it exists).")
+    args = parser.parse_args()
+    folder = args.keep or Path(tempfile.mkdtemp(prefix="rr-supervisor-"))
+    home = folder / "home"
+    try:
+        if not (home / "rapidresponse.db").exists():
+            began = time.perf_counter()
+            written = build(home, args.cases, args.events)
+            print(f"built {args.cases} cases, {written} events in {time.perf_counter() - began:.1f} s")
+        store = Store(home / "rapidresponse.db")
+        count = store.scalar("SELECT COUNT(*) FROM events")
+        case = store.scalar("SELECT ref FROM cases ORDER BY id DESC LIMIT 1")
+        print(f"{count} events, {store.scalar('SELECT COUNT(*) FROM cases')} cases; timeline of {case}")
+        results = []
+        result = audit.verify(store)
+        assert result.ok, result.problem
+        results.append(line("log --verify", "in-process", timed(lambda: audit.verify(store), args.runs)))
+        results.append(line("log --verify", "subprocess", timed(cli(home, "log", "--verify"), args.runs)))
+        for extra in _extra_benchmarks(store, home, case):
+            name, in_process, command = extra
+            results.append(line(name, "in-process", timed(in_process, args.runs)))
+            results.append(line(name, "subprocess", timed(cli(home, *command), args.runs)))
+        store.close()
+        print("\n".join(results))
+    finally:
+        if not args.keep:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _extra_benchmarks(store: Store, home: Path, case: str) -> list[tuple[str, Callable[[], object], list[str]]]:
+    """Timeline and report, where this version has them."""
+    found: list[tuple[str, Callable[[], object], list[str]]] = []
+    try:
+        from rapidresponse.timeline import timeline
+    except ImportError:
+        pass
+    else:
+        found.append(("timeline", lambda: timeline(store, case), ["timeline", case, "--json"]))
+    try:
+        from rapidresponse.figures import Period, report
+    except ImportError:
+        pass
+    else:
+        from datetime import timedelta
+
+        year = Period(END - timedelta(days=365), END)
+        found.append(("report (a year)", lambda: report(store, year),
+                      ["report", "--since", "2025-11-29", "--until", "2026-11-29", "--json"]))
+    return found
+
+
+if __name__ == "__main__":
+    main()
