@@ -218,7 +218,8 @@ class Daemon:
     def anchor(self) -> None:
         """Write the log's head to the anchor file and syslog, on a connection of its own.
 
-        A failure is said once per attempt and never stops the daemon: alerts come first.
+        Silent when it works (the daemon's output is one line per logged event); a failure is
+        said once per attempt and never stops the daemon: alerts come first.
         """
         from rapidresponse.anchors import write_anchor
 
@@ -226,15 +227,13 @@ class Daemon:
         try:
             store = Store(self.store.path, migrate=False)
             try:
-                line = write_anchor(store, folder, self.clock.now())
+                write_anchor(store, folder, self.clock.now())
             finally:
                 store.close()
         except RapidResponseError as exc:
             self.say(f"{to_iso(self.clock.now())} anchor.failed {exc}")
         except Exception as exc:
             self.say(f"{to_iso(self.clock.now())} anchor.failed {type(exc).__name__}")
-        else:
-            self.say(f"{to_iso(self.clock.now())} anchor.written {line.split(' ', 1)[1]}")
 
     def once(self) -> bool:
         """One pass for cron or a systemd timer; False when it failed."""

@@ -7,6 +7,7 @@ itself: only an anchor written before shows them.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import sqlite3
@@ -266,7 +267,12 @@ def test_the_daemon_writes_anchors_where_config_toml_says(app: App, clock, trans
     clock.advance(minutes=10)
     daemon.anchor()
     assert len(read_anchors(elsewhere / ANCHOR_FILE)) == 2
-    assert any("anchor.written" in line for line in lines)
+    assert lines == []  # the daemon's output stays one line per logged event
+    not_a_folder = app.home.parent / "a-file"
+    not_a_folder.write_text("")
+    daemon.settings = dataclasses.replace(settings, anchor_folder=str(not_a_folder))
+    daemon.anchor()
+    assert len(lines) == 1 and "anchor.failed" in lines[0] and "cannot write the anchor file" in lines[0]
 
 
 @pytest.mark.parametrize("text, fragment", [
