@@ -8,10 +8,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from functools import cached_property
-from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rapidresponse.assessment import Assessment
 from rapidresponse.clock import Clock, SystemClock
 from rapidresponse.config import (
     CONTACTS_NAME,
@@ -21,11 +20,16 @@ from rapidresponse.config import (
     load_settings,
 )
 from rapidresponse.contacts import Contacts, load_contacts
-from rapidresponse.engine import Context
 from rapidresponse.errors import InputError, OperationalFailure
-from rapidresponse.playbooks import Playbook, load_all, load_playbook
-from rapidresponse.sms import Transport, make_transport
 from rapidresponse.store import Store, create_store, open_store
+
+if TYPE_CHECKING:  # loaded where used: a command that only reads a case needs none of them
+    from importlib import resources
+
+    from rapidresponse.assessment import Assessment
+    from rapidresponse.engine import Context
+    from rapidresponse.playbooks import Playbook
+    from rapidresponse.sms import Transport
 
 WORRYING_PLAYBOOK = "worrying-situation"
 LAST_GOOD_CONTACTS = "contacts.last-good.toml"
@@ -86,18 +90,26 @@ class App:
         return self.home / PLAYBOOKS_DIR
 
     def context(self, actor: str | None = None) -> Context:
+        from rapidresponse.engine import Context
+
         return Context(self.store, self.clock, self.contacts, actor or self.operator)
 
     def playbook(self, name: str) -> Playbook:
+        from rapidresponse.playbooks import load_playbook
+
         return load_playbook(self.playbooks_dir, name, self.contacts.roles)
 
     def playbook_for(self, assessment: Assessment) -> Playbook:
         return self.playbook(WORRYING_PLAYBOOK if assessment.worrying else DEFAULT_PLAYBOOK)
 
     def playbooks(self) -> list[Playbook]:
+        from rapidresponse.playbooks import load_all
+
         return load_all(self.playbooks_dir, self.contacts.roles)
 
     def transport(self) -> Transport:
+        from rapidresponse.sms import make_transport
+
         transport = make_transport(self.settings)
         transport.check()
         return transport
@@ -108,6 +120,8 @@ class App:
 
 
 def packaged(name: str) -> resources.abc.Traversable:
+    from importlib import resources
+
     return resources.files("rapidresponse") / "data" / name
 
 

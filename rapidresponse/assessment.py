@@ -43,6 +43,7 @@ INDICATORS: dict[str, str] = {**POLICE_CRITERIA, **EXPLOITATION_SIGNALS}
 FLAGS = ("worrying", "societal-necessity", "suspected-victim", "grade-high")
 
 PLACEMENTS = ("home", "foster", "institution", "other")
+PLACEMENT_WORDS = Vocabulary.of("placement", PLACEMENTS)
 
 UNDER_13 = "under 13"
 

@@ -98,9 +98,9 @@ def _row_to_event(row: dict[str, Any]) -> dict[str, Any]:
 
 def events(store: Store, case: str | None = None) -> Iterator[dict[str, Any]]:
     if case is None:
-        rows = store.db.query("SELECT * FROM events ORDER BY seq")
+        rows = store.rows("SELECT * FROM events ORDER BY seq")
     else:
-        rows = store.db.query("SELECT * FROM events WHERE case_ref = ? ORDER BY seq", [case])
+        rows = store.rows("SELECT * FROM events WHERE case_ref = ? ORDER BY seq", [case])
     for row in rows:
         yield _row_to_event(row)
 

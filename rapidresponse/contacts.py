@@ -10,8 +10,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import phonenumbers
-
 from rapidresponse import tomlfile
 from rapidresponse.errors import InputError
 from rapidresponse.lockscreen import revealing_word
@@ -22,6 +20,7 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _ROLE_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 _WINDOW = re.compile(r"^(?P<days>[a-z,\-]+)\s+(?P<start>\d{2}:\d{2})-(?P<end>\d{2}:\d{2})$")
 
+DEFAULT_TIMEZONE = "Europe/Brussels"
 _TOP_KEYS = {"timezone", "callback", "roles"}
 _ROLE_KEYS = {"title", "contacts"}
 _CONTACT_KEYS = {"name", "phone", "hours", "voice"}
@@ -113,13 +112,27 @@ def role_vocabulary(roles: Iterable[str]) -> Vocabulary:
     return Vocabulary.of("role", roles, listed_as="the contacts file has")
 
 
+def display_timezone(path: Path) -> ZoneInfo:
+    """The contacts file's time zone alone, for commands that only show times: validating every
+    number would load phonenumbers' metadata, which costs more than such a command itself."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return ZoneInfo(str(raw.get("timezone", DEFAULT_TIMEZONE)))
+    except (OSError, UnicodeDecodeError, ValueError, ZoneInfoNotFoundError):
+        return ZoneInfo(DEFAULT_TIMEZONE)
+
+
 def display_number(e164: str) -> str:
+    import phonenumbers
+
     parsed = phonenumbers.parse(e164, None)
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
 
 
 def normalise_number(text: str) -> str:
     """Any way a person writes a number → E.164; ValueError with a reason otherwise."""
+    import phonenumbers
+
     try:
         parsed = phonenumbers.parse(text, DEFAULT_REGION)
     except phonenumbers.NumberParseException as exc:
@@ -130,6 +143,8 @@ def normalise_number(text: str) -> str:
 
 
 def is_mobile(e164: str) -> bool:
+    import phonenumbers
+
     kind = phonenumbers.number_type(phonenumbers.parse(e164, None))
     return kind in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)
 
@@ -199,7 +214,7 @@ def parse_contacts(text: str, path: Path | None = None) -> Contacts:
         key = sorted(unknown)[0]
         raise fail(f"unknown key '{key}'", _line_of(text, key))
     try:
-        tz = ZoneInfo(str(raw.get("timezone", "Europe/Brussels")))
+        tz = ZoneInfo(str(raw.get("timezone", DEFAULT_TIMEZONE)))
     except (ZoneInfoNotFoundError, ValueError):
         raise fail(f"unknown time zone '{raw.get('timezone')}'", _line_of(text, "timezone")) from None
     if "callback" not in raw:

@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from rapidresponse import audit
-from rapidresponse.assessment import PLACEMENTS, Assessment, assess
+from rapidresponse.assessment import PLACEMENT_WORDS, PLACEMENTS, Assessment, assess
 from rapidresponse.clock import Clock
 from rapidresponse.contacts import Contact, Contacts
 from rapidresponse.errors import InputError
@@ -39,7 +39,6 @@ from rapidresponse.vocab import Vocabulary
 SYSTEM = "system"
 OUTCOMES = ("found", "returned", "withdrawn", "other")
 OUTCOME_WORDS = Vocabulary.of("outcome", OUTCOMES)
-PLACEMENT_WORDS = Vocabulary.of("placement", PLACEMENTS)
 BATCH = 200
 
 

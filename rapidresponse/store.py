@@ -375,6 +375,13 @@ class Store:
         keys = [d[0] for d in cursor.description]
         return [dict(zip(keys, row, strict=True)) for row in cursor]
 
+    def rows(self, sql: str, params: Any = ()) -> Iterator[dict[str, Any]]:
+        """Like `all`, one row at a time: for long results such as the whole log."""
+        cursor = self.conn.execute(sql, params or ())
+        keys = [d[0] for d in cursor.description]
+        for row in cursor:
+            yield dict(zip(keys, row, strict=True))
+
     def scalar(self, sql: str, params: Any = ()) -> Any:
         row = self.conn.execute(sql, params).fetchone()
         return row[0] if row else None

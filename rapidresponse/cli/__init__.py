@@ -11,7 +11,7 @@ import click
 
 from rapidresponse import __version__
 from rapidresponse.cli.common import TEXT
-from rapidresponse.errors import RapidResponseError
+from rapidresponse.errors import InputError, RapidResponseError
 
 #: Each command and the module that defines it, imported only when the command runs, so that
 #: `run --once` from cron does not load the officer's and coordinator's commands.
@@ -20,6 +20,28 @@ COMMAND_MODULES = {
     "cases": "cases", "show": "cases", "log": "cases", "report": "cases", "purge": "cases",
     "indicators": "cases", "contacts": "coordinator", "playbooks": "coordinator", "init": "ops",
     "run": "ops", "status": "ops", "webhook": "webhook",
+}
+
+#: Each command's short help, as its docstring's first sentence says it (a test keeps them equal),
+#: so that `rapidresponse --help` lists the commands without importing a single command module.
+SHORT_HELP = {
+    "ack": "Record that ROLE acknowledged the alerts of CASE: its escalation stops.",
+    "cases": "List open cases, most urgent first (with --all, every case).",
+    "contacts": "Check, list and test the contacts file.",
+    "indicators": "List the indicators --indicator accepts, with what each means.",
+    "init": "Create the home folder, database, contacts and playbooks; keep whatever exists.",
+    "log": "List the audit log (of one CASE), or verify that it is intact.",
+    "note": "Add a note to CASE (kept with the case; the log records that a note was made).",
+    "playbooks": "Check and list playbooks.",
+    "purge": "Erase the minor's data from a resolved CASE (or from all resolved long enough ago).",
+    "reassess": "Re-assess CASE with what is known now; the response follows, and the log says why.",
+    "register": "Register a missing minor, assess the situation and send the first alerts.",
+    "report": "Response figures for supervisors: time to first alert, to acknowledgement, by role.",
+    "resolve": "Close CASE: cancel pending steps, stand everyone down, start the after-return steps.",
+    "run": "Run the daemon: fire steps on time, escalate, retry, until SIGINT/SIGTERM.",
+    "show": "Show CASE: details, assessment, and the live step timeline.",
+    "status": "Is the daemon alive, and does anything need a human? Exit 1 when something does.",
+    "webhook": "Serve POST /twilio/status and /twilio/inbound (signed by Twilio) until Ctrl-C.",
 }
 
 
@@ -35,6 +57,36 @@ class RapidResponseGroup(click.Group):
             return None
         commands = importlib.import_module(f"rapidresponse.cli.{module}").COMMANDS
         return next(c for c in commands if c.name == cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list from SHORT_HELP: loading every command module to read its docstring
+        would make `--help` as slow as the slowest command."""
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(n) for n in names)
+        rows = []
+        for name in names:
+            text = SHORT_HELP.get(name)
+            if text is None:  # a command without a static line still shows: load it
+                command = self.get_command(ctx, name)
+                text = command.get_short_help_str(limit) if command else ""
+            if len(text) > limit:
+                text = text[: limit - 3].rsplit(" ", 1)[0] + "..."
+            rows.append((name, text))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """An unknown command gets a "did you mean", never an echo of what was typed."""
+        name = args[0]
+        if name in COMMAND_MODULES or name.startswith("-") or ctx.resilient_parsing:
+            return super().resolve_command(ctx, args)
+        from difflib import get_close_matches
+
+        close = get_close_matches(name.lower(), self.list_commands(ctx), n=1, cutoff=0.6)
+        hint = f"did you mean '{close[0]}'?" if close else "see 'rapidresponse --help'."
+        raise InputError(f"no such command; {hint}")
 
     def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None,
              standalone_mode: bool = True, **extra: Any) -> Any:

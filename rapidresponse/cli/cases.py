@@ -10,17 +10,22 @@ from typing import Any
 
 import click
 
-from rapidresponse import audit, engine, review
+from rapidresponse import audit, review
+from rapidresponse.assessment import PLACEMENT_WORDS
 from rapidresponse.cli.common import (
     TEXT,
     Env,
     VocabChoice,
+    aligned,
     console,
     emit_json,
+    fit,
     json_option,
     pass_env,
     styled,
+    terminal_width,
     when,
+    zone_note,
 )
 from rapidresponse.errors import InputError, RapidResponseError
 from rapidresponse.timeutil import parse_when, to_iso
@@ -39,6 +44,7 @@ def _birth_date(value: str) -> date:
 
 def _dispatch_now(env: Env) -> tuple[bool, str | None]:
     """Send what is due at once, so the first alerts never wait for the daemon."""
+    from rapidresponse import engine
     from rapidresponse.dispatch import run_pass
 
     app = env.app
@@ -89,7 +95,7 @@ def victim_options(fn: Any) -> Any:
               help="'now', '3h ago', '2026-11-28 14:05' (local) or ISO 8601.")
 @click.option("--last-seen", type=TEXT, required=True, help="Where the minor was last seen (kept private).")
 @click.option("--name", "full_name", type=TEXT, help="Full name (optional, kept private).")
-@click.option("--placement", type=VocabChoice(engine.PLACEMENT_WORDS), default="home", show_default=True)
+@click.option("--placement", type=VocabChoice(PLACEMENT_WORDS), default="home", show_default=True)
 @click.option("--indicator", "indicators", type=TEXT, multiple=True, metavar="NAME",
               help="A police criterion or exploitation signal; repeat. See 'rapidresponse indicators'.")
 @victim_options
@@ -101,6 +107,8 @@ def register(env: Env, alias: str, birth_date: str, missing_since: str, last_see
              suspected_victim: bool, societal_necessity: bool | None, playbook: str | None,
              as_json: bool) -> None:
     """Register a missing minor, assess the situation and send the first alerts."""
+    from rapidresponse import engine
+
     app = env.app
     tz = app.contacts.timezone
     person = engine.Person(alias=alias, birth_date=_birth_date(birth_date),
@@ -157,6 +165,8 @@ def register(env: Env, alias: str, birth_date: str, missing_since: str, last_see
 def _render_registration(result: dict[str, Any], tz: Any) -> None:
     from rich.markup import escape
     from rich.table import Table
+
+    from rapidresponse import engine
 
     out = console()
     worrying = "WORRYING SITUATION" if result["worrying"] else "not (yet) worrying"
@@ -241,6 +251,8 @@ def reassess(env: Env, case: str, reason: str, indicators: tuple[str, ...], susp
 @pass_env
 def ack(env: Env, case: str, role: str, note: str | None, as_json: bool) -> None:
     """Record that ROLE acknowledged the alerts of CASE: its escalation stops."""
+    from rapidresponse import engine
+
     role = env.app.contacts.role(role).key
     steps = engine.acknowledge(env.app.context(), case, role, via="cli", note=note)
     ref = case.strip().upper()
@@ -258,6 +270,8 @@ def ack(env: Env, case: str, role: str, note: str | None, as_json: bool) -> None
 @pass_env
 def resolve(env: Env, case: str, outcome: str, note: str | None, as_json: bool) -> None:
     """Close CASE: cancel pending steps, stand everyone down, start the after-return steps."""
+    from rapidresponse import engine
+
     app = env.app
     outcome = engine.OUTCOME_WORDS.pick(outcome)
     result = engine.resolve(app.context(), case, outcome, note)
@@ -289,32 +303,54 @@ def resolve(env: Env, case: str, outcome: str, note: str | None, as_json: bool) 
 @pass_env
 def note(env: Env, case: str, text: str) -> None:
     """Add a note to CASE (kept with the case; the log records that a note was made)."""
+    from rapidresponse import engine
+
     engine.add_note(env.app.context(), case, text)
     click.echo(f"Note added to {case.strip().upper()}.")
 
 
+#: A screen's worth: beyond it the most urgent cases would scroll out of sight.
+DEFAULT_LIMIT = 20
+
+
 @click.command("cases")
-@click.option("--all", "include_closed", is_flag=True, help="Include resolved cases.")
+@click.option("--limit", type=click.IntRange(min=1), default=DEFAULT_LIMIT, show_default=True,
+              help="Show at most this many cases, most urgent first.")
+@click.option("--all", "all_cases", is_flag=True, help="Every case, resolved ones too, without a limit.")
 @json_option
 @pass_env
-def cases_cmd(env: Env, include_closed: bool, as_json: bool) -> None:
-    """List open cases (with --all, every case)."""
-    from rich.markup import escape
-    from rich.table import Table
-
-    rows = review.list_cases(env.app.store, include_closed)
+def cases_cmd(env: Env, limit: int, all_cases: bool, as_json: bool) -> None:
+    """List open cases, most urgent first (with --all, every case)."""
+    rows, total = review.list_cases(env.app.store, all_cases, None if all_cases else limit)
     if as_json:
         emit_json([{k: v for k, v in r.items() if k != "alias"} for r in rows])
         return
+    if not rows:
+        click.echo("No open cases.")
+        return
+    # Plain aligned text, not a rich table: ten thousand rows stay instant, and the reference is
+    # never the column that gives way on a narrow terminal (the alias is, and says so with …).
     tz = env.tz()
-    table = Table()
-    for column in ("case", "alias", "age", "grade", "state", "missing since", "waiting", "exhausted"):
-        table.add_column(column)
-    for r in rows:
-        table.add_row(r["case"], escape(r["alias"] or "—"), str(r["age"]), styled(r["grade"]),
-                      styled(r["state"]), when(r["missing_since"], tz), str(r["waiting"]),
-                      f"[bold red]{r['exhausted']}[/]" if r["exhausted"] else "0")
-    console().print(table if rows else "No open cases.")
+    columns = ["case", "grade", "missing since", "waiting", "exhausted", "age"]
+    if all_cases:
+        columns.append("state")
+    table = [[r["case"], r["grade"], when(r["missing_since"], tz, seconds=False), str(r["waiting"]),
+              str(r["exhausted"]), str(r["age"]), *([r["state"]] if all_cases else [])] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in table)) for i, c in enumerate(columns)]
+    room = max(6, terminal_width() - sum(widths) - 2 * len(widths))
+    aliases = [fit(r["alias"] or "—", room) for r in rows]
+    click.echo(aligned([*columns, "alias"], widths))
+    for row, r, alias in zip(table, rows, aliases, strict=True):
+        line = aligned([*row, alias], widths)
+        if r["exhausted"]:
+            line = click.style(line, fg="red", bold=True)
+        elif r["grade"] == "HIGH":
+            line = click.style(line, bold=True)
+        click.echo(line)
+    if total > len(rows):
+        click.echo(f"{len(rows)} of {total} open cases shown, most urgent first; --limit N or --all"
+                   " for more.")
+    click.echo(zone_note(tz))
 
 
 @click.command()
@@ -435,6 +471,8 @@ def log_cmd(env: Env, case: str | None, verify: bool, anchor: str | None, anchor
         sys.exit(0 if result.ok else 1)
     ref = None
     if case:
+        from rapidresponse import engine
+
         ref = engine.get_case(store, case)["ref"]
     events = list(audit.events(store, ref))
     if as_json:

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import click
 
-from rapidresponse.app import App
-from rapidresponse.config import resolve_home, resolve_operator
+from rapidresponse.config import CONTACTS_NAME, resolve_home, resolve_operator
 from rapidresponse.errors import InputError
 from rapidresponse.timeutil import from_iso
 from rapidresponse.vocab import Vocabulary
 
-DEFAULT_TZ = ZoneInfo("Europe/Brussels")
+if TYPE_CHECKING:
+    from rapidresponse.app import App
 
 
 class Env:
@@ -27,17 +28,21 @@ class Env:
 
     @property
     def app(self) -> App:
+        """Loaded on first use: `App` brings the engine, contacts and playbooks, which commands
+        that only read a case or list cases do without."""
         if self._app is None:
+            from rapidresponse.app import App
+
             app = App(self.home, resolve_operator(self._operator))
             app.settings  # noqa: B018 (not useless: config.toml is checked before any command writes)
             self._app = app
         return self._app
 
     def tz(self) -> ZoneInfo:
-        try:
-            return self.app.contacts.timezone
-        except Exception:
-            return DEFAULT_TZ
+        """The zone times are shown in: the contacts file's, read without validating it."""
+        from rapidresponse.contacts import display_timezone
+
+        return display_timezone(self.home / CONTACTS_NAME)
 
     def close(self) -> None:
         if self._app is not None:
@@ -111,10 +116,36 @@ def err_console() -> Any:
     return Console(stderr=True, highlight=False)
 
 
-def when(value: str | None, tz: ZoneInfo) -> str:
+def when(value: str | None, tz: ZoneInfo, *, seconds: bool = True) -> str:
+    """A stored UTC time as a person reads it: local, with the year when it is not this year
+    (a date 400 days ago must not pass for last month)."""
     if not value:
         return "—"
-    return from_iso(value).astimezone(tz).strftime("%a %d %b %H:%M:%S")
+    moment = from_iso(value).astimezone(tz)
+    year = "" if moment.year == datetime.now(tz).year else " %Y"
+    return moment.strftime(f"%a %d %b{year} %H:%M{':%S' if seconds else ''}")
+
+
+def zone_note(tz: ZoneInfo) -> str:
+    """Said once per screen, so every time on it can be read without a zone of its own."""
+    return f"Times are {tz.key} local time."
+
+
+def terminal_width() -> int:
+    import shutil
+
+    return shutil.get_terminal_size((80, 24)).columns
+
+
+def fit(text: str, width: int) -> str:
+    """Text cut to `width` characters, with … when something was cut."""
+    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
+
+
+def aligned(cells: list[str], widths: list[int]) -> str:
+    """One row of a plain table: each cell padded to its column's width, the last one free."""
+    padded = [cell.ljust(width) for cell, width in zip(cells, widths, strict=False)]
+    return "  ".join(padded + cells[len(widths):]).rstrip()
 
 
 def emit_json(value: Any) -> None:
