@@ -116,9 +116,9 @@ def display_timezone(path: Path) -> ZoneInfo:
     """The contacts file's time zone alone, for commands that only show times: validating every
     number would load phonenumbers' metadata, which costs more than such a command itself."""
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomlfile.load(path)
         return ZoneInfo(str(raw.get("timezone", DEFAULT_TIMEZONE)))
-    except (OSError, UnicodeDecodeError, ValueError, ZoneInfoNotFoundError):
+    except (OSError, InputError, ValueError, ZoneInfoNotFoundError):
         return ZoneInfo(DEFAULT_TIMEZONE)
 
 

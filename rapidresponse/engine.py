@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from rapidresponse import audit
-from rapidresponse.assessment import PLACEMENT_WORDS, PLACEMENTS, Assessment, assess
+from rapidresponse.assessment import PLACEMENT_WORDS, Assessment, assess
 from rapidresponse.clock import Clock
 from rapidresponse.contacts import Contact, Contacts
 from rapidresponse.errors import InputError

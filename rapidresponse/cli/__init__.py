@@ -30,7 +30,7 @@ SHORT_HELP = {
     "contacts": "Check, list and test the contacts file.",
     "indicators": "List the indicators --indicator accepts, with what each means.",
     "init": "Create the home folder, database, contacts and playbooks; keep whatever exists.",
-    "log": "List the audit log (of one CASE), or verify that it is intact.",
+    "log": "List the audit log (of one CASE), print its head, or verify that it is intact.",
     "note": "Add a note to CASE (kept with the case; the log records that a note was made).",
     "playbooks": "Check and list playbooks.",
     "purge": "Erase the minor's data from a resolved CASE (or from all resolved long enough ago).",
