@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,13 @@ TRANSPORT_WORDS = Vocabulary.of("SMS transport", TRANSPORTS)
 #: A claim shorter than a slow send (Twilio's time-out and retries) would let a second
 #: process take the message over while it is still being sent.
 MIN_CLAIM_SECONDS = 10
+#: A day: a claim longer than that only delays the re-send after a crash (and overflows dates).
+MAX_CLAIM_SECONDS = 86_400
+#: The Twilio client's time-out, for connecting and again for the answer (the transport's own).
+TWILIO_TIMEOUT_VAR = "RAPIDRESPONSE_TWILIO_TIMEOUT"
+DEFAULT_TWILIO_TIMEOUT = 10.0
+#: What a claim must leave beyond the longest send: recording the result, a busy database.
+LEASE_MARGIN_SECONDS = 2.0
 
 
 def default_home() -> Path:
@@ -104,6 +112,7 @@ def load_settings(home: Path) -> Settings:
     for key, value in values.items():
         values[key] = _check(key, value, where[key])
     settings = Settings(**values)
+    _check_lease(settings, where.get("claim_seconds", "the default"), os.environ)
     if settings.heartbeat_stale_seconds <= settings.heartbeat_seconds:
         place = where.get("heartbeat_stale_seconds") or where["heartbeat_seconds"]
         raise InputError(
@@ -162,7 +171,40 @@ def _check(key: str, value: Any, where: str) -> Any:
             f"{where} claim_seconds must be at least {MIN_CLAIM_SECONDS}: a send that takes longer"
             " than its claim is sent twice"
         )
+    if key == "claim_seconds" and value > MAX_CLAIM_SECONDS:
+        raise InputError(
+            f"{where} claim_seconds must be at most {MAX_CLAIM_SECONDS} (a day): it is how long"
+            " a crashed send waits before it is sent again"
+        )
     return value
+
+
+def longest_send_seconds(transport: str, env: Mapping[str, str]) -> float | None:
+    """How long one send can take: the Twilio client waits its time-out to connect and again
+    for the answer. None when the time-out is not a number (the transport's check says so)."""
+    if transport != "twilio":
+        return 0.0
+    text = env.get(TWILIO_TIMEOUT_VAR, "").strip()
+    try:
+        timeout = float(text) if text else DEFAULT_TWILIO_TIMEOUT
+    except ValueError:
+        return None
+    return 2 * timeout if math.isfinite(timeout) and timeout > 0 else None
+
+
+def _check_lease(settings: Settings, where: str, env: Mapping[str, str]) -> None:
+    """The claim must outlast any send: a claim that runs out mid-send lets another process
+    send the text again, or mark `cancelled` a text the phone then receives."""
+    longest = longest_send_seconds(settings.transport, env)
+    if longest is None:
+        return
+    floor = longest + LEASE_MARGIN_SECONDS
+    if settings.claim_seconds <= floor:
+        raise InputError(
+            f"{where} claim_seconds ({settings.claim_seconds:g}) must be more than {floor:g}: a send"
+            f" through {settings.transport} can take {longest:g} s ({TWILIO_TIMEOUT_VAR} to connect"
+            " and again for the answer), and a claim that runs out mid-send sends the text twice"
+        )
 
 
 def _number(text: str, name: str) -> float:

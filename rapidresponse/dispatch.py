@@ -18,7 +18,7 @@ from rapidresponse.config import Settings
 from rapidresponse.engine import SYSTEM, Context
 from rapidresponse.receipts import apply_held_receipts, case_ref, message_detail
 from rapidresponse.sms import SendError, Sent, TransientSendError, Transport
-from rapidresponse.states import STOPPED_STEPS, MessageKind, MessageState
+from rapidresponse.states import MessageKind, MessageState
 from rapidresponse.timeutil import from_iso, to_iso
 
 MAX_PARALLEL = 32
@@ -57,18 +57,16 @@ def claim(ctx: Context, settings: Settings, limit: int = MAX_PARALLEL * 4) -> li
             "SELECT * FROM messages WHERE state = ? AND claim_deadline <= ? ORDER BY id LIMIT ?",
             [MessageState.SENDING, stamp, limit],
         )
-        # An alert whose step is over (the case resolved, or the role answered) is not sent again,
-        # whether it was interrupted or came back for a retry: after a stand-down it would tell
-        # its contact to search for a minor who has been found.
-        for row in [r for r in rows + stale if _alert_of_finished_step(ctx, r)]:
+        # An alert nobody wants any more (its chain stopped, its case resolved) is not sent
+        # again, whether it was interrupted or came back for a retry: after a stand-down it
+        # would send its contact searching for a minor who has been found.
+        for row in [r for r in rows + stale if not engine.alert_wanted(ctx.store, r)]:
             (stale if row in stale else rows).remove(row)
-            ctx.store.conn.execute(
-                "UPDATE messages SET state = ?, final_at = ?, claim_deadline = NULL WHERE id = ?",
-                [MessageState.CANCELLED, stamp, row["id"]],
-            )
+            engine.withdraw_alerts(ctx, "id = ?", [row["id"]])
             audit.append(
                 ctx.store, at=now, kind="sms.cancelled", actor=SYSTEM, case=case_ref(ctx, row["case_id"]),
                 detail={"message": row["id"], "was": row["state"],
+                        "state": ctx.store.scalar("SELECT state FROM messages WHERE id = ?", [row["id"]]),
                         "why": "its step ended (resolved or acknowledged) before it was sent"},
             )
         # A stand-down waits while an alert to the same number is still in flight, so the two
@@ -90,13 +88,6 @@ def claim(ctx: Context, settings: Settings, limit: int = MAX_PARALLEL * 4) -> li
                 [MessageState.SENDING, row["attempts"], deadline, row["possible_duplicate"], row["id"]],
             )
     return claimed
-
-
-def _alert_of_finished_step(ctx: Context, row: dict[str, Any]) -> bool:
-    if row["kind"] != MessageKind.ALERT or row["step_id"] is None:
-        return False
-    state = ctx.store.scalar("SELECT state FROM steps WHERE id = ?", [row["step_id"]])
-    return state in STOPPED_STEPS
 
 
 def _alert_in_flight(ctx: Context, row: dict[str, Any], stamp: str) -> bool:
@@ -169,9 +160,10 @@ def _accepted(ctx: Context, transport: Transport, row: dict[str, Any], result: S
     """The provider took it: record the SID, let the step react, apply receipts that overtook it."""
     now = ctx.clock.now()
     updated = ctx.store.conn.execute(
-        "UPDATE messages SET state = ?, sid = ?, transport = ?, sent_at = ?,"
-        " claim_deadline = NULL WHERE id = ? AND state = ?",
-        [MessageState.SENT, result.sid, transport.name, to_iso(now), row["id"], MessageState.SENDING],
+        "UPDATE messages SET state = ?, sid = ?, transport = ?, sent_at = ?, final_at = NULL,"
+        " claim_deadline = NULL WHERE id = ? AND state IN (?, ?)",
+        [MessageState.SENT, result.sid, transport.name, to_iso(now), row["id"], MessageState.SENDING,
+         MessageState.UNCONFIRMED],
     ).rowcount
     detail["sid"] = result.sid
     kind = {MessageKind.STAND_DOWN: "sms.stand_down", MessageKind.TEST: "sms.test"}.get(

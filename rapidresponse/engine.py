@@ -24,6 +24,7 @@ from rapidresponse.states import (
     ACCEPTED,
     NOT_DELIVERED,
     RUNNING_STEPS,
+    STOPPED_STEPS,
     UNSENT,
     CaseState,
     MessageKind,
@@ -495,7 +496,6 @@ def stop_chain(
     nothing more of the case's search goes out. Call inside the caller's transaction; returns
     the steps stopped.
     """
-    now = to_iso(ctx.clock.now())
     whole_case = steps is None
     if steps is None:
         steps = ctx.store.all(
@@ -504,16 +504,40 @@ def stop_chain(
         )
     for row in steps:
         _finish(ctx, row, state, by)
-        ctx.store.conn.execute(
-            "UPDATE messages SET state = ?, final_at = ? WHERE step_id = ? AND state = ?",
-            [MessageState.CANCELLED, now, row["id"], MessageState.QUEUED],
-        )
+        withdraw_alerts(ctx, "step_id = ? AND state = ?", [row["id"], MessageState.QUEUED])
     if whole_case:
-        ctx.store.conn.execute(
-            "UPDATE messages SET state = ?, final_at = ? WHERE case_id = ? AND kind = ? AND state = ?",
-            [MessageState.CANCELLED, now, case_id, MessageKind.ALERT, MessageState.QUEUED],
-        )
+        withdraw_alerts(ctx, "case_id = ? AND kind = ? AND state = ?",
+                        [case_id, MessageKind.ALERT, MessageState.QUEUED])
     return steps
+
+
+def withdraw_alerts(ctx: Context, where: str, params: list[Any]) -> None:
+    """Take unsent alerts out of the outbox for good, saying truthfully what became of them.
+
+    One that may have reached the provider already (an earlier attempt timed out, or its
+    sender died mid-send) is `unconfirmed`; one that certainly did not is `cancelled`.
+    """
+    ctx.store.conn.execute(
+        "UPDATE messages SET state = CASE WHEN state = ? OR possible_duplicate THEN ? ELSE ? END,"
+        f" final_at = ?, claim_deadline = NULL WHERE {where}",
+        [MessageState.SENDING, MessageState.UNCONFIRMED, MessageState.CANCELLED,
+         to_iso(ctx.clock.now()), *params],
+    )
+
+
+def alert_wanted(store: Store, message: dict[str, Any]) -> bool:
+    """May this message still go out? Not an alert whose chain was stopped (answered, moved to
+    another playbook), and never an alert of a search that is over: once its case is resolved,
+    whatever its step's state (waiting, exhausted and being retried, or claimed by a process
+    that died), it would send a contact looking for a minor who has been found."""
+    if message["kind"] != MessageKind.ALERT or message["step_id"] is None:
+        return True
+    step = store.one("SELECT state, phase, case_id FROM steps WHERE id = ?", [message["step_id"]])
+    if step is None or step["state"] in STOPPED_STEPS:
+        return False
+    if step["phase"] != Phase.MAIN:
+        return True  # the after-return steps start when the case is resolved
+    return store.scalar("SELECT state FROM cases WHERE id = ?", [step["case_id"]]) == CaseState.OPEN
 
 
 def _finish(ctx: Context, step_row: dict[str, Any], state: str, by: str | None) -> None:
@@ -728,9 +752,10 @@ def _queue_stand_down(ctx: Context, case: dict[str, Any], playbook: Playbook) ->
     # A send that was tried and may have arrived (in flight, or retried after a time-out) counts
     # as reached: a needless stand-down is better than a contact left searching.
     tried = (MessageState.QUEUED, MessageState.CANCELLED)
+    maybe = (MessageState.SENDING, MessageState.UNCONFIRMED, *ACCEPTED)
     reached = ctx.store.all(
         "SELECT role, contact, to_number FROM messages WHERE id IN (SELECT MIN(id) FROM messages"
-        f" WHERE case_id = ? AND kind = ? AND (state IN {sql((MessageState.SENDING, *ACCEPTED))}"
+        f" WHERE case_id = ? AND kind = ? AND (state IN {sql(maybe)}"
         f" OR (state IN {sql(tried)} AND attempts > 0)) GROUP BY to_number) ORDER BY id",
         [case["id"], MessageKind.ALERT],
     )

@@ -44,6 +44,9 @@ class MessageState(StrEnum):
     FAILED = "failed"
     UNDELIVERED = "undelivered"
     CANCELLED = "cancelled"
+    #: Its send may have reached the provider (the answer was lost), and its alert is no longer
+    #: wanted: never sent again, never called cancelled, and its number gets the stand-down.
+    UNCONFIRMED = "unconfirmed"
 
 
 #: A step that can still send: planned, or waiting for an acknowledgement.
@@ -59,7 +62,7 @@ ACCEPTED = (MessageState.SENT, MessageState.DELIVERED)
 NOT_DELIVERED = (MessageState.FAILED, MessageState.UNDELIVERED)
 #: Nothing changes a message in one of these any more.
 FINAL_MESSAGES = (MessageState.DELIVERED, MessageState.UNDELIVERED, MessageState.FAILED,
-                  MessageState.CANCELLED)
+                  MessageState.CANCELLED, MessageState.UNCONFIRMED)
 
 
 def sql(states: Iterable[str]) -> str:

@@ -240,6 +240,31 @@ def m008_events_by_kind_and_time(db: Database) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS events_kind_at ON events (kind, at)")
 
 
+@migration
+def m009_unconfirmed_messages(db: Database) -> None:
+    """A message state `unconfirmed`: its send may have reached the provider, but its answer
+    was lost and its alert is no longer wanted. Never sent again; never called `cancelled`.
+
+    SQLite cannot change a CHECK constraint in place: the table is rebuilt, every column and
+    index kept.
+    """
+    schema = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'messages'")
+    create = schema.fetchone()[0]
+    old = "'failed', 'undelivered', 'cancelled')"
+    assert old in create, "the messages table is not the one m002 made"
+    create = create.replace(old, "'failed', 'undelivered', 'cancelled', 'unconfirmed')")
+    indexes = [row[0] for row in db.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'messages' AND sql IS NOT NULL"
+    ).fetchall()]
+    columns = ", ".join(row[1] for row in db.execute("PRAGMA table_info(messages)").fetchall())
+    db.execute(create.replace("CREATE TABLE messages", "CREATE TABLE messages_m009", 1))
+    db.execute(f"INSERT INTO messages_m009 ({columns}) SELECT {columns} FROM messages")
+    db.execute("DROP TABLE messages")
+    db.execute("ALTER TABLE messages_m009 RENAME TO messages")
+    for sql in indexes:
+        db.execute(sql)
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(
         str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False

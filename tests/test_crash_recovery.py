@@ -85,7 +85,7 @@ def test_sigkill_mid_send_loses_nothing_and_flags_only_in_flight_texts(
     db = home / "rapidresponse.db"
     log = tmp_path / "daemon.log"
     env = stub.env(RAPIDRESPONSE_CLAIM_SECONDS="10", RAPIDRESPONSE_TICK_SECONDS="0.2",
-                   RAPIDRESPONSE_TWILIO_TIMEOUT="5")
+                   RAPIDRESPONSE_TWILIO_TIMEOUT="3")  # 2 x 3 s < the claim
 
     registered = run_cli(
         "register", "--playbook", "crash-drill", "--alias", MINOR["alias"], "--birth-date",

@@ -17,11 +17,12 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from rapidresponse.config import DEFAULT_TWILIO_TIMEOUT as DEFAULT_TIMEOUT
+from rapidresponse.config import TWILIO_TIMEOUT_VAR
 from rapidresponse.errors import OperationalFailure
 from rapidresponse.sms import PermanentSendError, Sent, TransientSendError
 
 DEFAULT_BASE_URL = "https://api.twilio.com"
-DEFAULT_TIMEOUT = 10.0
 STATUS_PATH = "/twilio/status"
 
 _ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
@@ -81,7 +82,7 @@ def _problems(env: Mapping[str, str]) -> list[str]:
         parts = urlsplit(base)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             problems.append("RAPIDRESPONSE_TWILIO_BASE_URL is not an http(s) URL")
-    timeout = env.get("RAPIDRESPONSE_TWILIO_TIMEOUT", "").strip()
+    timeout = env.get(TWILIO_TIMEOUT_VAR, "").strip()
     if timeout:
         try:
             if not 0 < float(timeout) <= 120:
@@ -113,7 +114,7 @@ def load_config(env: Mapping[str, str] | None = None) -> TwilioConfig:
         from_number=env.get("TWILIO_FROM", "").strip() or None,
         messaging_service_sid=env.get("TWILIO_MESSAGING_SERVICE_SID", "").strip() or None,
         base_url=(env.get("RAPIDRESPONSE_TWILIO_BASE_URL", "").strip() or DEFAULT_BASE_URL).rstrip("/"),
-        timeout=float(env.get("RAPIDRESPONSE_TWILIO_TIMEOUT", "").strip() or DEFAULT_TIMEOUT),
+        timeout=float(env.get(TWILIO_TIMEOUT_VAR, "").strip() or DEFAULT_TIMEOUT),
         status_callback=f"{public}{STATUS_PATH}" if public else None,
         public_url=public or None,
         caller_id=caller or None,
