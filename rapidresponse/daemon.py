@@ -22,7 +22,7 @@ from rapidresponse import audit
 from rapidresponse.clock import Clock
 from rapidresponse.config import LOCK_NAME, Settings
 from rapidresponse.contacts import Contacts, load_contacts
-from rapidresponse.dispatch import run_pass
+from rapidresponse.dispatch import SenderPool, process_all, run_pass
 from rapidresponse.engine import SYSTEM, Context
 from rapidresponse.errors import OperationalFailure, RapidResponseError
 from rapidresponse.sms import Transport
@@ -179,6 +179,7 @@ class Daemon:
         self._db_lock = threading.Lock()  # the tick's connection: one user at a time
         self._beat_store: Store | None = None  # the heartbeat's own, so a slow pass can't stall it
         self._last_tick: datetime | None = None
+        self.senders: SenderPool | None = None  # the daemon's; `once` sends within its pass
 
     def say(self, line: str) -> None:
         # One write per line: print() writes the text and the newline separately, and the SMS
@@ -194,7 +195,10 @@ class Daemon:
         with self._db_lock:
             ctx = Context(self.store, self.clock, self.watcher.current(), SYSTEM)
             try:
-                run_pass(ctx, self.transport, self.settings, stop=self._stop)
+                if self.senders is None:
+                    run_pass(ctx, self.transport, self.settings, stop=self._stop)
+                else:
+                    self._cycle(ctx, self.senders)
             except Exception as exc:  # the next tick tries again; never die on one bad pass
                 if self.store.conn.in_transaction:
                     self.store.conn.execute("ROLLBACK")
@@ -204,6 +208,15 @@ class Daemon:
                 return False
             self._last_tick = self.clock.now()  # a pass that keeps failing shows as stuck
             return True
+
+    def _cycle(self, ctx: Context, senders: SenderPool) -> None:
+        """Fire, time out and claim for the free senders, until nothing more falls due now;
+        the sends happen on the senders' threads, so no provider can make this late."""
+        while not self._stop.is_set():
+            cycle = process_all(ctx, self.settings, capacity=senders.capacity())
+            senders.submit(cycle.claimed)
+            if not (cycle.fired or cycle.timed_out):
+                return
 
     def beat(self) -> None:
         """Runs beside the tick on its own connection; records when the last pass finished."""
@@ -267,6 +280,10 @@ class Daemon:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone="UTC",
         )
+        self.senders = SenderPool(
+            db_path=self.store.path, clock=self.clock, contacts=self.watcher.current,
+            transport=self.transport, settings=self.settings, report=self.say,
+        )
         try:
             with self.store.transaction():
                 audit.append(
@@ -291,6 +308,7 @@ class Daemon:
         finally:
             if scheduler.running:
                 scheduler.shutdown(wait=True)
+            self.senders.shutdown()  # the sends in flight finish and are recorded
             with self._db_lock:
                 with self.store.transaction():
                     audit.append(

@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from rapidresponse import audit, engine
+from rapidresponse.clock import Clock
 from rapidresponse.config import Settings
+from rapidresponse.contacts import Contacts
 from rapidresponse.engine import SYSTEM, Context
 from rapidresponse.receipts import apply_held_receipts, case_ref, message_detail
 from rapidresponse.sms import SendError, Sent, TransientSendError, Transport
 from rapidresponse.states import MessageKind, MessageState
+from rapidresponse.store import Store
 from rapidresponse.timeutil import from_iso, to_iso
 
 MAX_PARALLEL = 32
@@ -100,6 +105,16 @@ def _alert_in_flight(ctx: Context, row: dict[str, Any], stamp: str) -> bool:
     ))
 
 
+def attempt(transport: Transport, row: dict[str, Any]) -> Sent | SendError:
+    """One send; whatever goes wrong comes back as a result, never as an exception."""
+    try:
+        return transport.send(row["to_number"], row["body"])
+    except SendError as exc:
+        return exc
+    except Exception as exc:  # a transport bug must not lose the message
+        return TransientSendError(f"{type(exc).__name__} in the transport")
+
+
 def send_claimed(
     ctx: Context, transport: Transport, settings: Settings, claimed: list[dict[str, Any]]
 ) -> DispatchReport:
@@ -109,18 +124,11 @@ def send_claimed(
         return report
     workers = min(MAX_PARALLEL, len(claimed))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sms") as pool:
-        futures: dict[Future[Sent], dict[str, Any]] = {
-            pool.submit(transport.send, row["to_number"], row["body"]): row for row in claimed
+        futures: dict[Future[Sent | SendError], dict[str, Any]] = {
+            pool.submit(attempt, transport, row): row for row in claimed
         }
         for future in as_completed(futures):
-            row = futures[future]
-            try:
-                result: Sent | SendError = future.result()
-            except SendError as exc:
-                result = exc
-            except Exception as exc:  # a transport bug must not lose the message
-                result = TransientSendError(f"{type(exc).__name__} in the transport")
-            _record(ctx, transport, settings, row, result, report)
+            _record(ctx, transport, settings, futures[future], future.result(), report)
     return report
 
 
@@ -247,6 +255,30 @@ def dispatch(
         ctx.clock.sleep(max((from_iso(next_due) - ctx.clock.now()).total_seconds(), 0.0))
 
 
+@dataclass
+class Cycle:
+    fired: int
+    timed_out: int
+    claimed: list[dict[str, Any]]
+
+
+def process_all(ctx: Context, settings: Settings, *, capacity: int = MAX_PARALLEL * 4) -> Cycle:
+    """One cycle of the engine, its stages in the order that matters (as GoAlert's processAll):
+
+    1. fire the steps that fell due: their first alerts are queued;
+    2. time out the waits that ran out: the next contacts (or the escalation) are queued;
+    3. claim what may be sent now, at most `capacity` messages (as many as there are free
+       senders, so a claim's lease starts when its send does).
+
+    Every stage is its own transactions; nothing here waits for the network. Whoever calls it
+    sends the claimed messages: `run_pass` at once, the daemon on its pool of senders.
+    """
+    fired = engine.activate_due(ctx)
+    timed_out = engine.expire_deadlines(ctx)
+    claimed = claim(ctx, settings, limit=capacity) if capacity > 0 else []
+    return Cycle(fired, timed_out, claimed)
+
+
 def run_pass(
     ctx: Context,
     transport: Transport,
@@ -255,18 +287,91 @@ def run_pass(
     wait_for_retries: float = 0.0,
     stop: threading.Event | None = None,
 ) -> DispatchReport:
-    """One pass of the whole machine: fire due steps, apply time-outs, send, until quiet.
+    """Cycles until quiet, sending in this call: for the short commands and `run --once`.
 
     `stop` ends a long catch-up between batches; the rows keep what is left for the next run.
     """
     total = DispatchReport()
     while stop is None or not stop.is_set():
-        fired = engine.activate_due(ctx)
-        moved = engine.expire_deadlines(ctx)
-        report = dispatch(ctx, transport, settings, wait_for_retries=wait_for_retries)
-        total.sent += report.sent
-        total.failed += report.failed
-        total.retrying = report.retrying or total.retrying
-        if not (fired or moved or report.sent or report.failed):
+        cycle = process_all(ctx, settings)
+        first = send_claimed(ctx, transport, settings, cycle.claimed)
+        rest = dispatch(ctx, transport, settings, wait_for_retries=wait_for_retries)
+        total.sent += first.sent + rest.sent
+        total.failed += first.failed + rest.failed
+        total.retrying = rest.retrying or first.retrying or total.retrying
+        if not (cycle.fired or cycle.timed_out or first.sent or first.failed):
             break
     return total
+
+
+class SenderPool:
+    """Senders off the tick: a claimed message is sent and its result recorded on a worker
+    thread with its own database connection, so a provider that hangs for one number holds one
+    sender for at most the transport's time-out, and never the tick or another step.
+
+    The tick claims only as many messages as there are free senders (`capacity()`), so a
+    message never waits in a queue while its claim's lease runs.
+    """
+
+    def __init__(self, *, db_path: Path, clock: Clock, contacts: Callable[[], Contacts],
+                 transport: Transport, settings: Settings, workers: int = MAX_PARALLEL,
+                 report: Callable[[str], None] | None = None) -> None:
+        self.db_path = db_path
+        self.clock = clock
+        self.contacts = contacts
+        self.transport = transport
+        self.settings = settings
+        self.workers = workers
+        self._report = report
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sender")
+        self._lock = threading.Lock()
+        self._busy = 0
+        self._local = threading.local()
+        self._stores: list[Store] = []
+
+    def capacity(self) -> int:
+        with self._lock:
+            return self.workers - self._busy
+
+    def submit(self, claimed: list[dict[str, Any]]) -> None:
+        for row in claimed:
+            with self._lock:
+                self._busy += 1
+            self._executor.submit(self._send, row)
+
+    def _store(self) -> Store:
+        store = getattr(self._local, "store", None)
+        if store is None:
+            store = Store(self.db_path, migrate=False)
+            self._local.store = store
+            with self._lock:
+                self._stores.append(store)
+        return store
+
+    def _send(self, row: dict[str, Any]) -> None:
+        try:
+            result = attempt(self.transport, row)
+            try:
+                store = self._store()
+                ctx = Context(store, self.clock, self.contacts(), SYSTEM)
+                _record(ctx, self.transport, self.settings, row, result, DispatchReport())
+            except Exception as exc:
+                # The row stays `sending`; when its claim runs out it is sent again, flagged as a
+                # possible duplicate. Only our own sentences are safe to print.
+                store = getattr(self._local, "store", None)
+                if store is not None and store.conn.in_transaction:
+                    store.conn.execute("ROLLBACK")
+                if self._report is not None:
+                    self._report(f"{to_iso(self.clock.now())} send.unrecorded message={row['id']}"
+                                 f" {type(exc).__name__}")
+        finally:
+            with self._lock:
+                self._busy -= 1
+
+    def shutdown(self) -> None:
+        """Let the sends in flight finish (each bounded by the transport's time-out)."""
+        self._executor.shutdown(wait=True)
+        with self._lock:
+            for store in self._stores:
+                store.close()
+            self._stores.clear()

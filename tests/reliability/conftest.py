@@ -76,12 +76,14 @@ def cli(env: dict[str, str]) -> Callable[..., subprocess.CompletedProcess[str]]:
 
 @pytest.fixture
 def register(cli: Callable[..., subprocess.CompletedProcess[str]]) -> Callable[..., str]:
-    """Register the fictitious minor through the CLI; returns the case reference."""
+    """Register the fictitious minor through the CLI (`args` added, `extra` environment);
+    returns the case reference."""
 
-    def run(*extra: str) -> str:
+    def run(*args: str, extra: dict[str, str] | None = None) -> str:
         result = cli("register", "--alias", MINOR["alias"], "--name", MINOR["full_name"],
                      "--birth-date", MINOR["birth_date"], "--last-seen", MINOR["last_seen"],
-                     "--missing-since", "now", "--indicator", "older-partner", "--json", *extra)
+                     "--missing-since", "now", "--indicator", "older-partner", "--json", *args,
+                     extra=extra)
         assert result.returncode == 0, result.stderr
         assert_no_secrets(result.stderr)
         return str(json.loads(result.stdout)["case"])
