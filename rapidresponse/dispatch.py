@@ -20,8 +20,8 @@ from rapidresponse.clock import Clock
 from rapidresponse.config import Settings
 from rapidresponse.contacts import Contacts
 from rapidresponse.engine import SYSTEM, Context
-from rapidresponse.receipts import apply_held_receipts, case_ref, message_detail
-from rapidresponse.sms import SendError, Sent, TransientSendError, Transport
+from rapidresponse.receipts import apply_held_receipts, case_ref, event_kind, message_detail
+from rapidresponse.sms import PermanentSendError, SendError, Sent, TransientSendError, Transport
 from rapidresponse.states import MessageKind, MessageState
 from rapidresponse.store import Store
 from rapidresponse.timeutil import from_iso, to_iso
@@ -69,7 +69,8 @@ def claim(ctx: Context, settings: Settings, limit: int = MAX_PARALLEL * 4) -> li
             (stale if row in stale else rows).remove(row)
             engine.withdraw_alerts(ctx, "id = ?", [row["id"]])
             audit.append(
-                ctx.store, at=now, kind="sms.cancelled", actor=SYSTEM, case=case_ref(ctx, row["case_id"]),
+                ctx.store, at=now, kind=event_kind(row, "cancelled"), actor=SYSTEM,
+                case=case_ref(ctx, row["case_id"]),
                 detail={"message": row["id"], "was": row["state"],
                         "state": ctx.store.scalar("SELECT state FROM messages WHERE id = ?", [row["id"]]),
                         "why": "its step ended (resolved or acknowledged) before it was sent"},
@@ -80,7 +81,8 @@ def claim(ctx: Context, settings: Settings, limit: int = MAX_PARALLEL * 4) -> li
         for row in stale:
             row["possible_duplicate"] = 1
             audit.append(
-                ctx.store, at=now, kind="sms.reclaimed", actor=SYSTEM, case=case_ref(ctx, row["case_id"]),
+                ctx.store, at=now, kind=event_kind(row, "reclaimed"), actor=SYSTEM,
+                case=case_ref(ctx, row["case_id"]),
                 detail={"message": row["id"], "possible_duplicate": True,
                         "why": "an earlier send was interrupted before its result was recorded"},
             )
@@ -108,7 +110,7 @@ def _alert_in_flight(ctx: Context, row: dict[str, Any], stamp: str) -> bool:
 def attempt(transport: Transport, row: dict[str, Any]) -> Sent | SendError:
     """One send; whatever goes wrong comes back as a result, never as an exception."""
     try:
-        return transport.send(row["to_number"], row["body"])
+        return _deliver(transport, row)
     except SendError as exc:
         return exc
     except Exception as exc:  # a transport bug must not lose the message
@@ -132,6 +134,15 @@ def send_claimed(
     return report
 
 
+def _deliver(transport: Transport, row: dict[str, Any]) -> Sent:
+    """Send the text, or place the call, that a claimed row holds."""
+    if row.get("channel") == "voice":
+        if not hasattr(transport, "call"):
+            raise PermanentSendError(f"the {transport.name} transport cannot place calls", "no-voice")
+        return transport.call(row["to_number"], row["body"], row["id"])
+    return transport.send(row["to_number"], row["body"])
+
+
 def _record(
     ctx: Context,
     transport: Transport,
@@ -147,7 +158,7 @@ def _record(
         if row["possible_duplicate"]:
             detail["possible_duplicate"] = True
         summary = {"id": row["id"], "role": row["role"], "contact": row["contact"],
-                   "to": row["to_number"], "kind": row["kind"]}
+                   "to": row["to_number"], "kind": row["kind"], "channel": row["channel"]}
         if isinstance(result, Sent):
             _accepted(ctx, transport, row, result, detail)
             report.sent.append({**summary, "state": MessageState.SENT, "sid": result.sid})
@@ -174,8 +185,8 @@ def _accepted(ctx: Context, transport: Transport, row: dict[str, Any], result: S
          MessageState.UNCONFIRMED],
     ).rowcount
     detail["sid"] = result.sid
-    kind = {MessageKind.STAND_DOWN: "sms.stand_down", MessageKind.TEST: "sms.test"}.get(
-        row["kind"], "sms.sent")
+    kind = event_kind(row, {MessageKind.STAND_DOWN: "stand_down", MessageKind.TEST: "test"}.get(
+        row["kind"], "sent"))
     if not updated:
         detail["note"] = SETTLED_ELSEWHERE
     audit.append(ctx.store, at=now, kind=kind, actor=SYSTEM, case=case_ref(ctx, row["case_id"]),
@@ -207,7 +218,7 @@ def _retry_later(ctx: Context, transport: Transport, settings: Settings, row: di
     detail.update(error_code=result.code, error=result.text, retry_in=round(delay, 3))
     if not updated:
         detail["note"] = SETTLED_ELSEWHERE
-    audit.append(ctx.store, at=now, kind="sms.retry", actor=SYSTEM,
+    audit.append(ctx.store, at=now, kind=event_kind(row, "retry"), actor=SYSTEM,
                  case=case_ref(ctx, row["case_id"]), detail=detail)
 
 
@@ -224,7 +235,7 @@ def _failed(ctx: Context, transport: Transport, row: dict[str, Any], result: Sen
     detail.update(error_code=result.code, error=result.text)
     if not updated:
         detail["note"] = SETTLED_ELSEWHERE
-    audit.append(ctx.store, at=now, kind="sms.failed", actor=SYSTEM,
+    audit.append(ctx.store, at=now, kind=event_kind(row, "failed"), actor=SYSTEM,
                  case=case_ref(ctx, row["case_id"]), detail=detail)
     engine.on_message_outcome(ctx, row["id"])
 

@@ -371,7 +371,7 @@ def _enter_stage(
         _exhaust(ctx, case, step_row, step, reason)
         return
     round_, position, stage, recipients = found
-    deadline = to_iso(now + step.ack_within) if step.ack_within else None
+    deadline = to_iso(now + _first_wait(step, stage.role, recipients, ctx)) if step.ack_within else None
     ctx.store.conn.execute(
         "UPDATE steps SET state = ?, round = ?, position = ?, stage_started_at = ?,"
         " ack_deadline = ?, escalated = escalated OR ? WHERE id = ?",
@@ -391,6 +391,99 @@ def _enter_stage(
             ctx, case_id=case["id"], step_id=step_row["id"], kind=MessageKind.ALERT,
             role=stage.role, contact=contact, body=body, round_=round_, position=position,
         )
+    if step.call:
+        _queue_calls(ctx, case, step_row, step, stage.role, recipients, round_, position)
+
+
+# ---------------------------------------------------------------- calls
+
+
+def _first_wait(step: Step, role: str, recipients: tuple[Contact, ...], ctx: Context) -> timedelta:
+    """How long a stage waits before anything else happens: `call_after` when someone of it
+    will be called then, else `ack_within` (which counts from the call once it is placed)."""
+    assert step.ack_within is not None
+    if step.call_after is not None and any(ctx.contacts.callable(role, c.phone) for c in recipients):
+        return step.call_after
+    return step.ack_within
+
+
+def _queue_calls(
+    ctx: Context,
+    case: dict[str, Any],
+    step_row: dict[str, Any],
+    step: Step,
+    role: str,
+    contacts: tuple[Contact, ...] | list[Contact],
+    round_: int,
+    position: int,
+) -> list[Contact]:
+    """A call to each contact who may be called (not `voice = false`), in the same outbox as
+    the texts; the spoken text is rendered from the same values, spelled out for a voice."""
+    from rapidresponse.voice import spoken_values
+
+    callees = [c for c in contacts if ctx.contacts.callable(role, c.phone)]
+    if not callees:
+        return []
+    speech = render(step.voice_template, spoken_values(template_values(ctx, case, role)))
+    for contact in callees:
+        queue_message(
+            ctx, case_id=case["id"], step_id=step_row["id"], kind=MessageKind.ALERT, role=role,
+            contact=contact, body=speech, round_=round_, position=position, channel="voice",
+        )
+    return callees
+
+
+def _stage_messages(ctx: Context, step_row: dict[str, Any]) -> list[dict[str, Any]]:
+    return ctx.store.all(
+        "SELECT * FROM messages WHERE step_id = ? AND round = ? AND position = ? AND kind = 'alert'"
+        " ORDER BY id",
+        [step_row["id"], step_row["round"], step_row["position"]],
+    )
+
+
+def _call_if_due(ctx: Context, case: dict[str, Any], step_row: dict[str, Any], reason: str) -> bool:
+    """The text of this stage went unanswered (or undelivered): call the same contacts before
+    the chain moves on, once per stage, and wait `ack_within` from the call. False when the
+    step does not call after a text, already called, or nobody of the stage may be called."""
+    step = step_definition(ctx.store, step_row)
+    if step.call_after is None or step.ack_within is None:
+        return False
+    rows = _stage_messages(ctx, step_row)
+    if any(r["channel"] == "voice" for r in rows):
+        return False
+    texted: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        texted.setdefault(row["to_number"], row)
+    role = next(iter(texted.values()))["role"] if texted else step_row["role"]
+    contacts = [Contact(name=r["contact"], phone=r["to_number"]) for r in texted.values()]
+    callees = _queue_calls(ctx, case, step_row, step, role, contacts, step_row["round"],
+                           step_row["position"])
+    if not callees:
+        return False
+    now = ctx.clock.now()
+    ctx.store.conn.execute(
+        "UPDATE steps SET ack_deadline = ? WHERE id = ?",
+        [to_iso(now + step.ack_within), step_row["id"]],
+    )
+    audit.append(
+        ctx.store, at=now, kind="step.calling", actor=SYSTEM, case=case["ref"],
+        detail={"step": step.id, "role": role, "reason": reason,
+                "to": [c.name for c in callees], "round": step_row["round"] + 1},
+    )
+    return True
+
+
+def _stage_unreachable(rows: list[dict[str, Any]]) -> bool:
+    """Nobody of the stage can be reached: for each number, its calls were not answered or,
+    if it was not called, its texts did not arrive. A call speaks louder than a text."""
+    by_number: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_number.setdefault(row["to_number"], []).append(row)
+    for attempts in by_number.values():
+        calls = [r for r in attempts if r["channel"] == "voice"]
+        if not all(r["state"] in NOT_DELIVERED for r in (calls or attempts)):
+            return False
+    return bool(by_number)
 
 
 def _next_stage(
@@ -468,14 +561,16 @@ def queue_message(
     body: str,
     round_: int = 0,
     position: int = 0,
+    channel: str = "sms",
 ) -> int:
+    """A text (or, with channel 'voice', a call saying `body`) into the outbox."""
     now = to_iso(ctx.clock.now())
     return int(
         ctx.store.db["messages"].insert(
             {"case_id": case_id, "step_id": step_id, "kind": kind, "role": role,
              "contact": contact.name, "to_number": contact.phone, "body": body,
              "state": MessageState.QUEUED, "round": round_, "position": position,
-             "not_before": now, "created_at": now}
+             "not_before": now, "created_at": now, "channel": channel}
         ).last_pk
     )
 
@@ -570,8 +665,9 @@ def expire_deadlines(ctx: Context, limit: int = BATCH) -> int:
                 continue
             case = ctx.store.one("SELECT * FROM cases WHERE id = ?", [step_row["case_id"]])
             assert case is not None
-            _enter_stage(ctx, case, step_row, step_row["round"], 0,
-                         reason="no acknowledgement in time")
+            if not _call_if_due(ctx, case, step_row, reason="text not acknowledged in time"):
+                _enter_stage(ctx, case, step_row, step_row["round"], 0,
+                             reason="no acknowledgement in time")
             moved += 1
     return moved
 
@@ -593,20 +689,17 @@ def on_message_outcome(ctx: Context, message_id: int) -> None:
         return  # the minor is found: a late receipt must not restart the search chain
     if (msg["round"], msg["position"]) != (step_row["round"], step_row["position"]):
         return  # an earlier stage: the chain has already moved on
-    states = [
-        r["state"]
-        for r in ctx.store.all(
-            "SELECT state FROM messages WHERE step_id = ? AND round = ? AND position = ?",
-            [step_row["id"], step_row["round"], step_row["position"]],
-        )
-    ]
-    if any(s in UNSENT for s in states):
+    rows = _stage_messages(ctx, step_row)
+    if any(r["state"] in UNSENT for r in rows):
         return
     case = ctx.store.one("SELECT * FROM cases WHERE id = ?", [step_row["case_id"]])
     assert case is not None
-    if all(s in NOT_DELIVERED for s in states):
+    if _stage_unreachable(rows):
+        if _call_if_due(ctx, case, step_row, reason="text not delivered"):
+            return
+        called = any(r["channel"] == "voice" for r in rows)
         _enter_stage(ctx, case, step_row, step_row["round"], 0,
-                     reason="message not delivered")
+                     reason="call not answered" if called else "message not delivered")
         return
     step = step_definition(ctx.store, step_row)
     if step.ack_within is None and step_row["state"] == StepState.ACTIVE:

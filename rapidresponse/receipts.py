@@ -1,4 +1,5 @@
-"""What the provider tells us after a send: delivery receipts, held receipts, message events.
+"""What the provider tells us after a send: delivery receipts (and a call's final status),
+held receipts, message events.
 
 Below both `dispatch` (which records the SID and applies receipts that overtook it) and
 `webhooks` (which receives them), so neither imports the other.
@@ -12,6 +13,7 @@ from rapidresponse import audit, engine
 from rapidresponse.engine import SYSTEM, Context
 from rapidresponse.states import FINAL_MESSAGES, NOT_DELIVERED, MessageState
 from rapidresponse.timeutil import to_iso
+from rapidresponse.voice import CALL_STATES
 
 #: Twilio's message states → ours. Others (queued, accepted, sending, ...) change nothing.
 RECEIPT_STATES = {
@@ -38,14 +40,29 @@ def case_ref(ctx: Context, case_id: int | None) -> str | None:
 
 
 def message_detail(ctx: Context, row: dict[str, Any], transport: str | None = None) -> dict[str, Any]:
-    """What every message event records: step, role, contact, number, body and transport."""
+    """What every message event records: step, role, contact, number, body and transport
+    (and, for a call, its channel: the body is then what the call says)."""
     step_key = None
     if row["step_id"] is not None:
         step_key = ctx.store.scalar("SELECT step_key FROM steps WHERE id = ?", [row["step_id"]])
-    return {
+    detail = {
         "message": row["id"], "step": step_key, "role": row["role"], "contact": row["contact"],
         "to": row["to_number"], "body": row["body"], "transport": transport or row["transport"],
     }
+    if row.get("channel") == "voice":
+        detail["channel"] = "voice"
+    return detail
+
+
+#: A call's fate in its own words: placed (ringing), answered, not answered (no-answer, busy).
+_CALL_WORDS = {"sent": "placed", "delivered": "answered", "undelivered": "not_answered"}
+
+
+def event_kind(row: dict[str, Any], what: str) -> str:
+    """`sms.sent`, `call.placed`, `sms.retry`, `call.retry`…: a call's events say it is one."""
+    if row.get("channel") == "voice":
+        return f"call.{_CALL_WORDS.get(what, what)}"
+    return f"sms.{what}"
 
 
 def record_receipt(ctx: Context, sid: str, status: str, error_code: str | None = None) -> str:
@@ -54,19 +71,23 @@ def record_receipt(ctx: Context, sid: str, status: str, error_code: str | None =
     Idempotent and monotonic: a late `sent` never overwrites `delivered`, final states stay
     final. `undelivered` and `failed` move the step on at once, in the same transaction.
     """
-    new = RECEIPT_STATES.get(status)
-    if new is None:
+    if status not in RECEIPT_STATES and status not in CALL_STATES:
         return "ignored"
     now = ctx.clock.now()
     with ctx.store.transaction():
         msg = ctx.store.one("SELECT * FROM messages WHERE sid = ?", [sid])
         if msg is None:
             return "unknown"
+        new = (CALL_STATES if msg["channel"] == "voice" else RECEIPT_STATES).get(status)
+        if new is None:
+            return "ignored"
         current = msg["state"]
         if current in FINAL_STATES or _RANK.get(new, 3) <= _RANK.get(current, 3):
             return "unchanged"
         error_text = None
-        if new in NOT_DELIVERED:
+        if new in NOT_DELIVERED and msg["channel"] == "voice":
+            error_text = f"call {status}"  # no-answer, busy, canceled, failed
+        elif new in NOT_DELIVERED:
             error_text = DELIVERY_ERRORS.get(error_code or "", "not delivered")
             if error_code:
                 error_text = f"Twilio {error_code}: {error_text}"
@@ -80,7 +101,7 @@ def record_receipt(ctx: Context, sid: str, status: str, error_code: str | None =
             detail = {**message_detail(ctx, msg), "sid": sid, "status": status}
             if error_code:
                 detail.update(error_code=error_code, error=error_text)
-            audit.append(ctx.store, at=now, kind=f"sms.{new}", actor=SYSTEM,
+            audit.append(ctx.store, at=now, kind=event_kind(msg, new), actor=SYSTEM,
                          case=case_ref(ctx, msg["case_id"]), detail=detail)
             if new in NOT_DELIVERED:
                 engine.on_message_outcome(ctx, msg["id"])

@@ -265,6 +265,16 @@ def m009_unconfirmed_messages(db: Database) -> None:
         db.execute(sql)
 
 
+@migration
+def m010_call_channel(db: Database) -> None:
+    # A voice call is a row of the same outbox as a text, so claims, retries, reclaim after a
+    # crash and the stand-down rules hold for it too; `body` holds what the call says.
+    db.execute(
+        "ALTER TABLE messages ADD COLUMN channel TEXT NOT NULL DEFAULT 'sms'"
+        " CHECK (channel IN ('sms', 'voice'))"
+    )
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(
         str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False

@@ -31,6 +31,8 @@ NO_KEYS_POSSIBLE = "Bevestig met een antwoord op de sms. Tot ziens."
 SAY_ACKED = "Bevestigd. Dank u. Tot ziens."
 SAY_NOTHING_WAITING = "Hiervoor wacht niets meer op uw bevestiging. Tot ziens."
 SAY_UNKNOWN_KEY = "Die toets is niet gekend."
+SAY_ALREADY = "Uw toets werd al verwerkt. Tot ziens."
+SAY_TEST_OK = "Test geslaagd: uw toets kwam aan. Dank u. Tot ziens."
 
 #: Twilio's final call states → ours: answered counts as delivered; not answered moves the
 #: chain on at once, like an undelivered text. Earlier states (queued, ringing…) change nothing.

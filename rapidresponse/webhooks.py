@@ -1,4 +1,5 @@
-"""Twilio's webhooks as a plain WSGI application: delivery receipts and acknowledgement replies.
+"""Twilio's webhooks as a plain WSGI application: delivery receipts and acknowledgement replies,
+and for calls their key presses and final status.
 
 Deployable under any WSGI server; `rapidresponse webhook` serves it with wsgiref behind a TLS
 reverse proxy. Every request must carry a valid `X-Twilio-Signature` computed over
@@ -26,10 +27,32 @@ from rapidresponse.config import CONTACTS_NAME
 from rapidresponse.contacts import Contacts, load_contacts, normalise_number
 from rapidresponse.engine import SYSTEM, Context
 from rapidresponse.errors import InputError, OperationalFailure
-from rapidresponse.receipts import RECEIPT_STATES, hold_receipt, record_receipt
+from rapidresponse.receipts import (
+    RECEIPT_STATES,
+    case_ref,
+    hold_receipt,
+    message_detail,
+    record_receipt,
+)
 from rapidresponse.states import RUNNING_STEPS, CaseState, sql
 from rapidresponse.store import Store, open_store
 from rapidresponse.timeutil import to_iso
+from rapidresponse.voice import (
+    CALL_STATES,
+    CALL_STATUS_PATH,
+    KEY_ACK,
+    KEY_PATH,
+    KEY_REPEAT,
+    NO_KEY,
+    SAY_ACKED,
+    SAY_ALREADY,
+    SAY_NOTHING_WAITING,
+    SAY_TEST_OK,
+    SAY_UNKNOWN_KEY,
+    goodbye,
+    key_url,
+    twiml,
+)
 
 STATUS_PATH = "/twilio/status"
 INBOUND_PATH = "/twilio/inbound"
@@ -39,6 +62,7 @@ MAX_BODY = 64 * 1024
 UNKNOWN_SID_WAIT = 3.0
 
 _SID = re.compile(r"^(SM|MM)[0-9a-fA-F]{32}$")
+_CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
 _ACK = re.compile(r"^\s*(?:ack)?[\s:#.\-]*(\d{4,8})[\s.!]*$", re.IGNORECASE)
 
 REPLY_UNKNOWN_SENDER = "rapidresponse: dit nummer is niet gekend. Er werd niets bevestigd."
@@ -66,6 +90,57 @@ def case_for_ack_code(store: Store, code: str) -> dict[str, Any] | None:
         f" ORDER BY state = '{CaseState.OPEN}' DESC, id DESC LIMIT 1",
         [code],
     )
+
+
+def handle_key(ctx: Context, message_id: int, call_sid: str, digits: str, public_url: str) -> str:
+    """A key pressed during a call; returns the TwiML that answers it.
+
+    1 acknowledges the step for the called contact's role (as `ACK` by text would), once per
+    call: the press is recorded with the call's SID in the same transaction, so a replayed
+    request acknowledges nothing. 2 says the text again; any other key says so and repeats.
+    """
+    now = ctx.clock.now()
+    with ctx.store.transaction():
+        msg = ctx.store.one("SELECT * FROM messages WHERE id = ? AND channel = 'voice'", [message_id])
+        if msg is None or (msg["sid"] and msg["sid"] != call_sid):
+            audit.append(ctx.store, at=now, kind="call.key_rejected", actor=SYSTEM,
+                         detail={"message": message_id, "sid": call_sid,
+                                 "why": "no call of ours with this SID"})
+            return goodbye(SAY_NOTHING_WAITING)
+        ref = case_ref(ctx, msg["case_id"])
+        detail = {**message_detail(ctx, msg), "sid": call_sid, "key": digits}
+
+        def log(result: str, **extra: Any) -> None:
+            audit.append(ctx.store, at=now, kind="call.key", actor=msg["contact"], case=ref,
+                         detail={**detail, "result": result, **extra})
+
+        again = twiml(msg["body"], key_url(public_url, message_id))
+        if digits == KEY_REPEAT:
+            log("repeated")
+            return again
+        if digits != KEY_ACK:
+            log("no key" if not digits else "unknown key")
+            if not digits:
+                return goodbye(NO_KEY)
+            return twiml(msg["body"], key_url(public_url, message_id), before=SAY_UNKNOWN_KEY)
+        fresh = ctx.store.conn.execute(
+            "INSERT OR IGNORE INTO inbound_messages (sid, received_at) VALUES (?, ?)",
+            [f"{call_sid}:{KEY_ACK}", to_iso(now)],
+        ).rowcount
+        if not fresh:
+            audit.append(ctx.store, at=now, kind="call.key_duplicate", actor=SYSTEM, case=ref,
+                         detail={"message": message_id, "sid": call_sid, "key": digits})
+            return goodbye(SAY_ALREADY)
+        if ref is None:  # a test call: the key reached us, which is what it tests
+            log("test")
+            return goodbye(SAY_TEST_OK)
+        try:
+            steps = engine.acknowledge(ctx, ref, msg["role"], via="voice", contact=msg["contact"])
+        except InputError:
+            log("nothing waiting")
+            return goodbye(SAY_NOTHING_WAITING)
+        log("acknowledged", steps=steps)
+        return goodbye(SAY_ACKED)
 
 
 @dataclass(frozen=True)
@@ -153,7 +228,10 @@ class BadRequest(Exception):
 
 
 class _Form(dict[str, list[str]]):
-    """Form fields with all their values; `getlist` is what RequestValidator looks for."""
+    """Form fields with all their values; `getlist` is what RequestValidator looks for.
+    `query` holds the URL's query (signed with it)."""
+
+    query: dict[str, list[str]] = {}  # noqa: RUF012 - replaced per request, never mutated
 
     def getlist(self, name: str) -> list[str]:
         return self[name]
@@ -181,6 +259,7 @@ class WebhookApp:
         self._stores: list[Store] = []
         self.routes: dict[str, Callable[[_Form], tuple[str, str, bytes]]] = {
             STATUS_PATH: self._status, INBOUND_PATH: self._inbound,
+            KEY_PATH: self._key, CALL_STATUS_PATH: self._call_status,
         }
 
     # -- per-thread resources
@@ -256,6 +335,7 @@ class WebhookApp:
         url = self.public_url + path + (f"?{query}" if query else "")
         if not signature or not self._validator.validate(url, form, signature):
             raise BadRequest("403 Forbidden", "invalid or missing X-Twilio-Signature")
+        form.query = parse_qs(query)
         return handler(form)
 
     def _read_form(self, environ: Mapping[str, Any]) -> _Form:
@@ -287,15 +367,44 @@ class WebhookApp:
             raise BadRequest("400 Bad Request", "MessageStatus is missing or malformed")
         if error_code is not None and not error_code.isdigit():
             raise BadRequest("400 Bad Request", "ErrorCode is malformed")
+        return self._receipt(sid, status, error_code)
+
+    def _receipt(self, sid: str, status: str, error_code: str | None) -> tuple[str, str, bytes]:
+        """Apply a text's or a call's final status; one that overtook its send is held."""
         ctx = self.context()
         outcome = record_receipt(ctx, sid, status, error_code)
         deadline = time.monotonic() + self.unknown_sid_wait
         while outcome == "unknown" and time.monotonic() < deadline:
             time.sleep(0.1)
             outcome = record_receipt(ctx, sid, status, error_code)
-        if outcome == "unknown" and status in RECEIPT_STATES:
+        if outcome == "unknown" and (status in RECEIPT_STATES or status in CALL_STATES):
             hold_receipt(ctx, sid, status, error_code)
         return "200 OK", "text/plain; charset=utf-8", f"{outcome}\n".encode()
+
+    def _call_status(self, form: _Form) -> tuple[str, str, bytes]:
+        sid = form.value("CallSid")
+        status = form.value("CallStatus")
+        if not _CALL_SID.match(sid):
+            raise BadRequest("400 Bad Request", "CallSid is missing or malformed")
+        if not re.fullmatch(r"[a-z\-]{2,32}", status):
+            raise BadRequest("400 Bad Request", "CallStatus is missing or malformed")
+        error_code = form.value("ErrorCode").strip() or None
+        if error_code is not None and not error_code.isdigit():
+            raise BadRequest("400 Bad Request", "ErrorCode is malformed")
+        return self._receipt(sid, status, error_code)
+
+    def _key(self, form: _Form) -> tuple[str, str, bytes]:
+        sid = form.value("CallSid")
+        if not _CALL_SID.match(sid):
+            raise BadRequest("400 Bad Request", "CallSid is missing or malformed")
+        message = (form.query.get("m") or [""])[-1]
+        if not message.isdigit() or len(message) > 18:
+            raise BadRequest("400 Bad Request", "the call's reference is missing or malformed")
+        digits = form.value("Digits").strip()
+        if not re.fullmatch(r"[0-9*#]?", digits):
+            raise BadRequest("400 Bad Request", "Digits is malformed")
+        answer = handle_key(self.context(), int(message), sid, digits, self.public_url)
+        return "200 OK", "application/xml; charset=utf-8", answer.encode("utf-8")
 
     def _inbound(self, form: _Form) -> tuple[str, str, bytes]:
         from twilio.twiml.messaging_response import MessagingResponse

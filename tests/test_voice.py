@@ -215,3 +215,368 @@ def test_a_caller_id_that_is_not_a_number_is_a_configuration_error() -> None:
         TwilioTransport(env).check()
     assert "TWILIO_CALLER_ID" in str(err.value) and "bel ons" not in str(err.value)
     assert_no_secrets(str(err.value))
+
+
+# ---------------------------------------------------------------- calls in a running chain
+
+BACKUP = "+32470000002"
+COORDINATOR = "+32470000041"
+
+CALL_PLAYBOOK = """\
+name = "calls"
+title = "Bellen"
+
+[[steps]]
+id = "alert"
+at = "0m"
+role = "youth_prosecutor"
+notify = "first"
+message = "{case}: vermiste minderjarige, graad {grade}. Bel {callback}. Antwoord ACK {ack}"
+ack_within = "15m"
+call_after = "5m"
+voice = "Dringend bericht. Dossier {case}, graad {grade}. Bel {callback}."
+escalate_to = "coordinator"
+
+[[steps]]
+id = "later"
+at = "30m"
+role = "youth_prosecutor"
+message = "{case}: stand van zaken? Antwoord ACK {ack}"
+ack_within = "15m"
+
+[on_resolved]
+message = "{case}: zoekactie afgerond. Opvolging via {callback}."
+"""
+
+
+@pytest.fixture
+def voice_env(twilio_stub: TwilioStub, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    env = twilio_stub.env(RAPIDRESPONSE_PUBLIC_URL=PUBLIC, RAPIDRESPONSE_TWILIO_TIMEOUT="2")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+@pytest.fixture
+def phone(voice_env: dict[str, str]) -> TwilioTransport:
+    return TwilioTransport(voice_env)
+
+
+@pytest.fixture
+def webapp(home: Any, clock: Any, voice_env: dict[str, str]) -> Any:
+    from rapidresponse.webhooks import make_app
+
+    application = make_app(home, clock=clock, unknown_sid_wait=0)
+    yield application
+    application.close()
+
+
+@pytest.fixture
+def calls_case(app: Any, ctx: Any, settings: Any, phone: TwilioTransport) -> Any:
+    """A case whose first text went out; nobody has answered yet."""
+    from conftest import register_minor, tick, use_playbook_text
+
+    reg = register_minor(ctx, app, playbook=use_playbook_text(app, "calls", CALL_PLAYBOOK))
+    tick(ctx, phone, settings)
+    return reg
+
+
+def later(clock: Any, ctx: Any, phone: Any, settings: Any, **delta: float) -> None:
+    from conftest import tick
+
+    clock.advance(**delta)
+    tick(ctx, phone, settings)
+
+
+def events(ctx: Any, kind: str) -> list[dict[str, Any]]:
+    from rapidresponse import audit
+
+    return [e for e in audit.events(ctx.store) if e["kind"] == kind]
+
+
+def step_state(ctx: Any, key: str = "alert") -> str:
+    return str(ctx.store.scalar("SELECT state FROM steps WHERE step_key = ?", [key]))
+
+
+def post(webapp: Any, path: str, params: dict[str, str], *, query: str = "",
+         sign: bool = True) -> tuple[str, str]:
+    """A request as Twilio makes it, signed over the public URL (with its query)."""
+    from urllib.parse import urlencode
+    from wsgiref.util import setup_testing_defaults
+
+    from twilio.request_validator import RequestValidator
+    from twilio_stub import AUTH_TOKEN
+
+    body = urlencode(params).encode()
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": "POST", "PATH_INFO": path, "QUERY_STRING": query,
+        "CONTENT_TYPE": "application/x-www-form-urlencoded", "CONTENT_LENGTH": str(len(body)),
+        "wsgi.input": io.BytesIO(body), "wsgi.errors": io.StringIO(),
+    }
+    setup_testing_defaults(environ)
+    if sign:
+        url = PUBLIC + path + (f"?{query}" if query else "")
+        environ["HTTP_X_TWILIO_SIGNATURE"] = RequestValidator(AUTH_TOKEN).compute_signature(url, params)
+    seen: dict[str, str] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]]) -> None:
+        seen["status"] = status
+
+    text = b"".join(webapp(environ, start_response)).decode()
+    assert_no_secrets(text)
+    return seen["status"], text
+
+
+def press(webapp: Any, call: Any, digits: str, *, sign: bool = True) -> tuple[str, str]:
+    """The key press of a placed call, posted to the Gather's own action URL."""
+    (gather,) = parse_twiml(call.twiml).iter("Gather")
+    query = gather.get("action").split("?", 1)[1]
+    params = {"CallSid": call.sid, "AccountSid": ACCOUNT_SID, "From": FROM_NUMBER, "To": call.to,
+              "Digits": digits, "CallStatus": "in-progress", "Direction": "outbound-api"}
+    return post(webapp, KEY_PATH, params, query=query, sign=sign)
+
+
+def call_status(webapp: Any, call: Any, status: str) -> tuple[str, str]:
+    params = {"CallSid": call.sid, "AccountSid": ACCOUNT_SID, "From": FROM_NUMBER, "To": call.to,
+              "CallStatus": status, "Direction": "outbound-api", "CallDuration": "0"}
+    return post(webapp, "/twilio/voice/status", params)
+
+
+def test_a_call_follows_an_unacknowledged_text_and_says_nothing_identifying(
+    ctx: Any, clock: Any, settings: Any, phone: Any, twilio_stub: TwilioStub, calls_case: Any
+) -> None:
+    assert [r.to for r in twilio_stub.texts()] == [PROSECUTOR] and not twilio_stub.calls()
+    later(clock, ctx, phone, settings, minutes=4, seconds=59)
+    assert not twilio_stub.calls()
+    later(clock, ctx, phone, settings, seconds=1)
+    [call] = twilio_stub.calls()
+    assert call.to == PROSECUTOR and call.from_ == FROM_NUMBER
+    root = parse_twiml(call.twiml)
+    (gather,) = root.iter("Gather")
+    assert gather.get("numDigits") == "1" and gather.get("action").startswith(PUBLIC + KEY_PATH)
+    says = [s for s in root.iter("Say")]
+    assert all(s.get("language") == "nl-BE" for s in says)
+    spoken = " ".join(s.text or "" for s in gather.iter("Say"))
+    assert "R R, 2 0 2 6, 0 0 0 1" in spoken and "plus 3 2, 4 7 0" in spoken
+    assert_no_secrets(call.twiml)
+    [calling] = events(ctx, "step.calling")
+    assert calling["detail"]["reason"] == "text not acknowledged in time"
+    [placed] = events(ctx, "call.placed")
+    assert placed["detail"]["sid"] == call.sid and placed["detail"]["channel"] == "voice"
+    # ack_within counts from the call: the backup gets the text 15 minutes after it
+    later(clock, ctx, phone, settings, minutes=14, seconds=59)
+    assert [r.to for r in twilio_stub.texts()] == [PROSECUTOR]
+    later(clock, ctx, phone, settings, seconds=1)
+    assert [r.to for r in twilio_stub.texts()] == [PROSECUTOR, BACKUP]
+    assert len(twilio_stub.calls()) == 1  # the backup's own call waits its call_after
+
+
+def test_key_1_acknowledges_the_step_for_the_contacts_role(
+    ctx: Any, clock: Any, settings: Any, phone: Any, twilio_stub: TwilioStub, webapp: Any,
+    calls_case: Any
+) -> None:
+    later(clock, ctx, phone, settings, minutes=5)
+    [call] = twilio_stub.calls()
+    status, answer = press(webapp, call, "1")
+    assert status == "200 OK" and "Bevestigd" in answer and "<Hangup" in answer
+    assert step_state(ctx) == "acknowledged"
+    [ack] = events(ctx, "step.acknowledged")
+    assert ack["detail"]["via"] == "voice" and ack["actor"] == "Parket permanentie (fictief)"
+    [key] = events(ctx, "call.key")
+    assert key["detail"]["key"] == "1" and key["detail"]["result"] == "acknowledged"
+    later(clock, ctx, phone, settings, minutes=20)
+    assert [r.to for r in twilio_stub.texts()] == [PROSECUTOR] and len(twilio_stub.calls()) == 1
+
+
+def test_key_2_repeats_and_acknowledges_nothing(
+    ctx: Any, clock: Any, settings: Any, phone: Any, twilio_stub: TwilioStub, webapp: Any,
+    calls_case: Any
+) -> None:
+    later(clock, ctx, phone, settings, minutes=5)
+    [call] = twilio_stub.calls()
+    status, answer = press(webapp, call, "2")
+    assert status == "200 OK"
+    (gather,) = parse_twiml(answer).iter("Gather")
+    assert "Dringend bericht" in " ".join(s.text or "" for s in gather.iter("Say"))
+    assert step_state(ctx) == "active"
+    assert [e["detail"]["result"] for e in events(ctx, "call.key")] == ["repeated"]
+
+
+def test_no_key_acknowledges_nothing_and_the_chain_waits_out_ack_within(
+    ctx: Any, clock: Any, settings: Any, phone: Any, twilio_stub: TwilioStub, webapp: Any,
+    calls_case: Any
+) -> None:
+    later(clock, ctx, phone, settings, minutes=5)
+    [call] = twilio_stub.calls()
+    assert call_status(webapp, call, "completed")[1] == "updated\n"  # answered, hung up, no key
+    assert step_state(ctx) == "active"
+    [answered] = events(ctx, "call.answered")
+    assert answered["detail"]["status"] == "completed"
+    later(clock, ctx, phone, settings, minutes=15)
+    assert [r.to for r in twilio_stub.texts()] == [PROSECUTOR, BACKUP]
+
+
+def test_a_call_not_answered_moves_the_chain_on_at_once(
+    ctx: Any, clock: Any, settings: Any, phone: Any, twilio_stub: TwilioStub, webapp: Any,
+    calls_case: Any
+) -> None:
+    later(clock, ctx, phone, settings, minutes=5)
+    [call] = twilio_stub.calls()
+    assert call_status(webapp, call, "no-answer")[1] == "updated\n"
+    later(clock, ctx, phone, settings, seconds=1)
+    assert [r.to for r in twilio_stub.texts()] == [PROSECUTOR, BACKUP]
+    [moved] = events(ctx, "step.next_contact")
+    assert moved["detail"]["reason"] == "call not answered"
+    [missed] = events(ctx, "call.not_answered")
+    assert missed["detail"]["status"] == "no-answer"
+    msg = ctx.store.one("SELECT * FROM messages WHERE sid = ?", [call.sid])
+    assert (msg["state"], msg["error_text"]) == ("undelivered", "call no-answer")
+
+
+def test_a_forged_key_press_is_refused(
+    ctx: Any, clock: Any, settings: Any, phone: Any, twilio_stub: TwilioStub, webapp: Any,
+    calls_case: Any
+) -> None:
+    later(clock, ctx, phone, settings, minutes=5)
+    [call] = twilio_stub.calls()
+    status, _ = press(webapp, call, "1", sign=False)
+    assert status.startswith("403")
+    assert step_state(ctx) == "active" and not events(ctx, "call.key")
+
+
+def test_a_replayed_key_press_changes_nothing(
+    ctx: Any, clock: Any, settings: Any, phone: Any, twilio_stub: TwilioStub, webapp: Any,
+    calls_case: Any
+) -> None:
+    later(clock, ctx, phone, settings, minutes=5)
+    [call] = twilio_stub.calls()
+    press(webapp, call, "1")
+    later(clock, ctx, phone, settings, minutes=25)  # the next step for the same role waits
+    assert step_state(ctx, "later") == "active"
+    status, answer = press(webapp, call, "1")  # the same request again
+    assert status == "200 OK" and "al verwerkt" in answer
+    assert step_state(ctx, "later") == "active"
+    assert len(events(ctx, "step.acknowledged")) == 1
+    assert len(events(ctx, "call.key_duplicate")) == 1
+
+
+def test_a_call_interrupted_by_a_crash_is_placed_again_as_a_possible_duplicate(
+    ctx: Any, clock: Any, settings: Any, phone: Any, twilio_stub: TwilioStub, calls_case: Any
+) -> None:
+    from rapidresponse import dispatch, engine
+
+    clock.advance(minutes=5)
+    engine.expire_deadlines(ctx)
+    [claimed] = dispatch.claim(ctx, settings)  # ... and the process dies before calling
+    assert claimed["channel"] == "voice"
+    later(clock, ctx, phone, settings, seconds=settings.claim_seconds - 1)
+    assert not twilio_stub.calls()
+    later(clock, ctx, phone, settings, seconds=1)
+    [call] = twilio_stub.calls()
+    msg = ctx.store.one("SELECT * FROM messages WHERE id = ?", [claimed["id"]])
+    assert (msg["state"], msg["sid"], msg["possible_duplicate"]) == ("sent", call.sid, 1)
+    [reclaimed] = events(ctx, "call.reclaimed")
+    assert reclaimed["detail"]["possible_duplicate"] is True
+    [placed] = events(ctx, "call.placed")
+    assert placed["detail"]["possible_duplicate"] is True
+
+
+def test_no_call_after_the_case_is_resolved(
+    ctx: Any, clock: Any, settings: Any, phone: Any, twilio_stub: TwilioStub, calls_case: Any
+) -> None:
+    from rapidresponse import dispatch, engine
+
+    clock.advance(minutes=5)
+    engine.expire_deadlines(ctx)
+    dispatch.claim(ctx, settings)  # a call in the hands of a sender that dies ...
+    engine.resolve(ctx, calls_case.ref, "found")  # ... while the minor is found
+    later(clock, ctx, phone, settings, seconds=settings.claim_seconds, minutes=30)
+    assert not twilio_stub.calls()
+    assert [r.to for r in twilio_stub.texts()] == [PROSECUTOR, PROSECUTOR]  # alert, stand-down
+    assert events(ctx, "call.cancelled")
+
+
+def test_a_resolved_case_is_never_called_for(
+    ctx: Any, clock: Any, settings: Any, phone: Any, twilio_stub: TwilioStub, calls_case: Any
+) -> None:
+    from rapidresponse import engine
+
+    engine.resolve(ctx, calls_case.ref, "found")
+    later(clock, ctx, phone, settings, hours=1)
+    assert not twilio_stub.calls()
+
+
+def test_a_failed_number_moves_on_and_an_outage_is_retried(
+    ctx: Any, clock: Any, settings: Any, phone: Any, twilio_stub: TwilioStub, calls_case: Any
+) -> None:
+    twilio_stub.fail_call(PROSECUTOR, 20500, status=503)
+    later(clock, ctx, phone, settings, minutes=5)
+    assert not twilio_stub.calls() and events(ctx, "call.retry")
+    later(clock, ctx, phone, settings, minutes=1)
+    assert [c.to for c in twilio_stub.calls()] == [PROSECUTOR]
+    # the backup's number cannot be called at all: on to the coordinator at once
+    later(clock, ctx, phone, settings, minutes=15)
+    assert twilio_stub.texts()[-1].to == BACKUP
+    twilio_stub.fail_call(BACKUP, 21211)
+    later(clock, ctx, phone, settings, minutes=5)
+    [failed] = events(ctx, "call.failed")
+    assert failed["detail"]["error_code"] == "21211"
+    assert COORDINATOR in [t.to for t in twilio_stub.texts()[-2:]]
+
+
+def test_an_undelivered_text_is_followed_by_a_call_at_once(
+    ctx: Any, clock: Any, settings: Any, phone: Any, twilio_stub: TwilioStub, webapp: Any,
+    calls_case: Any
+) -> None:
+    [text] = twilio_stub.texts()
+    params = {"MessageSid": text.sid, "MessageStatus": "undelivered", "ErrorCode": "30003",
+              "AccountSid": ACCOUNT_SID, "To": PROSECUTOR}
+    assert post(webapp, "/twilio/status", params)[1] == "updated\n"
+    later(clock, ctx, phone, settings, seconds=1)
+    assert [c.to for c in twilio_stub.calls()] == [PROSECUTOR]
+    [calling] = events(ctx, "step.calling")
+    assert calling["detail"]["reason"] == "text not delivered"
+
+
+CALL_AT_ONCE = CALL_PLAYBOOK.replace('call_after = "5m"\n', "call = true\n")
+
+
+def test_call_true_calls_alongside_the_text_and_voice_false_is_only_texted(
+    app: Any, ctx: Any, clock: Any, settings: Any, phone: Any, twilio_stub: TwilioStub
+) -> None:
+    from dataclasses import replace
+
+    from conftest import register_minor, tick, use_playbook_text
+    from rapidresponse.contacts import load_contacts
+
+    contacts = app.home / "contacts.toml"
+    contacts.write_text(contacts.read_text(encoding="utf-8").replace(
+        '"+32 470 00 00 02" }', '"+32 470 00 00 02", voice = false }'), encoding="utf-8")
+    ctx = replace(ctx, contacts=load_contacts(contacts))
+    assert not ctx.contacts.callable("youth_prosecutor", BACKUP)
+    register_minor(ctx, app, playbook=use_playbook_text(app, "calls", CALL_AT_ONCE))
+    tick(ctx, phone, settings)
+    assert [c.to for c in twilio_stub.calls()] == [PROSECUTOR]
+    assert [t.to for t in twilio_stub.texts()] == [PROSECUTOR]
+    later(clock, ctx, phone, settings, minutes=15)
+    assert [t.to for t in twilio_stub.texts()] == [PROSECUTOR, BACKUP]
+    assert [c.to for c in twilio_stub.calls()] == [PROSECUTOR]  # the backup opted out
+
+
+def test_the_console_transport_shows_the_call(
+    app: Any, ctx: Any, clock: Any, settings: Any
+) -> None:
+    from conftest import register_minor, tick, use_playbook_text
+
+    out = io.StringIO()
+    console = ConsoleTransport(out)
+    register_minor(ctx, app, playbook=use_playbook_text(app, "calls", CALL_PLAYBOOK))
+    tick(ctx, console, settings)
+    clock.advance(minutes=5)
+    tick(ctx, console, settings)
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith(f"[sms console] to {PROSECUTOR}")
+    assert lines[1].startswith(f"[call console] to {PROSECUTOR}, says: Dringend bericht")
+    assert_no_secrets(out.getvalue())
+    [msg] = ctx.store.all("SELECT * FROM messages WHERE channel = 'voice'")
+    assert msg["state"] == "sent" and msg["transport"] == "console"
