@@ -22,7 +22,7 @@ from rapidresponse.contacts import Contacts
 from rapidresponse.engine import SYSTEM, Context
 from rapidresponse.receipts import apply_held_receipts, case_ref, event_kind, message_detail
 from rapidresponse.sms import PermanentSendError, SendError, Sent, TransientSendError, Transport
-from rapidresponse.states import MessageKind, MessageState
+from rapidresponse.states import Channel, MessageKind, MessageState
 from rapidresponse.store import Store
 from rapidresponse.timeutil import from_iso, to_iso
 
@@ -136,7 +136,7 @@ def send_claimed(
 
 def _deliver(transport: Transport, row: dict[str, Any]) -> Sent:
     """Send the text, or place the call, that a claimed row holds."""
-    if row.get("channel") == "voice":
+    if row.get("channel") == Channel.VOICE:
         if not hasattr(transport, "call"):
             raise PermanentSendError(f"the {transport.name} transport cannot place calls", "no-voice")
         return transport.call(row["to_number"], row["body"], row["id"])

@@ -27,6 +27,7 @@ from rapidresponse.states import (
     STOPPED_STEPS,
     UNSENT,
     CaseState,
+    Channel,
     MessageKind,
     MessageState,
     Phase,
@@ -428,7 +429,7 @@ def _queue_calls(
     for contact in callees:
         queue_message(
             ctx, case_id=case["id"], step_id=step_row["id"], kind=MessageKind.ALERT, role=role,
-            contact=contact, body=speech, round_=round_, position=position, channel="voice",
+            contact=contact, body=speech, round_=round_, position=position, channel=Channel.VOICE,
         )
     return callees
 
@@ -449,7 +450,7 @@ def _call_if_due(ctx: Context, case: dict[str, Any], step_row: dict[str, Any], r
     if step.call_after is None or step.ack_within is None:
         return False
     rows = _stage_messages(ctx, step_row)
-    if any(r["channel"] == "voice" for r in rows):
+    if any(r["channel"] == Channel.VOICE for r in rows):
         return False
     texted: dict[str, dict[str, Any]] = {}
     for row in rows:
@@ -480,7 +481,7 @@ def _stage_unreachable(rows: list[dict[str, Any]]) -> bool:
     for row in rows:
         by_number.setdefault(row["to_number"], []).append(row)
     for attempts in by_number.values():
-        calls = [r for r in attempts if r["channel"] == "voice"]
+        calls = [r for r in attempts if r["channel"] == Channel.VOICE]
         if not all(r["state"] in NOT_DELIVERED for r in (calls or attempts)):
             return False
     return bool(by_number)
@@ -561,7 +562,7 @@ def queue_message(
     body: str,
     round_: int = 0,
     position: int = 0,
-    channel: str = "sms",
+    channel: str = Channel.SMS,
 ) -> int:
     """A text (or, with channel 'voice', a call saying `body`) into the outbox."""
     now = to_iso(ctx.clock.now())
@@ -697,7 +698,7 @@ def on_message_outcome(ctx: Context, message_id: int) -> None:
     if _stage_unreachable(rows):
         if _call_if_due(ctx, case, step_row, reason="text not delivered"):
             return
-        called = any(r["channel"] == "voice" for r in rows)
+        called = any(r["channel"] == Channel.VOICE for r in rows)
         _enter_stage(ctx, case, step_row, step_row["round"], 0,
                      reason="call not answered" if called else "message not delivered")
         return

@@ -11,7 +11,7 @@ from typing import Any
 
 from rapidresponse import audit, engine
 from rapidresponse.engine import SYSTEM, Context
-from rapidresponse.states import FINAL_MESSAGES, NOT_DELIVERED, MessageState
+from rapidresponse.states import FINAL_MESSAGES, NOT_DELIVERED, Channel, MessageState
 from rapidresponse.timeutil import to_iso
 from rapidresponse.voice import CALL_STATES
 
@@ -49,7 +49,7 @@ def message_detail(ctx: Context, row: dict[str, Any], transport: str | None = No
         "message": row["id"], "step": step_key, "role": row["role"], "contact": row["contact"],
         "to": row["to_number"], "body": row["body"], "transport": transport or row["transport"],
     }
-    if row.get("channel") == "voice":
+    if row.get("channel") == Channel.VOICE:
         detail["channel"] = "voice"
     return detail
 
@@ -60,7 +60,7 @@ _CALL_WORDS = {"sent": "placed", "delivered": "answered", "undelivered": "not_an
 
 def event_kind(row: dict[str, Any], what: str) -> str:
     """`sms.sent`, `call.placed`, `sms.retry`, `call.retry`…: a call's events say it is one."""
-    if row.get("channel") == "voice":
+    if row.get("channel") == Channel.VOICE:
         return f"call.{_CALL_WORDS.get(what, what)}"
     return f"sms.{what}"
 
@@ -78,14 +78,14 @@ def record_receipt(ctx: Context, sid: str, status: str, error_code: str | None =
         msg = ctx.store.one("SELECT * FROM messages WHERE sid = ?", [sid])
         if msg is None:
             return "unknown"
-        new = (CALL_STATES if msg["channel"] == "voice" else RECEIPT_STATES).get(status)
+        new = (CALL_STATES if msg["channel"] == Channel.VOICE else RECEIPT_STATES).get(status)
         if new is None:
             return "ignored"
         current = msg["state"]
         if current in FINAL_STATES or _RANK.get(new, 3) <= _RANK.get(current, 3):
             return "unchanged"
         error_text = None
-        if new in NOT_DELIVERED and msg["channel"] == "voice":
+        if new in NOT_DELIVERED and msg["channel"] == Channel.VOICE:
             error_text = f"call {status}"  # no-answer, busy, canceled, failed
         elif new in NOT_DELIVERED:
             error_text = DELIVERY_ERRORS.get(error_code or "", "not delivered")

@@ -36,6 +36,13 @@ class MessageKind(StrEnum):
     TEST = "test"
 
 
+class Channel(StrEnum):
+    """How an outbox row reaches its contact: a text, or a voice call that speaks its body."""
+
+    SMS = "sms"
+    VOICE = "voice"
+
+
 class MessageState(StrEnum):
     QUEUED = "queued"
     SENDING = "sending"

@@ -34,7 +34,7 @@ from rapidresponse.receipts import (
     message_detail,
     record_receipt,
 )
-from rapidresponse.states import RUNNING_STEPS, CaseState, sql
+from rapidresponse.states import RUNNING_STEPS, CaseState, Channel, sql
 from rapidresponse.store import Store, open_store
 from rapidresponse.timeutil import to_iso
 from rapidresponse.voice import (
@@ -101,7 +101,8 @@ def handle_key(ctx: Context, message_id: int, call_sid: str, digits: str, public
     """
     now = ctx.clock.now()
     with ctx.store.transaction():
-        msg = ctx.store.one("SELECT * FROM messages WHERE id = ? AND channel = 'voice'", [message_id])
+        msg = ctx.store.one("SELECT * FROM messages WHERE id = ? AND channel = ?",
+                            [message_id, Channel.VOICE])
         if msg is None or (msg["sid"] and msg["sid"] != call_sid):
             audit.append(ctx.store, at=now, kind="call.key_rejected", actor=SYSTEM,
                          detail={"message": message_id, "sid": call_sid,
