@@ -94,7 +94,9 @@ def test_the_message_table_rebuild_keeps_every_row_and_index(tmp_path: Path) -> 
 
     store = Store(path)
     try:
-        assert store.conn.execute("SELECT * FROM messages ORDER BY id").fetchall() == before
+        after = store.conn.execute("SELECT * FROM messages ORDER BY id").fetchall()
+        assert [row[:len(before[0])] for row in after] == before
+        assert {row[-1] for row in after} == {"sms"}  # m010: every old row was a text
         assert {r[0] for r in store.conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'messages'")} == indexes
         with pytest.raises(sqlite3.IntegrityError), store.transaction():
