@@ -43,7 +43,9 @@ INDICATORS: dict[str, str] = {**POLICE_CRITERIA, **EXPLOITATION_SIGNALS}
 FLAGS = ("worrying", "societal-necessity", "suspected-victim", "grade-high")
 
 PLACEMENTS = ("home", "foster", "institution", "other")
-PLACEMENT_WORDS = Vocabulary.of("placement", PLACEMENTS)
+PLACEMENT_WORDS = Vocabulary.of("placement", PLACEMENTS, aliases={
+    "thuis": "home", "pleeggezin": "foster", "voorziening": "institution", "andere": "other",
+})
 
 UNDER_13 = "under 13"
 

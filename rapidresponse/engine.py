@@ -20,6 +20,7 @@ from rapidresponse.clock import Clock
 from rapidresponse.contacts import Contact, Contacts
 from rapidresponse.errors import InputError
 from rapidresponse.playbooks import Playbook, Step, from_snapshot, render
+from rapidresponse.refs import case_ref
 from rapidresponse.states import (
     ACCEPTED,
     NOT_DELIVERED,
@@ -40,7 +41,11 @@ from rapidresponse.vocab import Vocabulary
 
 SYSTEM = "system"
 OUTCOMES = ("found", "returned", "withdrawn", "other")
-OUTCOME_WORDS = Vocabulary.of("outcome", OUTCOMES)
+#: Dutch as the field says it; never `teruggevonden` for a withdrawn report (domain.md).
+OUTCOME_WORDS = Vocabulary.of("outcome", OUTCOMES, aliases={
+    "gevonden": "found", "teruggevonden": "found", "teruggekeerd": "returned", "terug": "returned",
+    "ingetrokken": "withdrawn", "andere": "other", "ander": "other",
+})
 BATCH = 200
 
 
@@ -115,7 +120,7 @@ def register(
     with ctx.store.transaction():
         db = ctx.store.db
         seq = (ctx.store.scalar("SELECT MAX(seq) FROM cases WHERE year = ?", [year]) or 0) + 1
-        ref = f"RR-{year}-{seq:04d}"
+        ref = case_ref(year, seq)
         ack_code = _new_ack_code(ctx.store)
         earlier = earlier_episodes(ctx.store, person, missing_since)
         case_id = db["cases"].insert(

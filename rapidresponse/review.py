@@ -137,6 +137,11 @@ def list_cases(
     return listed, total
 
 
+def open_refs(store: Store) -> list[str]:
+    """The open cases' references, newest first: what a shell completes a CASE argument to."""
+    return [r["ref"] for r in store.all("SELECT ref FROM cases WHERE state = 'open' ORDER BY id DESC")]
+
+
 def status(
     store: Store, now: datetime, settings: Settings, contacts_problem: str | None = None
 ) -> dict[str, Any]:

@@ -161,7 +161,7 @@ def test_register_for_people_shows_reference_reasons_steps_and_warns_without_dae
     [
         ({"--birth-date": "2031-01-01"}, [], "birth date is after"),
         ({"--birth-date": "2000-01-01"}, [], "rapidresponse is for minors"),
-        ({"--birth-date": "02/03/2011"}, [], "--birth-date is not a date"),
+        ({"--birth-date": "31/02/2011"}, [], "--birth-date is not a date in the calendar"),
         ({"--missing-since": "in 2 hours"}, [], "is not a time"),
         ({"--missing-since": (datetime.now(UTC) + timedelta(hours=2)).isoformat()}, [], "in the future"),
         ({"--alias": "  "}, [], "--alias is empty"),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import sys
-from datetime import date
 from typing import Any
 
 import click
@@ -13,10 +12,14 @@ import click
 from rapidresponse import audit, review
 from rapidresponse.assessment import PLACEMENT_WORDS
 from rapidresponse.cli.common import (
+    CASE,
     TEXT,
     Env,
     VocabChoice,
     aligned,
+    complete_indicators,
+    complete_outcomes,
+    complete_roles,
     console,
     emit_json,
     fit,
@@ -28,18 +31,11 @@ from rapidresponse.cli.common import (
     zone_note,
 )
 from rapidresponse.errors import InputError, RapidResponseError
-from rapidresponse.timeutil import parse_when, to_iso
+from rapidresponse.timeutil import parse_date, read_when, to_iso
 
 #: How long a short command keeps retrying a rate-limited or failing send before leaving it
 #: queued for the daemon.
 CLI_RETRY_WINDOW = 30.0
-
-
-def _birth_date(value: str) -> date:
-    try:
-        return date.fromisoformat(value.strip())
-    except ValueError:
-        raise InputError("--birth-date is not a date: use YYYY-MM-DD") from None
 
 
 def _dispatch_now(env: Env) -> tuple[bool, str | None]:
@@ -90,13 +86,15 @@ def victim_options(fn: Any) -> Any:
 @click.command()
 @click.option("--alias", type=TEXT, required=True,
               help="The name the team uses for the minor (kept private).")
-@click.option("--birth-date", type=TEXT, required=True, help="YYYY-MM-DD.")
+@click.option("--birth-date", type=TEXT, required=True, help="Day first: 02/03/2011, or 2011-03-02.")
 @click.option("--missing-since", type=TEXT, required=True,
-              help="'now', '3h ago', '2026-11-28 14:05' (local) or ISO 8601.")
+              help="Local time: 'gisteren 22:00', 'today 14u05', '28/11/2026 14:05', '14:05',"
+              " '3h ago', or ISO 8601 with an offset.")
 @click.option("--last-seen", type=TEXT, required=True, help="Where the minor was last seen (kept private).")
 @click.option("--name", "full_name", type=TEXT, help="Full name (optional, kept private).")
 @click.option("--placement", type=VocabChoice(PLACEMENT_WORDS), default="home", show_default=True)
 @click.option("--indicator", "indicators", type=TEXT, multiple=True, metavar="NAME",
+              shell_complete=complete_indicators,
               help="A police criterion or exploitation signal; repeat. See 'rapidresponse indicators'.")
 @victim_options
 @click.option("--playbook", type=TEXT, help="Run this playbook instead of the one the assessment picks.")
@@ -111,12 +109,12 @@ def register(env: Env, alias: str, birth_date: str, missing_since: str, last_see
 
     app = env.app
     tz = app.contacts.timezone
-    person = engine.Person(alias=alias, birth_date=_birth_date(birth_date),
+    person = engine.Person(alias=alias, birth_date=parse_date(birth_date, "--birth-date"),
                            last_seen=last_seen, full_name=full_name)
-    missing = parse_when(missing_since, now=app.clock.now(), tz=tz, name="--missing-since")
+    missing = read_when(missing_since, now=app.clock.now(), tz=tz, name="--missing-since")
     chosen = app.playbook(playbook) if playbook else None
     registration = engine.register(
-        app.context(), person=person, missing_since=missing, playbook=chosen,
+        app.context(), person=person, missing_since=missing.moment, playbook=chosen,
         playbooks_for=app.playbook_for, placement=placement, indicators=indicators,
         suspected_victim=suspected_victim, societal_necessity=societal_necessity,
     )
@@ -126,6 +124,8 @@ def register(env: Env, alias: str, birth_date: str, missing_since: str, last_see
     sent = _sent_rows(env, registration.case_id)
     result = {
         "case": registration.ref,
+        "missing_since": to_iso(missing.moment),
+        "missing_since_read_as": missing.note,
         "worrying": registration.assessment.worrying,
         "grade": registration.assessment.grade,
         "flags": list(registration.assessment.flags),
@@ -169,6 +169,8 @@ def _render_registration(result: dict[str, Any], tz: Any) -> None:
     from rapidresponse import engine
 
     out = console()
+    if result["missing_since_read_as"]:
+        out.print(f"Note: {result['missing_since_read_as']}.")
     worrying = "WORRYING SITUATION" if result["worrying"] else "not (yet) worrying"
     out.print(f"[bold]{result['case']}[/] registered — {worrying}, grade {styled(result['grade'])}")
     out.print(f"Acknowledgement code: [bold]{result['ack_code']}[/]   playbook: {result['playbook']}")
@@ -198,10 +200,11 @@ def _render_registration(result: dict[str, Any], tz: Any) -> None:
 
 
 @click.command()
-@click.argument("case", type=TEXT)
+@click.argument("case", type=CASE)
 @click.option("--reason", type=TEXT, required=True,
               help="Why you re-assess (kept with the case; the log records that there is one).")
 @click.option("--indicator", "indicators", type=TEXT, multiple=True, metavar="NAME",
+              shell_complete=complete_indicators,
               help="A new indicator; repeat.")
 @victim_options
 @click.option("--keep-playbook", is_flag=True, help="Stay on the current playbook even if now worrying.")
@@ -244,8 +247,9 @@ def reassess(env: Env, case: str, reason: str, indicators: tuple[str, ...], susp
 
 
 @click.command()
-@click.argument("case", type=TEXT)
-@click.option("--role", type=TEXT, required=True, help="The role that acknowledges (e.g. youth_prosecutor).")
+@click.argument("case", type=CASE)
+@click.option("--role", type=TEXT, required=True, shell_complete=complete_roles,
+              help="The role that acknowledges (e.g. youth_prosecutor).")
 @click.option("--note", type=TEXT, help="Optional note (kept with the case, not in the log).")
 @json_option
 @pass_env
@@ -255,7 +259,7 @@ def ack(env: Env, case: str, role: str, note: str | None, as_json: bool) -> None
 
     role = env.app.contacts.role(role).key
     steps = engine.acknowledge(env.app.context(), case, role, via="cli", note=note)
-    ref = case.strip().upper()
+    ref = case
     if as_json:
         emit_json({"case": ref, "role": role, "acknowledged": steps})
     else:
@@ -263,8 +267,9 @@ def ack(env: Env, case: str, role: str, note: str | None, as_json: bool) -> None
 
 
 @click.command()
-@click.argument("case", type=TEXT)
-@click.option("--outcome", type=TEXT, required=True, help="found, returned, withdrawn or other.")
+@click.argument("case", type=CASE)
+@click.option("--outcome", type=TEXT, required=True, shell_complete=complete_outcomes,
+              help="found, returned, withdrawn or other (or in Dutch: gevonden, teruggekeerd, ingetrokken).")
 @click.option("--note", type=TEXT, help="Optional note (kept with the case, not in the log).")
 @json_option
 @pass_env
@@ -298,7 +303,7 @@ def resolve(env: Env, case: str, outcome: str, note: str | None, as_json: bool) 
 
 
 @click.command()
-@click.argument("case", type=TEXT)
+@click.argument("case", type=CASE)
 @click.argument("text", type=TEXT)
 @pass_env
 def note(env: Env, case: str, text: str) -> None:
@@ -306,7 +311,7 @@ def note(env: Env, case: str, text: str) -> None:
     from rapidresponse import engine
 
     engine.add_note(env.app.context(), case, text)
-    click.echo(f"Note added to {case.strip().upper()}.")
+    click.echo(f"Note added to {case}.")
 
 
 #: A screen's worth: beyond it the most urgent cases would scroll out of sight.
@@ -354,7 +359,7 @@ def cases_cmd(env: Env, limit: int, all_cases: bool, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("case", type=TEXT)
+@click.argument("case", type=CASE)
 @json_option
 @pass_env
 def show(env: Env, case: str, as_json: bool) -> None:
@@ -417,7 +422,7 @@ def _render_case(view: dict[str, Any], tz: Any) -> None:
 
 
 @click.command("log")
-@click.argument("case", type=TEXT, required=False)
+@click.argument("case", type=CASE, required=False)
 @click.option("--verify", is_flag=True,
               help="Recompute the hash chain, compare it with anchors, cross-check the cases table;"
               " exit 1 if anything differs.")
@@ -500,7 +505,7 @@ def log_cmd(env: Env, case: str | None, verify: bool, anchor: str | None, anchor
 
 
 @click.command()
-@click.argument("case", type=TEXT, required=False)
+@click.argument("case", type=CASE, required=False)
 @click.option("--resolved-before", type=TEXT, metavar="DURATION",
               help="Purge every case resolved longer ago than this (e.g. 90d).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
@@ -519,7 +524,7 @@ def purge(env: Env, case: str | None, resolved_before: str | None, yes: bool, as
     ctx = env.app.context()
     if case:
         if not yes and not as_json:
-            click.confirm(f"Erase the personal data of {case.strip().upper()}? This cannot be undone",
+            click.confirm(f"Erase the personal data of {case}? This cannot be undone",
                           abort=True, err=True)
         done = [retention.purge(ctx, case)]
     else:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import click
 
 from rapidresponse.config import CONTACTS_NAME, resolve_home, resolve_operator
+from rapidresponse.contacts import DEFAULT_TIMEZONE
 from rapidresponse.errors import InputError
 from rapidresponse.timeutil import from_iso
 from rapidresponse.vocab import Vocabulary
@@ -102,6 +105,89 @@ class VocabChoice(Utf8Text):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         text = super().convert(value, param, ctx)
         return self.vocabulary.pick(text, what=f"the value of {_label(param, ctx)}")
+
+
+class CaseRef(Utf8Text):
+    """A case reference, or its number: `ack 12` means RR-<this year>-0012.
+
+    Completes to the open cases' references in the shell.
+    """
+
+    name = "case"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from rapidresponse.refs import expand_ref
+
+        text = super().convert(value, param, ctx)
+        env = ctx.find_object(Env) if ctx is not None else None
+        tz = env.tz() if env is not None else ZoneInfo(DEFAULT_TIMEZONE)
+        return expand_ref(text, datetime.now(tz).year)
+
+    def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+        from click.shell_completion import CompletionItem
+
+        from rapidresponse.config import DB_NAME
+        from rapidresponse.review import open_refs
+        from rapidresponse.store import Store
+
+        path = _completion_home(ctx) / DB_NAME
+        if not path.exists():
+            return []
+        store = Store(path, migrate=False)
+        try:
+            refs = open_refs(store)
+        finally:
+            store.close()
+        wanted = incomplete.upper()
+        return [CompletionItem(ref) for ref in refs if ref.startswith(wanted)]
+
+
+#: The type of every CASE argument.
+CASE = CaseRef()
+
+
+def _completion_home(ctx: click.Context) -> Path:
+    """The home while the shell asks for completions: the group's callback has not run then."""
+    return resolve_home(ctx.find_root().params.get("home"))
+
+
+def complete_words(words: Callable[[click.Context], Iterable[str]]) -> Callable[..., list[Any]]:
+    """A shell_complete callback offering `words(ctx)` that start with what was typed."""
+
+    def complete(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+        from click.shell_completion import CompletionItem
+
+        try:
+            known = list(words(ctx))
+        except Exception:  # a broken home must not break the shell
+            return []
+        return [CompletionItem(w) for w in known if w.lower().startswith(incomplete.lower())]
+
+    return complete
+
+
+def _role_words(ctx: click.Context) -> Iterable[str]:
+    from rapidresponse import tomlfile
+
+    roles = tomlfile.load(_completion_home(ctx) / CONTACTS_NAME).get("roles", {})
+    return sorted(roles) if isinstance(roles, dict) else []
+
+
+def _indicator_words(ctx: click.Context) -> Iterable[str]:
+    from rapidresponse.assessment import INDICATORS
+
+    return INDICATORS
+
+
+def _outcome_words(ctx: click.Context) -> Iterable[str]:
+    from rapidresponse.engine import OUTCOME_WORDS
+
+    return OUTCOME_WORDS.words
+
+
+complete_roles = complete_words(_role_words)
+complete_indicators = complete_words(_indicator_words)
+complete_outcomes = complete_words(_outcome_words)
 
 
 def console() -> Any:
