@@ -17,7 +17,7 @@ from typing import Any
 from rapidresponse import audit
 from rapidresponse.assessment import PLACEMENT_WORDS, Assessment, assess
 from rapidresponse.clock import Clock
-from rapidresponse.contacts import Contact, Contacts
+from rapidresponse.contacts import Contact, Contacts, Role
 from rapidresponse.errors import InputError
 from rapidresponse.playbooks import Playbook, Step, from_snapshot, render
 from rapidresponse.refs import case_ref
@@ -745,8 +745,17 @@ def acknowledge(
     contact: str | None = None,
     note: str | None = None,
 ) -> list[str]:
-    """Stop the role's waiting steps for the case. Returns the step ids acknowledged."""
-    role = ctx.contacts.role(role).key
+    """Stop the role's waiting steps for the case. Returns the step ids acknowledged.
+
+    `contact` is who confirmed: the sender of an SMS reply (then also the event's actor), or the
+    contact an officer names when acknowledging for someone (`ack --contact`; the officer stays
+    the actor). The name must be one of the role's contacts; the log records it as `contact`.
+    """
+    role_obj = ctx.contacts.role(role)
+    role = role_obj.key
+    if contact is not None and via != "sms":
+        contact = contact_of(role_obj, contact)
+    actor = contact if via == "sms" and contact else ctx.actor
     now = ctx.clock.now()
     with ctx.store.transaction():
         case = get_case(ctx.store, ref)
@@ -762,17 +771,27 @@ def acknowledge(
                    by=contact or ctx.actor)
         for row in steps:
             waited = (now - from_iso(row["activated_at"])).total_seconds()
-            detail = {"step": row["step_key"], "role": role, "via": via,
+            detail = {"step": row["step_key"], "role": role, "via": via, "contact": contact,
                       "seconds_after_alert": round(waited, 3),
                       "note": _note(ctx, case["id"], "ack", note)}
             if row["state"] == StepState.EXHAUSTED:
                 detail["late"] = "after the whole chain was exhausted"
             audit.append(
-                ctx.store, at=now, kind="step.acknowledged", actor=contact or ctx.actor,
+                ctx.store, at=now, kind="step.acknowledged", actor=actor,
                 case=case["ref"], detail=detail,
             )
             acked.append(row["step_key"])
     return acked
+
+
+def contact_of(role: Role, name: str) -> str:
+    """The contact of `role` that `name` means (any case), or InputError naming the choices.
+
+    The typed name is never repeated: it may be the minor's, typed in the wrong place.
+    """
+    words = Vocabulary.of(f"contact of {role.key}", [c.name for c in role.contacts],
+                          listed_as="the contacts file has")
+    return words.pick(name, what="--contact")
 
 
 def _note(ctx: Context, case_id: int, kind: str, text: str | None) -> dict[str, Any] | None:

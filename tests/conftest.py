@@ -216,3 +216,53 @@ def use_playbook_text(app: App, name: str, text: str) -> Any:
     """Write a playbook into the home and load it, validated against the home's contacts."""
     write_playbook(app.home, name, text)
     return app.playbook(name)
+
+
+#: For the supervisor's views (timeline, report, export): a chain that escalates, one that is
+#: exhausted, one without acknowledgement, one overdue at registration, one after the return.
+REVIEW_PLAYBOOK = """\
+name = "review"
+title = "Review"
+
+[[steps]]
+id = "alert-prosecutor"
+at = "0m"
+role = "youth_prosecutor"
+notify = "first"
+message = "{case}: vermiste minderjarige. Bel {callback}. Antwoord ACK {ack}"
+ack_within = "15m"
+escalate_to = "coordinator"
+
+[[steps]]
+id = "alert-child-focus"
+at = "0m"
+role = "child_focus"
+notify = "first"
+message = "{case}: vermiste minderjarige. Bel {callback}. Antwoord ACK {ack}"
+ack_within = "15m"
+
+[[steps]]
+id = "inform-police"
+at = "0m"
+role = "police"
+notify = "all"
+message = "{case}: vermiste minderjarige. Coordinatie via {callback}."
+
+[[steps]]
+id = "check-missing"
+at = "1h"
+from = "missing"
+role = "coordinator"
+message = "{case}: {missing_for} vermist. Antwoord ACK {ack}"
+ack_within = "30m"
+
+[on_resolved]
+message = "{case}: zoekactie afgerond, opvolging loopt via {callback}."
+
+[[after_resolved]]
+id = "return-interview"
+at = "72h"
+role = "coordinator"
+message = "{case}: terugkeergesprek binnen 72u. Antwoord ACK {ack}"
+ack_within = "2h"
+"""

@@ -19,7 +19,7 @@ COMMAND_MODULES = {
     "register": "cases", "reassess": "cases", "ack": "cases", "resolve": "cases", "note": "cases",
     "cases": "cases", "show": "cases", "log": "cases", "report": "cases", "purge": "cases",
     "indicators": "cases", "contacts": "coordinator", "playbooks": "coordinator", "init": "ops",
-    "run": "ops", "status": "ops", "webhook": "webhook",
+    "run": "ops", "status": "ops", "webhook": "webhook", "timeline": "review",
 }
 
 #: Each command's short help, as its docstring's first sentence says it (a test keeps them equal),

@@ -250,20 +250,28 @@ def reassess(env: Env, case: str, reason: str, indicators: tuple[str, ...], susp
 @click.argument("case", type=CASE)
 @click.option("--role", type=TEXT, required=True, shell_complete=complete_roles,
               help="The role that acknowledges (e.g. youth_prosecutor).")
+@click.option("--contact", type=TEXT, metavar="NAME",
+              help="Who of the role confirmed (as in contacts.toml), when you acknowledge for them.")
 @click.option("--note", type=TEXT, help="Optional note (kept with the case, not in the log).")
 @json_option
 @pass_env
-def ack(env: Env, case: str, role: str, note: str | None, as_json: bool) -> None:
+def ack(env: Env, case: str, role: str, contact: str | None, note: str | None, as_json: bool) -> None:
     """Record that ROLE acknowledged the alerts of CASE: its escalation stops."""
+    from rich.markup import escape
+
     from rapidresponse import engine
 
-    role = env.app.contacts.role(role).key
-    steps = engine.acknowledge(env.app.context(), case, role, via="cli", note=note)
+    role_obj = env.app.contacts.role(role)
+    role = role_obj.key
+    if contact is not None:
+        contact = engine.contact_of(role_obj, contact)
+    steps = engine.acknowledge(env.app.context(), case, role, via="cli", contact=contact, note=note)
     ref = case
     if as_json:
-        emit_json({"case": ref, "role": role, "acknowledged": steps})
+        emit_json({"case": ref, "role": role, "contact": contact, "acknowledged": steps})
     else:
-        console().print(f"{ref}: {role} acknowledged {', '.join(steps)}.")
+        who = f" ({escape(contact)})" if contact else ""
+        console().print(f"{ref}: {role}{who} acknowledged {', '.join(steps)}.")
 
 
 @click.command()

@@ -1,0 +1,154 @@
+"""One case's story in order: who decided, who was texted, who confirmed, and how fast."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import REVIEW_PLAYBOOK, assert_no_secrets, register_minor, tick, use_playbook_text
+from rapidresponse.app import App
+from rapidresponse.cli import cli
+from rapidresponse.engine import Context, acknowledge, add_note, resolve
+from rapidresponse.errors import InputError
+from rapidresponse.timeline import timeline
+
+CF_BACKUP = "Child Focus backup (fictief)"
+
+
+def story_case(app: App, ctx: Context, clock: Any, transport: Any, settings: Any) -> str:
+    """Missing two hours before registration; prosecutor escalates to the coordinator, who acks
+    after 5 minutes; Child Focus's backup acknowledged by an officer after 4 minutes."""
+    playbook = use_playbook_text(app, "review", REVIEW_PLAYBOOK)
+    ref = register_minor(ctx, app, playbook=playbook, missing_since=clock.now() - timedelta(hours=2)).ref
+    tick(ctx, transport, settings)                      # t=0: four steps fire, texts out
+    clock.advance(minutes=4)
+    acknowledge(ctx, ref, "child_focus", via="cli", contact="child focus BACKUP (fictief)")
+    clock.advance(minutes=11)
+    tick(ctx, transport, settings)                      # t=15m: prosecutor's backup
+    clock.advance(minutes=15)
+    tick(ctx, transport, settings)                      # t=30m: escalated to the coordinator
+    clock.advance(minutes=5)
+    acknowledge(ctx, ref, "coordinator", via="cli")     # t=35m: both coordinator steps
+    add_note(ctx, ref, "Zorbalina gezien bij Kwikstaartplein")
+    clock.advance(minutes=25)
+    resolve(ctx, ref, "found")                          # t=60m
+    tick(ctx, transport, settings)
+    return ref
+
+
+@pytest.fixture
+def ref(app: App, ctx: Context, clock: Any, transport: Any, settings: Any) -> str:
+    return story_case(app, ctx, clock, transport, settings)
+
+
+def test_entries_are_in_log_order_with_elapsed_times(app: App, ref: str) -> None:
+    story = timeline(app.store, ref)
+    seqs = [e.seq for e in story.entries]
+    assert seqs == sorted(seqs)
+    first = story.entries[0]
+    assert first.kind == "case.registered" and first.since_registration_seconds == 0
+    assert first.since_missing_seconds == 2 * 3600
+    resolved = next(e for e in story.entries if e.kind == "case.resolved")
+    assert resolved.since_registration_seconds == 3600 and resolved.since_missing_seconds == 3 * 3600
+    assert "found" in resolved.what and "officer-test" in resolved.what
+
+
+def test_acknowledgements_name_the_contact_and_the_delay_since_their_alert(app: App, ref: str) -> None:
+    acks = [e for e in timeline(app.store, ref).entries if e.kind == "step.acknowledged"]
+    by_step = {e.step: e for e in acks}
+    child_focus = by_step["alert-child-focus"]
+    assert child_focus.contact == CF_BACKUP and child_focus.via == "cli"
+    assert child_focus.actor == "officer-test" and child_focus.delay_seconds == 240
+    # The coordinator answered the escalated prosecutor step 5 minutes after its own alert,
+    # and the check-missing step 35 minutes after it fired at registration.
+    escalated = by_step["alert-prosecutor"]
+    assert escalated.lane == "coordinator" and escalated.delay_seconds == 300
+    assert by_step["check-missing"].delay_seconds == 35 * 60
+
+
+def test_messages_carry_their_delivery_state_and_escalations_are_shown(app: App, ref: str) -> None:
+    story = timeline(app.store, ref)
+    alerts = [e for e in story.entries if e.kind == "message.alert"]
+    assert {e.lane for e in alerts} == {"youth_prosecutor", "child_focus", "police", "coordinator"}
+    assert all(e.state == "sent" for e in alerts)
+    kinds = [e.kind for e in story.entries]
+    moved = [e.step for e in story.entries if e.kind == "step.next_contact"]
+    assert moved == ["alert-prosecutor", "check-missing"] and kinds.count("step.escalated") == 1
+    assert "message.stand-down" in kinds
+    assert kinds.index("step.escalated") < kinds.index("case.resolved")
+
+
+def test_a_step_overdue_at_registration_is_not_late(app: App, ref: str) -> None:
+    due = {e.step: e for e in timeline(app.store, ref).entries if e.kind == "step.due"}
+    assert due["check-missing"].extra["late_seconds"] == 0 and "late" not in due["check-missing"].what
+
+
+def test_notes_appear_by_reference_only(app: App, ref: str) -> None:
+    story = timeline(app.store, ref)
+    note = next(e for e in story.entries if e.kind == "case.note")
+    assert note.what.startswith("note #") and isinstance(note.extra["note"], int)
+    assert_no_secrets(json.dumps(story.as_dict()))
+
+
+def test_an_exhausted_chain_shows(app: App, ctx: Context, clock: Any, transport: Any, settings: Any) -> None:
+    playbook = use_playbook_text(app, "review", REVIEW_PLAYBOOK)
+    ref = register_minor(ctx, app, playbook=playbook).ref
+    for _ in range(3):
+        tick(ctx, transport, settings)
+        clock.advance(minutes=15)
+    tick(ctx, transport, settings)
+    exhausted = [e for e in timeline(app.store, ref).entries if e.kind == "step.exhausted"]
+    assert [(e.step, e.since_registration_seconds) for e in exhausted] == [
+        ("alert-child-focus", 30 * 60), ("alert-prosecutor", 45 * 60)]
+
+
+def test_ack_contact_must_be_of_the_role(app: App, ctx: Context, transport: Any, settings: Any) -> None:
+    ref = register_minor(ctx, app, playbook=use_playbook_text(app, "review", REVIEW_PLAYBOOK)).ref
+    tick(ctx, transport, settings)
+    with pytest.raises(InputError, match="Child Focus wachtdienst") as err:
+        acknowledge(ctx, ref, "child_focus", via="cli", contact="Zorbalina")
+    assert "Zorbalina" not in str(err.value)
+    with pytest.raises(InputError):  # a contact of another role
+        acknowledge(ctx, ref, "child_focus", via="cli", contact="Parket permanentie (fictief)")
+    assert app.store.scalar("SELECT COUNT(*) FROM events WHERE kind = 'step.acknowledged'") == 0
+
+
+def test_ack_contact_from_the_cli_is_recorded(app: App, ctx: Context, transport: Any, settings: Any) -> None:
+    ref = register_minor(ctx, app, playbook=use_playbook_text(app, "review", REVIEW_PLAYBOOK)).ref
+    tick(ctx, transport, settings)
+    app.close()
+    runner = CliRunner()
+    bad = runner.invoke(cli, ["--home", str(app.home), "ack", ref, "--role", "child_focus",
+                              "--contact", "Zorbalina"])
+    assert bad.exit_code == 2 and "Zorbalina" not in bad.output
+    done = runner.invoke(cli, ["--home", str(app.home), "ack", ref, "--role", "child_focus",
+                               "--contact", CF_BACKUP.upper(), "--json"])
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["contact"] == CF_BACKUP
+    log = json.loads(runner.invoke(cli, ["--home", str(app.home), "log", ref, "--json"]).stdout)
+    [ack] = [e for e in log if e["kind"] == "step.acknowledged"]
+    assert ack["detail"]["contact"] == CF_BACKUP and ack["actor"] == "officer-test"
+
+
+def test_the_timeline_command(app: App, ref: str) -> None:
+    app.close()
+    runner = CliRunner()
+    text = runner.invoke(cli, ["--home", str(app.home), "timeline", ref.lower()])
+    assert text.exit_code == 0, text.output
+    assert "registered by officer-test" in text.output and CF_BACKUP in text.output
+    assert "+2h" in text.output and "15:00:00" in text.output  # 13:00 UTC is 14:00 in Brussels; +1h
+    assert_no_secrets(text.output)
+    as_json = json.loads(runner.invoke(cli, ["--home", str(app.home), "timeline", ref, "--json"]).stdout)
+    assert as_json["case"] == ref and as_json["entries"][0]["kind"] == "case.registered"
+    unknown = runner.invoke(cli, ["--home", str(app.home), "timeline", "RR-2026-0999"])
+    assert unknown.exit_code == 2
+
+
+def test_the_timeline_reads_the_case_through_its_index(app: App, ref: str) -> None:
+    plan = app.store.all("EXPLAIN QUERY PLAN SELECT seq, at, actor, kind, detail FROM events"
+                         " WHERE case_ref = ? ORDER BY seq", [ref])
+    assert any("events_case" in row["detail"] for row in plan), plan
