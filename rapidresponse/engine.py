@@ -747,15 +747,16 @@ def acknowledge(
 ) -> list[str]:
     """Stop the role's waiting steps for the case. Returns the step ids acknowledged.
 
-    `contact` is who confirmed: the sender of an SMS reply (then also the event's actor), or the
-    contact an officer names when acknowledging for someone (`ack --contact`; the officer stays
-    the actor). The name must be one of the role's contacts; the log records it as `contact`.
+    `contact` is who confirmed: the sender of an SMS reply or a key press (then also the event's
+    actor), or the contact an officer names when acknowledging for someone (`ack --contact`; the
+    officer stays the actor; the name must be one of the role's contacts). The log records it as
+    `contact`.
     """
     role_obj = ctx.contacts.role(role)
     role = role_obj.key
-    if contact is not None and via != "sms":
+    if contact is not None and via == "cli":
         contact = contact_of(role_obj, contact)
-    actor = contact if via == "sms" and contact else ctx.actor
+    actor = ctx.actor if via == "cli" or not contact else contact
     now = ctx.clock.now()
     with ctx.store.transaction():
         case = get_case(ctx.store, ref)

@@ -148,11 +148,11 @@ class _Builder:
 
     def _step_acknowledged(self, entry: Entry, d: dict[str, Any]) -> None:
         via = d.get("via")
-        contact = d.get("contact") or (entry.actor if via == "sms" else None)
+        contact = d.get("contact") or (entry.actor if via != "cli" else None)
         entry.contact, entry.via = contact, via
         entry.delay_seconds = self.clock.delay(self.ref, d.get("step") or "", d.get("role") or "", entry.at)
         who = f" ({contact})" if contact else ""
-        by = f", recorded by {entry.actor}" if via != "sms" else ""
+        by = f", recorded by {entry.actor}" if via == "cli" else ""
         entry.what = f"{d.get('step')} acknowledged by {d.get('role')}{who} via {via}{by}"
         if d.get("late"):
             entry.what += ", after the chain was exhausted"

@@ -40,6 +40,8 @@ SHORT_HELP = {
     "resolve": "Close CASE: cancel pending steps, stand everyone down, start the after-return steps.",
     "run": "Run the daemon: fire steps on time, escalate, retry, until SIGINT/SIGTERM.",
     "show": "Show CASE: details, assessment, and the live step timeline.",
+    "timeline": "The story of CASE in order: judgements, texts and their delivery, acknowledgements"
+                " and how fast, escalations, decisions, resolution, follow-ups.",
     "status": "Is the daemon alive, and does anything need a human? Exit 1 when something does.",
     "webhook": "Serve POST /twilio/status and /twilio/inbound (signed by Twilio) until Ctrl-C.",
 }
