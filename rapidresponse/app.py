@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # loaded where used: a command that only reads a case needs n
 WORRYING_PLAYBOOK = "worrying-situation"
 LAST_GOOD_CONTACTS = "contacts.last-good.toml"
 DEFAULT_PLAYBOOK = "missing-minor"
+PROSECUTOR = "youth_prosecutor"
 
 
 @dataclass
@@ -100,7 +101,17 @@ class App:
         return load_playbook(self.playbooks_dir, name, self.contacts.roles)
 
     def playbook_for(self, assessment: Assessment) -> Playbook:
-        return self.playbook(WORRYING_PLAYBOOK if assessment.worrying else DEFAULT_PLAYBOOK)
+        playbook = self.playbook(WORRYING_PLAYBOOK if assessment.worrying else DEFAULT_PLAYBOOK)
+        if assessment.alarming and not any(
+            s.role == PROSECUTOR and s.applies(assessment.flags) for s in playbook.steps
+        ):
+            # A playbook from before the two judgements: an alarming disappearance (e.g. under 13)
+            # is no longer "worrying", and an old missing-minor playbook never alerts the parket.
+            self.warnings.append(
+                f"playbook {playbook.name} alerts no {PROSECUTOR} for this alarming disappearance:"
+                " phone the parket, and update the playbook from the shipped one (README, Deciding)"
+            )
+        return playbook
 
     def playbooks(self) -> list[Playbook]:
         from rapidresponse.playbooks import load_all

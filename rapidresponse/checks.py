@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from rapidresponse import tomlfile
-from rapidresponse.assessment import INDICATORS, assess
+from rapidresponse.assessment import GRADE_WORDS, INDICATORS, NECESSITY_VALUES, assess, case_flags
 from rapidresponse.contacts import Contacts, is_mobile, parse_contacts
 from rapidresponse.errors import InputError
 from rapidresponse.playbooks import Playbook, Step, render, validate_playbook, when_holds
@@ -60,9 +60,9 @@ class Outcomes:
 def assessment_outcomes() -> Outcomes:
     """Ask the assessment model itself, over every officer's input that can matter.
 
-    Any three indicators at once (rules count up to "two or more"), with or without a stated
-    suspicion and each societal-necessity statement, under and over 13: so a contradiction is
-    whatever the rules can never produce, not a list of names kept here.
+    Any three indicators at once (rules count up to "two or more"), with a stated, lowered or no
+    stated suspicion, under and over 13, and each decision on societal necessity: so a
+    contradiction is whatever the rules can never produce, not a list of names kept here.
     """
     missing = date(2026, 6, 1)
     flag_sets: set[frozenset[str]] = set()
@@ -70,13 +70,14 @@ def assessment_outcomes() -> Outcomes:
     names = list(INDICATORS)
     for size in range(4):
         for chosen in itertools.combinations(names, size):
-            for birth, suspected, necessity in itertools.product(
-                (date(2016, 1, 1), date(2010, 1, 1)), (False, True), (None, True, False)
+            for birth, suspected in itertools.product(
+                (date(2016, 1, 1), date(2010, 1, 1)), (None, False, True)
             ):
                 result = assess(birth_date=birth, missing_day=missing, indicators=chosen,
-                                suspected_victim=suspected, societal_necessity=necessity)
-                flag_sets.add(frozenset(result.flags))
-                grades.setdefault(result.grade)
+                                suspected_victim=suspected, lowering_reason="any")
+                for necessity in NECESSITY_VALUES:
+                    flag_sets.add(frozenset(case_flags(result.flags, necessity)))
+                grades.setdefault(GRADE_WORDS[result.grade])
     return Outcomes(frozenset(flag_sets), tuple(grades))
 
 

@@ -15,7 +15,14 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from rapidresponse import audit
-from rapidresponse.assessment import PLACEMENT_WORDS, Assessment, assess
+from rapidresponse.assessment import (
+    GRADE_WORDS,
+    PLACEMENT_WORDS,
+    Assessment,
+    assess,
+    case_flags,
+    check_decision,
+)
 from rapidresponse.clock import Clock
 from rapidresponse.contacts import Contact, Contacts, Role
 from rapidresponse.errors import InputError
@@ -92,13 +99,17 @@ def register(
     playbooks_for: Any = None,
     placement: str = "home",
     indicators: tuple[str, ...] = (),
-    suspected_victim: bool = False,
-    societal_necessity: bool | None = None,
+    suspected_victim: bool | None = None,
+    societal_necessity: str = "undecided",
+    reason: str | None = None,
+    new_episode: bool = False,
 ) -> Registration:
     """Write the case, its person, its assessment and its planned steps in one transaction.
 
     `playbooks_for(assessment)` picks the playbook when none is given, so the choice can follow
-    the assessment (worrying-situation or missing-minor).
+    the assessment (worrying-situation or missing-minor). `reason` says why the officer decided
+    on societal necessity or lowered a suspicion the signals raised; it is kept as a note.
+    A minor who already has an open case is refused unless `new_episode`.
     """
     now = ctx.clock.now()
     _check_person(person)
@@ -110,15 +121,20 @@ def register(
         birth_date=person.birth_date,
         missing_day=missing_since.astimezone(tz).date(),
         indicators=indicators,
+        placement=placement,
         suspected_victim=suspected_victim,
-        societal_necessity=societal_necessity,
+        lowering_reason=reason,
     )
+    necessity = check_decision(societal_necessity, reason)
+    flags = case_flags(result.flags, necessity)
     if playbook is None:
         playbook = playbooks_for(result)
     assert playbook is not None
     year = now.astimezone(tz).year
     with ctx.store.transaction():
         db = ctx.store.db
+        if not new_episode:
+            refuse_second_open_case(ctx.store, person)
         seq = (ctx.store.scalar("SELECT MAX(seq) FROM cases WHERE year = ?", [year]) or 0) + 1
         ref = case_ref(year, seq)
         ack_code = _new_ack_code(ctx.store)
@@ -128,10 +144,12 @@ def register(
                 "ref": ref, "year": year, "seq": seq, "state": CaseState.OPEN,
                 "registered_at": to_iso(now), "registered_by": ctx.actor,
                 "missing_since": to_iso(missing_since), "age": result.age,
-                "placement": placement, "worrying": int(result.worrying),
+                "placement": placement, "alarming": int(result.alarming),
+                "worrying": int(result.worrying),
                 "suspected_victim": int(result.suspected_victim),
-                "societal_necessity": int(result.societal_necessity), "grade": result.grade,
-                "flags": dumps(list(result.flags)), "indicators": dumps(list(result.indicators)),
+                "victim_judgement": result.victim_judgement,
+                "societal_necessity": necessity, "grade": result.grade,
+                "flags": dumps(list(flags)), "indicators": dumps(list(result.indicators)),
                 "reasons": dumps(list(result.reasons)), "playbook": playbook.name,
                 "playbook_snapshot": playbook.snapshot, "playbook_hash": playbook.digest,
                 "ack_code": ack_code,
@@ -154,13 +172,33 @@ def register(
                 "earlier_episodes": earlier,
             },
         )
+        why = _note(ctx, int(case_id), "register", reason) if reason and reason.strip() else None
         audit.append(
             ctx.store, at=now, kind="case.assessed", actor=ctx.actor, case=ref,
-            detail=result.as_dict(),
+            detail={**result.as_dict(), "flags": list(flags),
+                    **({"why": why} if result.victim_judgement == "lowered" else {})},
         )
-        steps = _plan(ctx, case_id, ref, playbook, result.flags, Phase.MAIN,
+        if necessity != "undecided":
+            record_decision(ctx, int(case_id), ref, necessity, why)
+        steps = _plan(ctx, case_id, ref, playbook, flags, Phase.MAIN,
                       {"registered": now, "missing": missing_since})
     return Registration(ref, int(case_id), result, playbook, ack_code, steps, earlier)
+
+
+def record_decision(
+    ctx: Context, case_id: int, ref: str, necessity: str, why: dict[str, Any] | None
+) -> None:
+    """Who decided on societal necessity, and when; the reason is a note, the log has its id."""
+    now = ctx.clock.now()
+    ctx.store.conn.execute(
+        "UPDATE cases SET societal_necessity = ?, necessity_decided_by = ?, necessity_decided_at = ?"
+        " WHERE id = ?",
+        [necessity, ctx.actor, to_iso(now), case_id],
+    )
+    audit.append(
+        ctx.store, at=now, kind="case.decided", actor=ctx.actor, case=ref,
+        detail={"societal_necessity": necessity, "why": why},
+    )
 
 
 EPISODE_WINDOW = timedelta(days=30)
@@ -172,13 +210,39 @@ def earlier_episodes(store: Store, person: Person, missing_since: datetime) -> l
 
     Three or more episodes in 30 days call for a multi-agency meeting (domain.md).
     """
+    same, params = same_minor(person)
     rows = store.all(
-        "SELECT c.ref FROM cases c JOIN persons p ON p.case_id = c.id"
-        " WHERE p.birth_date = ? AND lower(trim(p.alias)) = lower(trim(?)) AND c.missing_since >= ?"
-        " ORDER BY c.id",
-        [person.birth_date.isoformat(), person.alias, to_iso(missing_since - EPISODE_WINDOW)],
+        f"SELECT c.ref FROM cases c JOIN persons p ON p.case_id = c.id WHERE {same}"
+        " AND c.missing_since >= ? ORDER BY c.id",
+        [*params, to_iso(missing_since - EPISODE_WINDOW)],
     )
     return [row["ref"] for row in rows]
+
+
+def same_minor(person: Person) -> tuple[str, list[Any]]:
+    """The rule for "the same minor", as SQL on `persons p`: the same alias (case and spaces
+    around it aside) and birth date. One place, so profiles can extend it."""
+    return (
+        "p.birth_date = ? AND lower(trim(p.alias)) = lower(trim(?))",
+        [person.birth_date.isoformat(), person.alias],
+    )
+
+
+def refuse_second_open_case(store: Store, person: Person) -> None:
+    """One open case per minor: a second officer registering the same child is told which
+    case is open (by reference, never the minor). Call inside the registering transaction, so
+    two concurrent registrations cannot both pass."""
+    same, params = same_minor(person)
+    ref = store.scalar(
+        f"SELECT c.ref FROM cases c JOIN persons p ON p.case_id = c.id WHERE {same}"
+        " AND c.state = 'open' ORDER BY c.id LIMIT 1",
+        params,
+    )
+    if ref:
+        raise InputError(
+            f"this minor already has an open case, {ref}: add to it (reassess, note), or"
+            " register with --new-episode if this is truly a new episode"
+        )
 
 
 def _check_person(person: Person) -> None:
@@ -284,7 +348,7 @@ def template_values(ctx: Context, case: dict[str, Any], role: str) -> dict[str, 
     role_obj = ctx.contacts.roles.get(role)
     return {
         "case": case["ref"],
-        "grade": case["grade"],
+        "grade": GRADE_WORDS.get(case["grade"], case["grade"]),
         "age": case["age"],
         "ack": case["ack_code"],
         "callback": ctx.contacts.callback_display,

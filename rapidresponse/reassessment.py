@@ -1,9 +1,12 @@
 """Re-assessment: signals surface after the first hour; the case follows, and the log says why.
 
 Indicators only accumulate and a suspicion of victimhood, once stated, stays: a re-assessment
-can raise the response, never quietly lower it. A case that becomes worrying moves to the
-playbook for worrying cases (its pending steps cancelled, the new ones planned from now); a case
-that stays on its playbook gets the steps whose `when` flags now hold.
+raises the response, and lowers it only when the officer says so with a reason
+(`--no-suspected-victim`). A case that becomes worrying moves to the playbook for worrying
+cases (its pending steps cancelled, the new ones planned from now); a case that stays on its
+playbook follows its flags (`follow_flags`): steps whose `when` now holds are planned from this
+moment, steps whose `when` no longer holds are cancelled. A decision on societal necessity
+follows the same rule.
 """
 
 from __future__ import annotations
@@ -15,20 +18,20 @@ from datetime import date
 from typing import Any
 
 from rapidresponse import audit
-from rapidresponse.assessment import Assessment, assess
+from rapidresponse.assessment import Assessment, assess, case_flags
 from rapidresponse.engine import (
-    SYSTEM,
     Context,
     _keep_snapshot,
     _note,
     _plan,
     case_playbook,
     get_case,
+    step_definition,
     stop_chain,
 )
 from rapidresponse.errors import InputError
 from rapidresponse.playbooks import Playbook
-from rapidresponse.states import RUNNING_STEPS, CaseState, Phase, sql
+from rapidresponse.states import RUNNING_STEPS, CaseState, Phase, StepState, sql
 from rapidresponse.store import dumps
 from rapidresponse.timeutil import from_iso
 
@@ -38,6 +41,7 @@ class Reassessment:
     ref: str
     before: dict[str, Any]
     after: Assessment
+    flags: tuple[str, ...] = ()
     playbook_changed: str | None = None
     cancelled: list[str] = field(default_factory=list)
     planned: list[dict[str, Any]] = field(default_factory=list)
@@ -50,8 +54,7 @@ def reassess(
     reason: str,
     playbook_for: Callable[[Assessment], Playbook],
     indicators: tuple[str, ...] = (),
-    suspected_victim: bool = False,
-    societal_necessity: bool | None = None,
+    suspected_victim: bool | None = None,
     keep_playbook: bool = False,
 ) -> Reassessment:
     if not reason.strip():
@@ -61,50 +64,110 @@ def reassess(
     if case["state"] != CaseState.OPEN:
         raise InputError(f"case {case['ref']} is {case['state']}: only open cases are re-assessed")
     birth = ctx.store.scalar("SELECT birth_date FROM persons WHERE case_id = ?", [case["id"]])
+    known = tuple(json.loads(case["indicators"]))
     result = assess(
         birth_date=date.fromisoformat(birth),
         missing_day=from_iso(case["missing_since"]).astimezone(ctx.contacts.timezone).date(),
-        indicators=(*json.loads(case["indicators"]), *indicators),
-        suspected_victim=suspected_victim or bool(case["suspected_victim"]),
-        societal_necessity=societal_necessity,
+        indicators=(*known, *indicators),
+        placement=case["placement"],
+        suspected_victim=_standing_judgement(case, suspected_victim, set(indicators) - set(known)),
+        lowering_reason=reason,
     )
+    flags = case_flags(result.flags, case["societal_necessity"])
     target = None if keep_playbook or not result.worrying or case["worrying"] else playbook_for(result)
     current = case_playbook(case)
-    before = {"worrying": bool(case["worrying"]), "grade": case["grade"],
-              "flags": json.loads(case["flags"])}
-    outcome = Reassessment(case["ref"], before, result)
+    before = {"alarming": bool(case["alarming"]), "worrying": bool(case["worrying"]),
+              "grade": case["grade"], "flags": json.loads(case["flags"])}
+    outcome = Reassessment(case["ref"], before, result, flags)
     with ctx.store.transaction():
         if get_case(ctx.store, ref)["state"] != CaseState.OPEN:
             raise InputError(f"case {case['ref']} was closed meanwhile")
         ctx.store.conn.execute(
-            "UPDATE cases SET worrying = ?, suspected_victim = ?, societal_necessity = ?, grade = ?,"
-            " flags = ?, indicators = ?, reasons = ? WHERE id = ?",
-            [int(result.worrying), int(result.suspected_victim), int(result.societal_necessity),
-             result.grade, dumps(list(result.flags)), dumps(list(result.indicators)),
-             dumps(list(result.reasons)), case["id"]],
+            "UPDATE cases SET alarming = ?, worrying = ?, suspected_victim = ?, victim_judgement = ?,"
+            " grade = ?, flags = ?, indicators = ?, reasons = ? WHERE id = ?",
+            [int(result.alarming), int(result.worrying), int(result.suspected_victim),
+             result.victim_judgement, result.grade, dumps(list(flags)),
+             dumps(list(result.indicators)), dumps(list(result.reasons)), case["id"]],
         )
         audit.append(
             ctx.store, at=now, kind="case.assessed", actor=ctx.actor, case=case["ref"],
-            detail={**result.as_dict(), "reassessment": True, "before": before,
-                    "why": _note(ctx, case["id"], "reassess", reason)},
+            detail={**result.as_dict(), "flags": list(flags), "reassessment": True,
+                    "before": before, "why": _note(ctx, case["id"], "reassess", reason)},
         )
         if target is not None and target.name != current.name:
             outcome.playbook_changed = target.name
-            outcome.cancelled, outcome.planned = _move_to(ctx, case, target, result)
+            outcome.cancelled, outcome.planned = _move_to(ctx, case, target, flags)
         else:
-            existing = {r["step_key"] for r in ctx.store.all(
-                "SELECT step_key FROM steps WHERE case_id = ? AND phase = ?", [case["id"], Phase.MAIN])}
-            outcome.planned = _plan(
-                ctx, case["id"], case["ref"], current, result.flags, Phase.MAIN,
-                {"registered": from_iso(case["registered_at"]),
-                 "missing": from_iso(case["missing_since"])},
-                skip=existing,
-            )
+            outcome.cancelled, outcome.planned = follow_flags(ctx, case, flags)
     return outcome
 
 
+def _standing_judgement(
+    case: dict[str, Any], said: bool | None, new_indicators: set[str]
+) -> bool | None:
+    """What the officer said now, else what was said before: a stated suspicion stays; a
+    lowered one stays lowered until new signals come in."""
+    if said is not None:
+        return said
+    if case["victim_judgement"] == "stated":
+        return True
+    if case["victim_judgement"] == "lowered" and not new_indicators:
+        return False
+    return None
+
+
+def follow_flags(
+    ctx: Context, case: dict[str, Any], flags: tuple[str, ...]
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """The case's steps follow its flags, from this moment. Call inside a transaction.
+
+    A step whose `when` no longer holds and has not finished is cancelled; a step whose `when`
+    now holds and that the case does not have yet is planned from now (steps timed from the
+    disappearance keep that base). One rule for re-assessments and decisions alike.
+    """
+    now = ctx.clock.now()
+    playbook = case_playbook(case)
+    rows = ctx.store.all(
+        "SELECT * FROM steps WHERE case_id = ? AND phase = ? AND playbook_hash = ?"
+        " ORDER BY generation",
+        [case["id"], Phase.MAIN, case["playbook_hash"]],
+    )
+    latest = {r["step_key"]: r for r in rows}  # the last row of each step
+    stale = [r for r in latest.values() if r["state"] in RUNNING_STEPS
+             and not step_definition(ctx.store, r).applies(flags)]
+    cancelled = cancel_steps(ctx, case, stale, "its flags no longer hold")
+    wanted = [s.id for s in playbook.steps if s.applies(flags)
+              and (s.id not in latest or latest[s.id]["state"] == StepState.CANCELLED)]
+    if not wanted:
+        return cancelled, []
+    generation = ctx.store.scalar(
+        "SELECT COALESCE(MAX(generation), 0) FROM steps WHERE case_id = ?", [case["id"]]
+    )
+    if any(key in latest for key in wanted):
+        generation += 1  # a step cancelled earlier is wanted again: a new row
+    planned = _plan(
+        ctx, case["id"], case["ref"], playbook, flags, Phase.MAIN,
+        {"registered": now, "missing": from_iso(case["missing_since"])},
+        skip={s.id for s in playbook.steps if s.id not in wanted},
+        generation=generation,
+    )
+    return cancelled, planned
+
+
+def cancel_steps(
+    ctx: Context, case: dict[str, Any], rows: list[dict[str, Any]], why: str
+) -> list[str]:
+    """Stop these running steps (and their queued texts), logged with why."""
+    if not rows:
+        return []
+    keys = [r["step_key"] for r in stop_chain(ctx, case["id"], steps=rows, by=ctx.actor)]
+    audit.append(ctx.store, at=ctx.clock.now(), kind="steps.cancelled", actor=ctx.actor,
+                 case=case["ref"], detail={"steps": keys, "why": why})
+    return keys
+
+
 def _move_to(
-    ctx: Context, case: dict[str, Any], target: Playbook, result: Assessment
+    ctx: Context, case: dict[str, Any], target: Playbook, flags: tuple[str, ...]
 ) -> tuple[list[str], list[dict[str, Any]]]:
     """Cancel what the old playbook still had to do; plan the new one from this moment."""
     now = ctx.clock.now()
@@ -112,7 +175,7 @@ def _move_to(
         f"SELECT * FROM steps WHERE case_id = ? AND state IN {sql(RUNNING_STEPS)} ORDER BY id",
         [case["id"]],
     )
-    cancelled = [r["step_key"] for r in stop_chain(ctx, case["id"], steps=running, by=SYSTEM)]
+    cancelled = cancel_steps(ctx, case, running, f"the case moves to playbook {target.name}")
     _keep_snapshot(ctx.store, target)
     ctx.store.conn.execute(
         "UPDATE cases SET playbook = ?, playbook_snapshot = ?, playbook_hash = ? WHERE id = ?",
@@ -126,7 +189,7 @@ def _move_to(
     generation = ctx.store.scalar(
         "SELECT COALESCE(MAX(generation), 0) + 1 FROM steps WHERE case_id = ?", [case["id"]]
     )
-    planned = _plan(ctx, case["id"], case["ref"], target, result.flags, Phase.MAIN,
+    planned = _plan(ctx, case["id"], case["ref"], target, flags, Phase.MAIN,
                     {"registered": now, "missing": from_iso(case["missing_since"])},
                     generation=generation)
     return cancelled, planned

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from rapidresponse import audit
+from rapidresponse.assessment import KINDS, POLICE_CRITERION, RED_FLAG, RISK_FACTOR, UNDECIDED_FLAG
 from rapidresponse.config import Settings
 from rapidresponse.store import Store
 from rapidresponse.timeutil import from_iso, to_iso
@@ -21,17 +22,28 @@ def case_summary(case: dict[str, Any]) -> dict[str, Any]:
         "missing_since": case["missing_since"],
         "age": case["age"],
         "placement": case["placement"],
+        "alarming": bool(case["alarming"]),
         "worrying": bool(case["worrying"]),
+        "suspected_victim": bool(case["suspected_victim"]),
+        "societal_necessity": case["societal_necessity"],
+        "necessity_decided_by": case["necessity_decided_by"],
+        "necessity_decided_at": case["necessity_decided_at"],
         "grade": case["grade"],
         "flags": json.loads(case["flags"]),
         "reasons": json.loads(case["reasons"]),
         "indicators": json.loads(case["indicators"]),
+        **indicator_kinds(json.loads(case["indicators"])),
         "playbook": case["playbook"],
         "playbook_hash": case["playbook_hash"],
         "ack_code": case["ack_code"],
         "resolved_at": case["resolved_at"],
         "outcome": case["outcome"],
     }
+
+
+def indicator_kinds(indicators: list[str]) -> dict[str, list[str]]:
+    kinds = {POLICE_CRITERION: "police_criteria", RED_FLAG: "red_flags", RISK_FACTOR: "risk_factors"}
+    return {key: [n for n in indicators if KINDS.get(n) == kind] for kind, key in kinds.items()}
 
 
 def steps_of(store: Store, case_id: int) -> list[dict[str, Any]]:
@@ -188,9 +200,11 @@ def status(
         " AND m.state IN ('failed', 'undelivered') AND m.final_at >= ? ORDER BY m.id",
         [to_iso(now - timedelta(days=7))],
     )
+    undecided = undecided_cases(store, now)
     return {
         "daemon": beat.as_dict(),
         "open_cases": open_cases,
+        "undecided_necessity": undecided,
         "waiting_for_ack": waiting,
         "exhausted": exhausted,
         "overdue": overdue,
@@ -200,8 +214,41 @@ def status(
         "stand_down_failed": stand_down_failed,
         "contacts_problem": contacts_problem,
         "needs_attention": (not beat.alive) or beat.stuck or bool(exhausted) or bool(overdue)
-        or bool(stuck_messages) or bool(stand_down_failed) or bool(contacts_problem),
+        or bool(stuck_messages) or bool(stand_down_failed) or bool(contacts_problem)
+        or bool(undecided),
     }
+
+
+#: How long a worrying case may wait for a decision on societal necessity when its playbook
+#: has no step that asks for one (a playbook made before decisions existed).
+DECISION_WAIT = timedelta(hours=1)
+
+
+def undecided_cases(store: Store, now: datetime) -> list[dict[str, Any]]:
+    """Open worrying cases whose societal necessity nobody decided within the time their
+    playbook gives the coordinator (the asking step's time plus its `ack_within`)."""
+    from rapidresponse.engine import case_playbook
+
+    rows = store.all(
+        "SELECT * FROM cases WHERE state = 'open' AND worrying = 1"
+        " AND societal_necessity = 'undecided' ORDER BY registered_at"
+    )
+    late = []
+    for case in rows:
+        allowed = decision_wait(case_playbook(case))
+        since = from_iso(case["registered_at"])
+        if now - since >= allowed:
+            late.append({"case_ref": case["ref"], "registered_at": case["registered_at"],
+                         "decision_due": to_iso(since + allowed)})
+    return late
+
+
+def decision_wait(playbook: Any) -> timedelta:
+    """The time the playbook's asking step gives the coordinator (its `at` + `ack_within`)."""
+    asking = [s for s in playbook.steps if UNDECIDED_FLAG in s.when and s.base == "registered"]
+    if not asking:
+        return DECISION_WAIT
+    return min(s.at + (s.ack_within or timedelta(0)) for s in asking)
 
 
 def detail_text(detail: dict[str, Any]) -> str:

@@ -275,6 +275,67 @@ def m010_call_channel(db: Database) -> None:
     )
 
 
+@migration
+def m011_two_judgements(db: Database) -> None:
+    """The case model of issue 8: alarming and worrying apart, societal necessity decided.
+
+    Old rows are mapped as honestly as they allow (docs: README, "Deciding"):
+    - `alarming`: under 13, a police criterion, or a suspected victim (dangerous company);
+      `worrying` becomes the suspicion of victimhood alone; the grade is HIGH when alarming,
+      LOW otherwise (under the old rules a case without a criterion had no signal either).
+    - `societal_necessity` was presumed for every suspected victim: it is 'yes' or 'no' only
+      where an officer stated it (the stored reasons say so), 'undecided' everywhere else, so
+      that someone decides now.
+    - a suspicion the old rules raised is kept (`victim_judgement` 'stated': the officer
+      confirmed it at registration); only an officer with a reason lowers it.
+    """
+    db.executescript(
+        """
+        ALTER TABLE cases ADD COLUMN alarming INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE cases ADD COLUMN victim_judgement TEXT;
+        ALTER TABLE cases ADD COLUMN necessity TEXT NOT NULL DEFAULT 'undecided'
+            CHECK (necessity IN ('undecided', 'suspected', 'yes', 'no'));
+        ALTER TABLE cases ADD COLUMN necessity_decided_by TEXT;
+        ALTER TABLE cases ADD COLUMN necessity_decided_at TEXT;
+        """
+    )
+    criteria = {"disability", "medical-needs", "life-threat", "dangerous-company", "out-of-character"}
+    order = ("alarming", "worrying", "suspected-victim", "societal-necessity", "grade-high",
+             "societal-necessity-undecided")
+    rows = db.execute(
+        "SELECT id, age, suspected_victim, indicators, reasons, grade, registered_by,"
+        " registered_at FROM cases"
+    ).fetchall()
+    for case_id, age, victim, indicators, reasons_json, _grade, by, at in rows:
+        reasons = json.loads(reasons_json)
+        alarming = age < 13 or bool(victim) or bool(criteria & set(json.loads(indicators)))
+        if "societal necessity stated by the officer" in reasons:
+            necessity = "yes"
+        elif "the officer judged there is no societal necessity" in reasons:
+            necessity = "no"
+        else:
+            necessity = "undecided"
+        held = {"alarming": alarming, "worrying": bool(victim), "suspected-victim": bool(victim),
+                "grade-high": alarming, "societal-necessity": necessity == "yes",
+                "societal-necessity-undecided": necessity == "undecided"}
+        reasons.append(
+            "re-read under the two-judgement model: alarming (police criteria) and worrying"
+            " (suspicion of victimhood) apart; societal necessity "
+            + ("as the officer stated it" if necessity != "undecided" else "undecided until someone decides")
+        )
+        db.execute(
+            "UPDATE cases SET alarming = ?, worrying = ?, victim_judgement = ?, necessity = ?,"
+            " necessity_decided_by = ?, necessity_decided_at = ?, grade = ?, flags = ?, reasons = ?"
+            " WHERE id = ?",
+            [int(alarming), int(bool(victim)), "stated" if victim else None, necessity,
+             by if necessity != "undecided" else None, at if necessity != "undecided" else None,
+             "HIGH" if alarming else "LOW",
+             dumps([f for f in order if held[f]]), dumps(reasons), case_id],
+        )
+    db.execute("ALTER TABLE cases DROP COLUMN societal_necessity")
+    db.execute("ALTER TABLE cases RENAME COLUMN necessity TO societal_necessity")
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(
         str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False

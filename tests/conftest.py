@@ -121,8 +121,8 @@ def register_minor(ctx: Context, app: App, **overrides: Any) -> Any:
     values: dict[str, Any] = {
         "missing_since": ctx.clock.now(),
         "indicators": ("older-partner",),
-        "suspected_victim": False,
-        "societal_necessity": None,
+        "suspected_victim": None,
+        "societal_necessity": "undecided",
         "playbook": None,
     }
     values.update(overrides)

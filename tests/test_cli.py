@@ -113,14 +113,20 @@ def test_register_a_worrying_case(runner: CliRunner, home: Path) -> None:
     out = register_json(runner, home, "--indicator", "older-partner", "--indicator", "hotel")
     assert out["case"] == f"RR-{datetime.now(BRUSSELS).year}-0001"
     assert out["worrying"] is True and out["grade"] == "HIGH" and out["playbook"] == "worrying-situation"
-    assert set(out["flags"]) == {"worrying", "suspected-victim", "societal-necessity", "grade-high"}
+    assert out["alarming"] is True and out["suspected_victim"] is True
+    assert out["societal_necessity"] == "undecided"
+    assert out["red_flags"] == ["older-partner", "hotel"] and out["risk_factors"] == []
+    assert set(out["flags"]) == {"alarming", "worrying", "suspected-victim", "grade-high",
+                                 "societal-necessity-undecided"}
     assert out["reasons"]
     assert {s["id"] for s in out["steps"]} >= {"alert-youth-prosecutor", "alert-child-focus",
-                                               "report-mandated-agency"}
+                                               "decide-societal-necessity"}
+    assert "ask-mandated-agency" not in {s["id"] for s in out["steps"]}  # nobody decided yet
     for step in out["steps"]:
         assert set(step) >= {"id", "role", "due_at", "state"}
     sent_roles = {m["role"] for m in out["sent"] if m["state"] == "sent"}
-    assert {"youth_prosecutor", "child_focus", "mandated_agency"} <= sent_roles
+    assert {"youth_prosecutor", "child_focus", "coordinator"} <= sent_roles
+    assert "mandated_agency" not in sent_roles
     for message in out["sent"]:
         assert set(message) >= {"role", "contact", "to", "state"}
 
@@ -132,13 +138,17 @@ def test_register_a_case_that_is_not_worrying(runner: CliRunner, home: Path) -> 
 
 
 def test_references_are_sequential_and_unique(runner: CliRunner, home: Path) -> None:
-    refs = [register_json(runner, home)["case"] for _ in range(3)]
+    refs = [register_json(runner, home, "--new-episode")["case"] for _ in range(3)]
     assert [r[-4:] for r in refs] == ["0001", "0002", "0003"]
 
 
-def test_no_societal_necessity_skips_the_mandated_agency(runner: CliRunner, home: Path) -> None:
-    out = register_json(runner, home, "--suspected-victim", "--no-societal-necessity")
-    assert out["worrying"] and "report-mandated-agency" not in {s["id"] for s in out["steps"]}
+def test_no_societal_necessity_skips_the_mandated_agency_and_the_question(
+    runner: CliRunner, home: Path
+) -> None:
+    out = register_json(runner, home, "--suspected-victim", "--societal-necessity", "no",
+                        "--reason", "parents cooperate")
+    assert out["worrying"] and out["societal_necessity"] == "no"
+    assert not {"ask-mandated-agency", "decide-societal-necessity"} & {s["id"] for s in out["steps"]}
 
 
 def test_playbook_option_overrides_the_choice(runner: CliRunner, home: Path) -> None:

@@ -287,7 +287,7 @@ def test_fifty_concurrent_registrations_against_a_running_daemon(
     command = [
         sys.executable, "-m", "rapidresponse", "register", "--alias", MINOR["alias"],
         "--birth-date", MINOR["birth_date"], "--last-seen", MINOR["last_seen"],
-        "--missing-since", "now", "--json",
+        "--missing-since", "now", "--json", "--new-episode",
     ]
     procs = [
         subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -334,7 +334,7 @@ def test_status_and_the_register_warning_follow_the_daemon(
     assert report["daemon"]["alive"] is True
     assert report["daemon"]["pid"] == daemon.pid
     assert report["open_cases"] == 1
-    watched = register_cli(home)
+    watched = register_cli(home, "--new-episode")
     assert watched.returncode == 0, watched.stderr
     assert "no rapidresponse daemon is running" not in watched.stderr
     assert_no_secrets(watched.stderr)

@@ -159,8 +159,9 @@ def test_a_worrying_case_plans_every_step_of_its_playbook_from_registration(
     assert planned == {
         "alert-youth-prosecutor": now,
         "alert-child-focus": now,
-        "report-mandated-agency": now,  # societal necessity presumed for a suspected victim
         "inform-police": now,
+        "consult-reference-magistrate": now,  # a suspected victim
+        "decide-societal-necessity": now,  # nobody decided yet: the coordinator is asked
         "coordinator-check": now + timedelta(minutes=40),  # 1h after going missing
     }
     assert {k: r["state"] for k, r in steps_of(ctx, reg.ref).items()} == dict.fromkeys(planned, "pending")
@@ -178,19 +179,21 @@ def test_a_case_that_is_not_worrying_runs_the_missing_minor_playbook(app: App, c
 @pytest.mark.parametrize(
     ("indicators", "societal_necessity", "planned"),
     [
-        (("older-partner",), None, True),  # presumed for a worrying suspected victim
-        (("older-partner",), False, False),  # --no-societal-necessity
-        (("out-of-character",), None, False),  # worrying, but no suspicion of victimhood
-        (("out-of-character",), True, True),  # --societal-necessity
+        (("older-partner",), "undecided", False),  # never presumed: the coordinator is asked
+        (("older-partner",), "no", False),
+        (("older-partner",), "yes", True),
+        (("older-partner",), "suspected", True),
+        (("out-of-character",), "undecided", False),  # alarming, no suspicion of victimhood
+        (("out-of-character",), "yes", True),  # a professional may still decide
     ],
 )
-def test_the_mandated_agency_is_only_alerted_on_societal_necessity(
-    app: App, ctx: Context, indicators: tuple[str, ...], societal_necessity: bool | None, planned: bool
+def test_the_mandated_agency_is_only_asked_on_decided_societal_necessity(
+    app: App, ctx: Context, indicators: tuple[str, ...], societal_necessity: str, planned: bool
 ) -> None:
-    reg = register_minor(ctx, app, indicators=indicators, societal_necessity=societal_necessity)
-    assert reg.playbook.name == "worrying-situation"
-    assert ("report-mandated-agency" in steps_of(ctx, reg.ref)) is planned
-    assert "alert-youth-prosecutor" in steps_of(ctx, reg.ref)  # when = ["worrying"] holds
+    reg = register_minor(ctx, app, indicators=indicators, societal_necessity=societal_necessity,
+                         reason="decided at registration")
+    assert ("ask-mandated-agency" in steps_of(ctx, reg.ref)) is planned
+    assert "alert-youth-prosecutor" in steps_of(ctx, reg.ref)  # worrying or alarming: both alert it
 
 
 def test_a_step_whose_flags_do_not_hold_is_never_planned(app: App, ctx: Context) -> None:
@@ -201,15 +204,18 @@ def test_a_step_whose_flags_do_not_hold_is_never_planned(app: App, ctx: Context)
         step_toml(id="victim-only", at="0m", role="child_focus", when=["suspected-victim", "worrying"],
                   message=NOTICE),
     )
-    reg = register_minor(ctx, app, playbook=pb, indicators=("older-partner",))  # MEDIUM, victim
-    assert list(steps_of(ctx, reg.ref)) == ["always", "victim-only"]
+    reg = register_minor(ctx, app, playbook=pb, indicators=("school-absence",))  # MEDIUM, no victim
+    assert list(steps_of(ctx, reg.ref)) == ["always"]
+    victim = register_minor(ctx, app, playbook=pb, indicators=("older-partner",), new_episode=True)
+    assert list(steps_of(ctx, victim.ref)) == ["always", "high-only", "victim-only"]
 
 
 def test_a_step_counted_from_the_disappearance_that_is_already_overdue_fires_at_once_and_says_how_late(
     app: App, ctx: Context, clock: FakeClock, transport: RecordingTransport, settings: Settings
 ) -> None:
     registered = clock.now()
-    reg = register_minor(ctx, app, missing_since=registered - timedelta(hours=3))
+    reg = register_minor(ctx, app, missing_since=registered - timedelta(hours=3),
+                         societal_necessity="no", reason="no need")  # the coordinator is not asked
     check = steps_of(ctx, reg.ref)["coordinator-check"]
     assert from_iso(check["due_at"]) == registered - timedelta(hours=2)
 
@@ -228,9 +234,11 @@ def test_a_step_counted_from_the_disappearance_that_is_already_overdue_fires_at_
 def test_a_step_counted_from_the_disappearance_waits_for_its_time(
     app: App, ctx: Context, clock: FakeClock, transport: RecordingTransport, settings: Settings
 ) -> None:
-    reg = register_minor(ctx, app, missing_since=clock.now() - timedelta(minutes=20))
+    reg = register_minor(ctx, app, missing_since=clock.now() - timedelta(minutes=20),
+                         societal_necessity="no", reason="no need")  # the coordinator is not asked
     tick(ctx, transport, settings)
     assert CO1 not in transport.numbers()
+    engine.acknowledge(ctx, reg.ref, "police")  # the search started: no escalation to CO1
 
     assert CO1 not in advance_and_tick(clock, ctx, transport, settings, minutes=39, seconds=59)
     assert state_of(ctx, reg.ref, "coordinator-check") == "pending"
@@ -504,13 +512,14 @@ def test_the_original_role_can_still_acknowledge_after_escalation(
 def test_an_acknowledgement_stops_every_waiting_step_of_that_role_and_no_other(
     app: App, ctx: Context, clock: FakeClock, transport: RecordingTransport, settings: Settings
 ) -> None:
-    reg = register_minor(ctx, app)  # worrying-situation: prosecutor, Child Focus, agency, police
+    reg = register_minor(ctx, app)  # worrying-situation: prosecutor, Child Focus, police, ...
     tick(ctx, transport, settings)
     assert engine.acknowledge(ctx, reg.ref, "child_focus") == ["alert-child-focus"]
     states = {k: s["state"] for k, s in steps_of(ctx, reg.ref).items()}
     assert states == {
         "alert-youth-prosecutor": "active", "alert-child-focus": "acknowledged",
-        "report-mandated-agency": "active", "inform-police": "done", "coordinator-check": "pending",
+        "inform-police": "active", "consult-reference-magistrate": "active",
+        "decide-societal-necessity": "active", "coordinator-check": "pending",
     }
     assert YP2 in advance_and_tick(clock, ctx, transport, settings, minutes=15)
     assert CF2 not in transport.numbers()
@@ -809,7 +818,7 @@ def test_editing_the_playbook_after_registration_changes_nothing_for_the_running
     assert all("gewijzigd" not in body for _, body in transport.sent)
     assert engine.get_case(ctx.store, reg.ref)["playbook_hash"] == snapshot_hash
 
-    other = register_minor(ctx, app, playbook=app.playbook("chain"))  # a new case takes the edit
+    other = register_minor(ctx, app, playbook=app.playbook("chain"), new_episode=True)  # takes the edit
     assert list(steps_of(ctx, other.ref)) == ["alert", "extra"]
 
 
@@ -820,22 +829,22 @@ def test_a_contact_outside_their_hours_is_skipped(
     app: App, ctx: Context, clock: FakeClock, transport: RecordingTransport, settings: Settings
 ) -> None:
     """OCJ is on duty mon-fri 08:00-20:00; START is a Saturday afternoon in Brussels."""
-    reg = register_minor(ctx, app, societal_necessity=True)
+    reg = register_minor(ctx, app, societal_necessity="yes", reason="seen with older men")
     tick(ctx, transport, settings)
 
     assert VK in transport.numbers()
     assert OCJ not in transport.numbers()
     [skipped] = events_of(ctx, "step.skipped_contact", reg.ref)
-    assert skipped["detail"] == {"step": "report-mandated-agency", "role": "mandated_agency",
+    assert skipped["detail"] == {"step": "ask-mandated-agency", "role": "mandated_agency",
                                  "position": 0, "why": "off duty"}
-    assert steps_of(ctx, reg.ref)["report-mandated-agency"]["position"] == 1
+    assert steps_of(ctx, reg.ref)["ask-mandated-agency"]["position"] == 1
 
 
 def test_a_contact_within_their_hours_is_texted_first(
     app: App, ctx: Context, clock: FakeClock, transport: RecordingTransport, settings: Settings
 ) -> None:
     clock.set(datetime(2026, 11, 30, 9, 0, tzinfo=UTC))  # Monday 10:00 in Brussels
-    reg = register_minor(ctx, app, societal_necessity=True)
+    reg = register_minor(ctx, app, societal_necessity="yes", reason="seen with older men")
     tick(ctx, transport, settings)
     assert OCJ in transport.numbers()
     assert VK not in transport.numbers()
@@ -982,7 +991,7 @@ def test_two_processes_claiming_at_once_never_claim_the_same_message(
 ) -> None:
     pb = use_playbook(app, "many", step_toml(id="all", at="0m", role="police", notify="all", message=NOTICE))
     for _ in range(8):
-        register_minor(ctx, app, playbook=pb)
+        register_minor(ctx, app, playbook=pb, new_episode=True)
     engine.activate_due(ctx)
     assert len(messages(ctx, state="queued")) == 16
 
@@ -1117,7 +1126,7 @@ def test_messages_due_together_are_sent_in_parallel(
     slow = SlowTransport()
     pb = use_playbook(app, "many", step_toml(id="all", at="0m", role="police", notify="all", message=NOTICE))
     register_minor(ctx, app, playbook=pb)
-    register_minor(ctx, app, playbook=pb)
+    register_minor(ctx, app, playbook=pb, new_episode=True)
     report = tick(ctx, slow, settings)
     assert len(report.sent) == 4 and not report.failed and not report.retrying
 

@@ -42,14 +42,17 @@ def test_the_worrying_playbook_follows_the_addendum(app: App) -> None:
     agency = next(s for s in playbook.steps if s.role == "mandated_agency")
     assert agency.when == ("societal-necessity",)
     assert all(s.escalate_to == "coordinator" for s in playbook.steps if s.at.total_seconds() == 0
-               and s.ack_within)
+               and s.ack_within and s.role != "coordinator")
     assert playbook.stand_down
     assert any(s.at.total_seconds() == 72 * 3600 for s in playbook.after_resolved)
 
 
 def test_the_missing_minor_playbook_alerts_child_focus_police_and_reminds_to_reassess(app: App) -> None:
     playbook = app.playbook("missing-minor")
-    assert {s.role for s in playbook.steps} == {"child_focus", "police", "coordinator"}
+    assert {s.role for s in playbook.steps} == {"youth_prosecutor", "child_focus", "police",
+                                                "mandated_agency", "coordinator"}
+    prosecutor = next(s for s in playbook.steps if s.role == "youth_prosecutor")
+    assert prosecutor.when == ("alarming",)
 
 
 def test_a_valid_playbook_parses() -> None:

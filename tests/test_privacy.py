@@ -29,6 +29,11 @@ def full_scenario(home: Path) -> list[str]:
     for args in (["ack", ref, "--role", "child_focus", "--note", f"{MINOR['alias']} seen"],
                  ["note", ref, f"{MINOR['alias']} was at {MINOR['last_seen']}"],
                  ["run", "--once"],
+                 ["decide", ref, "--societal-necessity", "suspected", "--reason",
+                  f"{MINOR['alias']} was picked up at {MINOR['last_seen']}"],
+                 ["reassess", ref, "--no-suspected-victim", "--reason", f"{MINOR['alias']} is fine"],
+                 REGISTER,  # the same minor again: refused by reference
+                 ["run", "--once"],
                  ["resolve", ref, "--outcome", "found", "--note", f"found {MINOR['alias']}"],
                  ["run", "--once"],
                  ["log", "--json"], ["log", "--csv"], ["log"], ["status"], ["status", "--json"],

@@ -15,6 +15,7 @@ from rapidresponse.cli import cli
 from rapidresponse.engine import Context
 from rapidresponse.errors import InputError
 from rapidresponse.reassessment import reassess
+from rapidresponse.timeutil import to_iso
 
 
 def steps(ctx: Context, ref: str) -> dict[str, list[str]]:
@@ -32,8 +33,9 @@ def test_a_case_that_becomes_worrying_moves_to_the_worrying_playbook(app: App, c
     clock.advance(minutes=40)
     result = reassess(ctx, reg.ref, reason="friend says she met an older man", playbook_for=app.playbook_for,
                       indicators=("older-partner", "gifts-money"))
-    assert result.before == {"worrying": False, "grade": "LOW", "flags": []}
-    assert result.after.worrying and result.after.grade == "HIGH"
+    assert result.before == {"alarming": False, "worrying": False, "grade": "LOW",
+                             "flags": ["societal-necessity-undecided"]}
+    assert result.after.worrying and result.after.alarming and result.after.grade == "HIGH"
     assert result.playbook_changed == "worrying-situation"
     assert "reassess-reminder" in result.cancelled
     sent_before = len(transport.sent)
@@ -55,16 +57,19 @@ def test_a_case_that_becomes_worrying_moves_to_the_worrying_playbook(app: App, c
     assert audit.verify(ctx.store).ok
 
 
-def test_a_new_flag_adds_the_steps_it_enables_on_the_same_playbook(app: App, ctx: Context, transport, settings) -> None:  # type: ignore[no-untyped-def]
-    reg = register_minor(ctx, app, indicators=("medical-needs",))
-    assert "report-mandated-agency" not in steps(ctx, reg.ref)
+def test_a_new_flag_adds_the_steps_it_enables_on_the_same_playbook(app: App, ctx: Context, clock, transport, settings) -> None:  # type: ignore[no-untyped-def]
+    reg = register_minor(ctx, app, indicators=("medical-needs",), playbook=app.playbook("worrying-situation"))
+    assert "alert-youth-prosecutor" not in steps(ctx, reg.ref)  # alarming, but not (yet) worrying
     tick(ctx, transport, settings)
+    clock.advance(minutes=20)
     result = reassess(ctx, reg.ref, reason="signs of exploitation", playbook_for=app.playbook_for,
                       indicators=("hotel",))
     assert result.playbook_changed is None
-    assert [s["id"] for s in result.planned] == ["report-mandated-agency"]
+    assert [s["id"] for s in result.planned] == ["alert-youth-prosecutor", "consult-reference-magistrate",
+                                                 "decide-societal-necessity"]
+    assert {s["due_at"] for s in result.planned} == {to_iso(clock.now())}  # from this moment
     tick(ctx, transport, settings)
-    assert steps(ctx, reg.ref)["report-mandated-agency"] == ["active"]
+    assert steps(ctx, reg.ref)["alert-youth-prosecutor"] == ["active"]
 
 
 def test_indicators_accumulate_and_suspicion_stays(app: App, ctx: Context) -> None:
@@ -110,18 +115,21 @@ def test_reassess_from_the_cli_and_the_multi_agency_warning(home: Path) -> None:
     base = ["--home", str(home)]
     register = [*base, "register", "--alias", MINOR["alias"], "--birth-date", MINOR["birth_date"],
                 "--missing-since", "now", "--last-seen", MINOR["last_seen"]]
-    refs = []
-    for _ in range(2):
-        refs.append(json.loads(runner.invoke(cli, [*register, "--json"]).stdout)["case"])
+    refs = [json.loads(runner.invoke(cli, [*register, "--json"]).stdout)["case"]]
+    refused = runner.invoke(cli, register)  # the same minor, still open
+    assert refused.exit_code == 2 and refs[0] in refused.stderr
+    register.append("--new-episode")
+    refs.append(json.loads(runner.invoke(cli, [*register, "--json"]).stdout)["case"])
     third = runner.invoke(cli, register)
     assert "Earlier episodes in the last 30 days" in third.stdout and "multi-agency meeting" in third.stdout
     assert "repeat-runaway" in third.stdout
     ref = refs[0]
     out = runner.invoke(cli, [*base, "reassess", ref, "--indicator", "repeat-runaway",
-                              "--reason", f"{MINOR['alias']} ran away three times", "--json"])
+                              "--indicator", "school-absence", "--reason", f"{MINOR['alias']} ran away three times", "--json"])
     assert out.exit_code == 0, out.stderr
     payload = json.loads(out.stdout)
     assert payload["worrying"] and payload["playbook_changed"] == "worrying-situation"
+    assert payload["risk_factors"] == ["school-absence", "repeat-runaway"]
     assert_no_secrets(out.stderr)
     shown = runner.invoke(cli, [*base, "show", ref])
     assert "ran away three times" in shown.stdout  # the officer sees the reason with the case

@@ -22,7 +22,7 @@ def test_report_counts_acknowledgement_times_by_role(app: App, ctx: Context, clo
     acknowledge(ctx, first, "youth_prosecutor")
     clock.advance(minutes=2)
     acknowledge(ctx, first, "child_focus")
-    register_minor(ctx, app, indicators=())
+    register_minor(ctx, app, indicators=(), new_episode=True)
     tick(ctx, transport, settings)
     clock.advance(hours=3)
     resolve(ctx, first, "found")

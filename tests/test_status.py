@@ -37,7 +37,7 @@ def test_a_broken_contacts_file_falls_back_to_the_last_good_copy(home: Path) -> 
     assert first.exit_code == 0 and (home / "contacts.last-good.toml").exists()
     contacts = home / "contacts.toml"
     contacts.write_text(contacts.read_text().replace("+32 470 00 00 02", "+32 470"))  # a typo at 3 a.m.
-    second = runner.invoke(cli, ["--home", str(home), *REGISTER])
+    second = runner.invoke(cli, ["--home", str(home), *REGISTER, "--new-episode"])
     assert second.exit_code == 0, second.stderr
     assert json.loads(second.stdout)["sent"]  # the alerts went out
     assert "using the last good copy" in second.stderr and "contacts.toml, line" in second.stderr

@@ -16,7 +16,8 @@ from rapidresponse.errors import InputError, RapidResponseError
 #: Each command and the module that defines it, imported only when the command runs, so that
 #: `run --once` from cron does not load the officer's and coordinator's commands.
 COMMAND_MODULES = {
-    "register": "cases", "reassess": "cases", "ack": "cases", "resolve": "cases", "note": "cases",
+    "register": "cases", "reassess": "cases", "decide": "cases",
+    "ack": "cases", "resolve": "cases", "note": "cases",
     "cases": "cases", "show": "cases", "log": "cases", "report": "cases", "purge": "cases",
     "indicators": "cases", "contacts": "coordinator", "playbooks": "coordinator", "init": "ops",
     "run": "ops", "status": "ops", "webhook": "webhook", "timeline": "review",
@@ -28,7 +29,8 @@ SHORT_HELP = {
     "ack": "Record that ROLE acknowledged the alerts of CASE: its escalation stops.",
     "cases": "List open cases, most urgent first (with --all, every case).",
     "contacts": "Check, list and test the contacts file.",
-    "indicators": "List the indicators --indicator accepts, with what each means.",
+    "decide": "Decide on societal necessity for CASE; the response follows from this moment.",
+    "indicators": "List the indicators --indicator accepts: each with its kind and what it means.",
     "init": "Create the home folder, database, contacts and playbooks; keep whatever exists.",
     "log": "List the audit log (of one CASE), print its head, or verify that it is intact.",
     "note": "Add a note to CASE (kept with the case; the log records that a note was made).",

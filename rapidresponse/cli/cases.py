@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from rapidresponse import audit, review
-from rapidresponse.assessment import PLACEMENT_WORDS
+from rapidresponse.assessment import NECESSITY_WORDS, PLACEMENT_WORDS
 from rapidresponse.cli.common import (
     CASE,
     TEXT,
@@ -77,10 +77,33 @@ def _sent_rows(env: Env, case_id: int) -> list[dict[str, Any]]:
 
 def victim_options(fn: Any) -> Any:
     """The officer's own judgement, shared by register and reassess."""
-    fn = click.option("--societal-necessity/--no-societal-necessity", default=None,
-                      help="Override the presumption of societal necessity.")(fn)
-    return click.option("--suspected-victim", is_flag=True,
-                        help="The officer suspects exploitation.")(fn)
+    return click.option(
+        "--suspected-victim/--no-suspected-victim", default=None,
+        help="The officer suspects exploitation, or judges there is none (lowering a suspicion"
+             " the signals raised needs --reason).")(fn)
+
+
+def _necessity_option(fn: Any) -> Any:
+    return click.option(
+        "--societal-necessity", type=VocabChoice(NECESSITY_WORDS),
+        help="Your decision on societal necessity (needs --reason); yes/suspected ask the"
+             " mandated agency for contact.")(fn)
+
+
+def assessment_fields(view: dict[str, Any]) -> dict[str, Any]:
+    """The two judgements as register, reassess and show report them."""
+    keys = ("alarming", "worrying", "suspected_victim", "societal_necessity", "grade",
+            "police_criteria", "red_flags", "risk_factors", "flags", "reasons", "indicators")
+    return {k: view[k] for k in keys if k in view}
+
+
+def judgement_line(view: dict[str, Any]) -> str:
+    """One line a tired officer reads at 3 a.m.: the two judgements and the decision."""
+    alarming = ("[bold red]ALARMING DISAPPEARANCE[/] (onrustwekkende verdwijning)" if view["alarming"]
+                else "not alarming")
+    worrying = ("[bold red]WORRYING SITUATION[/] (verontrustende situatie)" if view["worrying"]
+                else "not (yet) worrying")
+    return f"{alarming}; {worrying}; societal necessity: {view['societal_necessity']}"
 
 
 @click.command()
@@ -97,13 +120,19 @@ def victim_options(fn: Any) -> Any:
               shell_complete=complete_indicators,
               help="A police criterion or exploitation signal; repeat. See 'rapidresponse indicators'.")
 @victim_options
+@_necessity_option
+@click.option("--reason", type=TEXT,
+              help="Why you decided on societal necessity or lowered a suspicion (kept with the"
+                   " case; the log records that there is one).")
+@click.option("--new-episode", is_flag=True,
+              help="Register although the minor has an open case (a truly new episode).")
 @click.option("--playbook", type=TEXT, help="Run this playbook instead of the one the assessment picks.")
 @json_option
 @pass_env
 def register(env: Env, alias: str, birth_date: str, missing_since: str, last_seen: str,
              full_name: str | None, placement: str, indicators: tuple[str, ...],
-             suspected_victim: bool, societal_necessity: bool | None, playbook: str | None,
-             as_json: bool) -> None:
+             suspected_victim: bool | None, societal_necessity: str | None, reason: str | None,
+             new_episode: bool, playbook: str | None, as_json: bool) -> None:
     """Register a missing minor, assess the situation and send the first alerts."""
     from rapidresponse import engine
 
@@ -116,7 +145,8 @@ def register(env: Env, alias: str, birth_date: str, missing_since: str, last_see
     registration = engine.register(
         app.context(), person=person, missing_since=missing.moment, playbook=chosen,
         playbooks_for=app.playbook_for, placement=placement, indicators=indicators,
-        suspected_victim=suspected_victim, societal_necessity=societal_necessity,
+        suspected_victim=suspected_victim, societal_necessity=societal_necessity or "undecided",
+        reason=reason, new_episode=new_episode,
     )
     ok, transport_error = _dispatch_now(env)
     case = engine.get_case(app.store, registration.ref)
@@ -126,12 +156,9 @@ def register(env: Env, alias: str, birth_date: str, missing_since: str, last_see
         "case": registration.ref,
         "missing_since": to_iso(missing.moment),
         "missing_since_read_as": missing.note,
-        "worrying": registration.assessment.worrying,
-        "grade": registration.assessment.grade,
-        "flags": list(registration.assessment.flags),
-        "reasons": list(registration.assessment.reasons),
+        **assessment_fields({**registration.assessment.as_dict(),
+                             **review.case_summary(case)}),
         "age": registration.assessment.age,
-        "indicators": list(registration.assessment.indicators),
         "playbook": registration.playbook.name,
         "ack_code": registration.ack_code,
         "earlier_episodes": registration.earlier_episodes,
@@ -171,8 +198,8 @@ def _render_registration(result: dict[str, Any], tz: Any) -> None:
     out = console()
     if result["missing_since_read_as"]:
         out.print(f"Note: {result['missing_since_read_as']}.")
-    worrying = "WORRYING SITUATION" if result["worrying"] else "not (yet) worrying"
-    out.print(f"[bold]{result['case']}[/] registered — {worrying}, grade {styled(result['grade'])}")
+    out.print(f"[bold]{result['case']}[/] registered, grade {styled(result['grade'])}:"
+              f" {judgement_line(result)}")
     out.print(f"Acknowledgement code: [bold]{result['ack_code']}[/]   playbook: {result['playbook']}")
     for reason in result["reasons"]:
         out.print(f"  • {reason}")
@@ -210,19 +237,21 @@ def _render_registration(result: dict[str, Any], tz: Any) -> None:
 @click.option("--keep-playbook", is_flag=True, help="Stay on the current playbook even if now worrying.")
 @json_option
 @pass_env
-def reassess(env: Env, case: str, reason: str, indicators: tuple[str, ...], suspected_victim: bool,
-             societal_necessity: bool | None, keep_playbook: bool, as_json: bool) -> None:
+def reassess(env: Env, case: str, reason: str, indicators: tuple[str, ...],
+             suspected_victim: bool | None, keep_playbook: bool, as_json: bool) -> None:
     """Re-assess CASE with what is known now; the response follows, and the log says why."""
+    from rapidresponse import engine
     from rapidresponse.reassessment import reassess as run_reassessment
 
     app = env.app
     result = run_reassessment(
         app.context(), case, reason=reason, playbook_for=app.playbook_for, indicators=indicators,
-        suspected_victim=suspected_victim, societal_necessity=societal_necessity,
-        keep_playbook=keep_playbook,
+        suspected_victim=suspected_victim, keep_playbook=keep_playbook,
     )
     ok, transport_error = _dispatch_now(env)
-    payload = {"case": result.ref, "before": result.before, **result.after.as_dict(),
+    case_row = engine.get_case(app.store, result.ref)
+    payload = {"case": result.ref, "before": result.before,
+               **assessment_fields({**result.after.as_dict(), **review.case_summary(case_row)}),
                "playbook_changed": result.playbook_changed, "cancelled": result.cancelled,
                "planned": result.planned}
     if as_json:
@@ -231,19 +260,60 @@ def reassess(env: Env, case: str, reason: str, indicators: tuple[str, ...], susp
         out = console()
         after = result.after
         grade = f"grade {result.before['grade']} → {styled(after.grade)}"
-        out.print(f"[bold]{result.ref}[/] re-assessed: {grade},"
-                  f" {'WORRYING SITUATION' if after.worrying else 'not (yet) worrying'}")
+        out.print(f"[bold]{result.ref}[/] re-assessed: {grade}, {judgement_line(payload)}")
         for line in after.reasons:
             out.print(f"  • {line}")
         if result.playbook_changed:
-            cancelled = ", ".join(result.cancelled) or "—"
-            out.print(f"Moved to playbook {result.playbook_changed}; cancelled: {cancelled}")
-        for step in result.planned:
+            out.print(f"Moved to playbook {result.playbook_changed}")
+    _report_changes(env, result.cancelled, result.planned, as_json, ok, transport_error,
+                    "the re-assessment")
+
+
+def _report_changes(env: Env, cancelled: list[str], planned: list[dict[str, Any]], as_json: bool,
+                    ok: bool, transport_error: str | None, what: str) -> None:
+    """What a re-assessment or decision changed in the response; exit 1 if alerts wait."""
+    if not as_json:
+        out = console()
+        if cancelled:
+            out.print(f"Cancelled: {', '.join(cancelled)}")
+        for step in planned:
             out.print(f"Planned: {step['id']} ({step['role']}) at {when(step['due_at'], env.tz())}")
     _warn_if_no_daemon(env)
     if not ok:
-        click.echo(f"Error: the re-assessment is saved but alerts are queued: {transport_error}.", err=True)
+        click.echo(f"Error: {what} is saved but alerts are queued: {transport_error}.", err=True)
         sys.exit(1)
+
+
+@click.command()
+@click.argument("case", type=CASE)
+@click.option("--societal-necessity", type=VocabChoice(NECESSITY_WORDS),
+              required=True, help="yes or suspected ask the mandated agency for contact; no does not.")
+@click.option("--reason", type=TEXT, required=True,
+              help="Why (kept with the case; the log records who decided, when, and that there is one).")
+@json_option
+@pass_env
+def decide(env: Env, case: str, societal_necessity: str, reason: str, as_json: bool) -> None:
+    """Decide on societal necessity for CASE; the response follows from this moment."""
+    from rapidresponse.decisions import decide as record
+
+    app = env.app
+    result = record(app.context(), case, societal_necessity, reason)
+    ok, transport_error = _dispatch_now(env)
+    payload = {"case": result.ref, "societal_necessity": result.after, "before": result.before,
+               "cancelled": result.cancelled, "planned": result.planned}
+    if as_json:
+        emit_json(payload)
+    else:
+        console().print(f"[bold]{result.ref}[/]: societal necessity {result.before} → {result.after},"
+                        f" decided by {escape_text(app.operator)}.")
+    _report_changes(env, result.cancelled, result.planned, as_json, ok, transport_error,
+                    "the decision")
+
+
+def escape_text(text: str) -> str:
+    from rich.markup import escape
+
+    return str(escape(text))
 
 
 @click.command()
@@ -387,6 +457,10 @@ def _render_case(view: dict[str, Any], tz: Any) -> None:
     out = console()
     out.print(f"[bold]{view['case']}[/]  {styled(view['state'])}  grade {styled(view['grade'])}"
               f"  playbook {view['playbook']}  ack code {view['ack_code']}")
+    out.print(judgement_line(view))
+    if view["necessity_decided_by"]:
+        out.print(f"Societal necessity decided by {escape(view['necessity_decided_by'])}"
+                  f" {when(view['necessity_decided_at'], tz)}")
     person = view["person"]
     if person:
         out.print(f"Minor: {escape(person['alias'])}"
@@ -593,19 +667,25 @@ def report_cmd(env: Env, since: str, as_json: bool) -> None:
 
 
 @click.command("indicators")
-def indicators_cmd() -> None:
-    """List the indicators --indicator accepts, with what each means."""
-    from rapidresponse.assessment import EXPLOITATION_SIGNALS, POLICE_CRITERIA
+@json_option
+def indicators_cmd(as_json: bool) -> None:
+    """List the indicators --indicator accepts: each with its kind and what it means."""
+    from rapidresponse.assessment import INDICATORS, KIND_MEANINGS, KINDS, PLACEMENT_FACTOR
 
-    click.echo("Police criteria (any one makes the disappearance worrying):")
-    for key, text in POLICE_CRITERIA.items():
-        click.echo(f"  {key:<20} {text}")
-    click.echo("Exploitation signals (any one: suspected victim, always worrying):")
-    for key, text in EXPLOITATION_SIGNALS.items():
-        click.echo(f"  {key:<20} {text}")
-    click.echo("Under 13 is computed from the birth date.")
+    if as_json:
+        emit_json([{"name": n, "kind": KINDS[n], "meaning": INDICATORS[n]} for n in INDICATORS])
+        return
+    for kind, meaning in KIND_MEANINGS.items():
+        click.echo(f"{kind}s ({meaning}):")
+        for name, text in INDICATORS.items():
+            if KINDS[name] == kind:
+                click.echo(f"  {name:<22} {text}")
+    click.echo("Under 13 is a police criterion computed from the birth date; --placement foster or"
+               f" institution sets {PLACEMENT_FACTOR}. A suspected victim is an alarming disappearance"
+               " too (in dangerous company by definition).")
 
 
 COMMANDS = [
-    register, reassess, ack, resolve, note, cases_cmd, show, log_cmd, report_cmd, purge, indicators_cmd,
+    register, reassess, decide, ack, resolve, note, cases_cmd, show, log_cmd, report_cmd, purge,
+    indicators_cmd,
 ]

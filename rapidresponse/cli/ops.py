@@ -77,6 +77,10 @@ def status(env: Env, as_json: bool) -> None:
                       f" next escalation {when(row['ack_deadline'], tz)}")
         if len(report["waiting_for_ack"]) > shown:
             out.print(f"  … and {len(report['waiting_for_ack']) - shown} more waiting (see --json)")
+        for row in report["undecided_necessity"]:
+            out.print(f"  [bold red]SOCIETAL NECESSITY UNDECIDED[/]: {row['case_ref']} since"
+                      f" {when(row['registered_at'], tz)} — rapidresponse decide {row['case_ref']}"
+                      " --societal-necessity yes|suspected|no --reason ...")
         for row in report["exhausted"]:
             out.print(f"  [bold red]NOBODY ANSWERED[/]: {row['case_ref']} {row['step_key']}"
                       f" ({row['role']}) since {when(row['finished_at'], tz)}")
