@@ -91,7 +91,7 @@ def test_contradictory_when_flags_can_never_fire(tmp_path: Path) -> None:
 
 
 def test_a_negated_flag_that_can_hold_is_fine(tmp_path: Path) -> None:
-    assert check(tmp_path, playbook(step("alert", when='["worrying", "not grade-high"]'))) == []
+    assert check(tmp_path, playbook(step("alert", when='["alarming", "not worrying"]'))) == []
 
 
 def test_waiting_longer_than_the_next_step_of_the_role_is_a_warning(tmp_path: Path) -> None:

@@ -80,7 +80,7 @@ def test_a_valid_playbook_parses() -> None:
         ((" ACK {ack}", ""), "must include {ack}"),
         (('id = "alert"', 'id = "Alert Step"'), "field 'id'"),
         (('at = "0m"', 'at = "0m"\nfrom = "tomorrow"'), "field 'from'"),
-        (('at = "0m"', 'at = "0m"\nwhen = ["urgent"]'), "a flag is not a known flag (flags: worrying"),
+        (('at = "0m"', 'at = "0m"\nwhen = ["urgent"]'), "a flag is not a known flag (flags: alarming, worrying"),
         (('at = "0m"', 'at = "0m"\nnotify = "some"'), "field 'notify'"),
         (('at = "0m"', 'at = "0m"\nrepeat = -1'), "field 'repeat'"),
         (('at = "0m"', 'at = "0m"\npriority = 1'), "field 'priority': unknown field"),
