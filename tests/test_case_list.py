@@ -42,9 +42,10 @@ def three_cases(app: App, ctx: Any, clock: FakeClock, home: Path, transport: Rec
     write_playbook(home, "nobody-answers", NOBODY_ANSWERS)
     low = register_minor(ctx, app, indicators=()).ref
     clock.advance(minutes=1)
-    high = register_minor(ctx, app, indicators=("older-partner", "hotel")).ref
+    high = register_minor(ctx, app, indicators=("older-partner", "hotel"), new_episode=True).ref
     clock.advance(minutes=1)
-    unanswered = register_minor(ctx, app, indicators=(), playbook=app.playbook("nobody-answers")).ref
+    unanswered = register_minor(ctx, app, indicators=(), playbook=app.playbook("nobody-answers"),
+                                new_episode=True).ref
     run_pass(ctx, transport, settings)
     clock.advance(minutes=5)
     run_pass(ctx, transport, settings)

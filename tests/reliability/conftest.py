@@ -77,13 +77,13 @@ def cli(env: dict[str, str]) -> Callable[..., subprocess.CompletedProcess[str]]:
 @pytest.fixture
 def register(cli: Callable[..., subprocess.CompletedProcess[str]]) -> Callable[..., str]:
     """Register the fictitious minor through the CLI (`args` added, `extra` environment);
-    returns the case reference."""
+    returns the case reference. Each call is a new episode: a test may register several."""
 
     def run(*args: str, extra: dict[str, str] | None = None) -> str:
         result = cli("register", "--alias", MINOR["alias"], "--name", MINOR["full_name"],
                      "--birth-date", MINOR["birth_date"], "--last-seen", MINOR["last_seen"],
-                     "--missing-since", "now", "--indicator", "older-partner", "--json", *args,
-                     extra=extra)
+                     "--missing-since", "now", "--indicator", "older-partner", "--json",
+                     "--new-episode", *args, extra=extra)
         assert result.returncode == 0, result.stderr
         assert_no_secrets(result.stderr)
         return str(json.loads(result.stdout)["case"])
