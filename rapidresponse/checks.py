@@ -11,12 +11,10 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from functools import lru_cache
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from rapidresponse import tomlfile
-from rapidresponse.assessment import GRADE_WORDS, INDICATORS, NECESSITY_VALUES, assess, case_flags
+from rapidresponse import flagspace, tomlfile
 from rapidresponse.contacts import Contacts, is_mobile, parse_contacts
 from rapidresponse.errors import InputError
 from rapidresponse.playbooks import Playbook, Step, render, validate_playbook, when_holds
@@ -45,44 +43,9 @@ class Finding:
     text: str
 
 
-# ---------------------------------------------------------------- what the model can produce
-
-
-@dataclass(frozen=True)
-class Outcomes:
-    """Every flag set and grade the assessment rules can produce."""
-
-    flag_sets: frozenset[frozenset[str]]
-    grades: tuple[str, ...]
-
-
-@lru_cache(maxsize=1)
-def assessment_outcomes() -> Outcomes:
-    """Ask the assessment model itself, over every officer's input that can matter.
-
-    Any three indicators at once (rules count up to "two or more"), with a stated, lowered or no
-    stated suspicion, under and over 13, and each decision on societal necessity: so a
-    contradiction is whatever the rules can never produce, not a list of names kept here.
-    """
-    missing = date(2026, 6, 1)
-    flag_sets: set[frozenset[str]] = set()
-    grades: dict[str, None] = {}
-    names = list(INDICATORS)
-    for size in range(4):
-        for chosen in itertools.combinations(names, size):
-            for birth, suspected in itertools.product(
-                (date(2016, 1, 1), date(2010, 1, 1)), (None, False, True)
-            ):
-                result = assess(birth_date=birth, missing_day=missing, indicators=chosen,
-                                suspected_victim=suspected, lowering_reason="any")
-                for necessity in NECESSITY_VALUES:
-                    flag_sets.add(frozenset(case_flags(result.flags, necessity)))
-                grades.setdefault(GRADE_WORDS[result.grade])
-    return Outcomes(frozenset(flag_sets), tuple(grades))
-
-
 def can_hold(when: tuple[str, ...] | list[str]) -> bool:
-    return any(when_holds(when, flags) for flags in assessment_outcomes().flag_sets)
+    """Some assessment the rules can produce meets all these conditions."""
+    return any(when_holds(when, flags) for flags in flagspace.outcomes())
 
 
 def _contradiction(when: tuple[str, ...]) -> tuple[str, ...]:
@@ -204,7 +167,7 @@ def _ack_overlaps(playbook: Playbook, lines: TomlLines) -> list[Problem]:
 
 def longest_values(contacts: Contacts | None, role: str) -> dict[str, str]:
     """The template values that make a text as long as it realistically gets."""
-    grade = max(assessment_outcomes().grades, key=len)
+    grade = max(flagspace.grade_words(), key=len)
     title = role
     if contacts is not None and role in contacts.roles:
         title = contacts.roles[role].title

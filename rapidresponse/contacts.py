@@ -86,13 +86,17 @@ class Contacts:
         """The role `key` names (any case); InputError with close matches, never quoting it."""
         return self.roles[self.role_words.pick(key)]
 
-    def on_duty(self, key: str, moment: datetime) -> tuple[Contact, ...]:
-        """Who of a role to message now. Nobody on duty means everybody: a miss is worse."""
+    def chain_order(self, key: str, moment: datetime) -> tuple[Contact, ...]:
+        """Every contact of a role in the order a `notify = "first"` chain texts them."""
         role = self.roles.get(key)
-        if role is None:
-            return ()
-        present = tuple(c for c in role.contacts if c.on_duty(moment, self.timezone))
-        return present or role.contacts
+        return role.contacts if role else ()
+
+    def on_duty(self, key: str, moment: datetime) -> tuple[Contact, ...]:
+        """Who of a role to message now, in chain order. Nobody on duty means everybody: a miss
+        is worse."""
+        members = self.chain_order(key, moment)
+        present = tuple(c for c in members if c.on_duty(moment, self.timezone))
+        return present or members
 
     def callable(self, role: str, number: str) -> bool:
         """May this number of the role be called? Not if it opted out or left the file."""

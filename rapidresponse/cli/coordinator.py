@@ -7,6 +7,7 @@ import sys
 import click
 
 from rapidresponse.cli.common import TEXT, Env, console, emit_json, json_option, pass_env, styled
+from rapidresponse.timeutil import format_duration
 
 
 @click.group()
@@ -169,6 +170,106 @@ def playbooks_list(env: Env, as_json: bool) -> None:
             esc = f", then {s['escalate_to']}" if s["escalate_to"] else ""
             cond = f" when {'+'.join(s['when'])}" if s["when"] else ""
             click.echo(f"  {s['at']:>9} after {s['from']:<10} {s['id']} → {s['role']}{cond}{extra}{esc}")
+
+
+@playbooks.command("show")
+@click.argument("name", type=TEXT)
+@json_option
+@pass_env
+def playbooks_show(env: Env, name: str, as_json: bool) -> None:
+    """Show playbook NAME as a timeline: who each step texts now, and the text they get.
+
+    The text is rendered for an example case registered now, with its encoding and SMS
+    segments (more than one is a warning in 'playbooks check').
+    """
+    from rapidresponse.preview import timeline
+
+    app = env.app
+    playbook = app.playbook(name)
+    lines = timeline(playbook, app.contacts, app.clock.now())
+    if as_json:
+        emit_json({"name": playbook.name, "title": playbook.title, "hash": playbook.digest,
+                   "steps": [line.as_dict() for line in lines]})
+        return
+    click.echo(f"{playbook.name}: {playbook.title}")
+    headings = {"main": None, "stand-down": "When the case is resolved:",
+                "after_resolved": "After the return:"}
+    shown: set[str] = set()
+    for line in lines:
+        heading = headings[line.phase]
+        if heading and line.phase not in shown:
+            click.echo(f"\n{heading}")
+        shown.add(line.phase)
+        cond = f"  when {' + '.join(line.when)}" if line.when else ""
+        click.echo(f"\n  {line.offset:<28} {line.id} → {line.role}{cond}")
+        if line.phase != "stand-down":
+            how = "one at a time" if line.notify == "first" else "all at once"
+            click.echo(f"    texts now ({how}): {', '.join(line.recipients) or 'nobody'}")
+            if line.off_duty:
+                click.echo(f"    off duty now: {', '.join(line.off_duty)}")
+        else:
+            click.echo("    texts: everyone who got an alert for the case")
+        click.echo(f"    text: “{line.text}”")
+        click.echo(f"    {line.length.describe()}")
+        if line.ack_within:
+            then = (f"then {line.escalate_to} ({', '.join(line.escalation_recipients)})"
+                    if line.escalate_to else "then nobody (exhausted)")
+            again = f"; the whole chain {line.repeat + 1} times" if line.repeat else ""
+            click.echo(f"    waits {line.ack_within} for ACK per contact, {then}{again}")
+        elif line.phase != "stand-down":
+            click.echo("    no acknowledgement asked")
+
+
+@playbooks.command("simulate")
+@click.argument("name", type=TEXT)
+@click.option("--flags", "flags", type=TEXT, help="Case flags, comma-separated (default: the case that"
+              " fires most steps); the simplest case the assessment rules allow with them is used.")
+@click.option("--ack", "acks", type=TEXT, multiple=True, metavar="ROLE@OFFSET",
+              help="ROLE answers at OFFSET after the start, e.g. youth_prosecutor@20m. Repeatable.")
+@click.option("--fail", "fail", type=TEXT, multiple=True, metavar="CONTACT",
+              help="Texts to this contact (its name in contacts.toml) fail. Repeatable.")
+@click.option("--resolve", "resolve", type=TEXT, metavar="OUTCOME@OFFSET",
+              help="The minor is found (or the report withdrawn) at OFFSET, e.g. found@30m.")
+@click.option("--start", "start", type=TEXT, metavar="WHEN",
+              help="When the case is registered (local time; default now): rosters and on-duty"
+              " hours of that moment apply.")
+@json_option
+@pass_env
+def playbooks_simulate(env: Env, name: str, flags: str | None, acks: tuple[str, ...],
+                       fail: tuple[str, ...], resolve: str | None, start: str | None,
+                       as_json: bool) -> None:
+    """Replay playbook NAME on the real engine with a fake clock; nothing is sent.
+
+    Shows who gets which text at which minute, who is skipped off duty, time-outs, the next
+    contact, escalation, exhaustion, the stand-down and the after-return steps.
+    """
+    from rapidresponse.engine import OUTCOMES
+    from rapidresponse.simulate import parse_action, simulate, start_moment
+
+    app = env.app
+    book = app.contacts
+    playbook = app.playbook(name)
+    tz = book.timezone
+    result = simulate(
+        playbook, book,
+        start=start_moment(start, app.clock.now(), tz),
+        flags=[f.strip() for f in flags.split(",") if f.strip()] if flags is not None else None,
+        acks=[parse_action(a, "ack", book.roles) for a in acks],
+        fail=fail,
+        resolve=parse_action(resolve, "resolve", OUTCOMES) if resolve else None,
+    )
+    if as_json:
+        emit_json(result.as_dict(tz))
+        return
+    click.echo(f"Simulation of {result.playbook} from {result.start.astimezone(tz):%a %d %b %Y %H:%M}"
+               f" ({tz.key}); flags: {', '.join(result.flags) or 'none'}; grade {result.grade}."
+               " Nothing is sent.")
+    for event in result.events:
+        clock = event.at.astimezone(tz).strftime("%a %H:%M")
+        click.echo(f"{'+' + format_duration(event.offset):>9}  {clock}  {event.text}")
+        if event.body:
+            click.echo(f"{'':>22}“{event.body}”")
+    click.echo("Steps at the end: " + ", ".join(f"{s['step']} {s['state']}" for s in result.steps))
 
 
 COMMANDS = [contacts, playbooks]

@@ -1,0 +1,146 @@
+"""`playbooks show` and `playbooks simulate`: a playbook replayed on the real engine, sending nothing."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from conftest import assert_no_secrets
+from rapidresponse.app import App
+from rapidresponse.cli import cli
+from rapidresponse.simulate import Action, Simulation, simulate
+
+SUNDAY_NIGHT = datetime(2026, 11, 29, 22, 0, tzinfo=UTC)  # Sun 23:00 in Brussels
+MONDAY_MORNING = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)  # Mon 10:00 in Brussels
+PROSECUTOR, PROSECUTOR_BACKUP = "Parket permanentie (fictief)", "Parket backup (fictief)"
+OCJ, VK = "OCJ permanentie (fictief)", "VK wachtdienst (fictief)"
+COORDINATORS = {"Coördinator van dienst (fictief)", "Coördinator backup (fictief)"}
+
+
+def texts(sim: Simulation, step: str | None = None) -> list[tuple[int, str]]:
+    """(minute, contact) of every text sent, of one step if given."""
+    return [(int(e.offset / timedelta(minutes=1)), e.contact or "") for e in sim.events
+            if e.kind == "sms.sent" and (step is None or e.step == step)]
+
+
+def states(sim: Simulation) -> dict[str, str]:
+    return {s["step"]: s["state"] for s in sim.steps}
+
+
+def run(app: App, start: datetime = MONDAY_MORNING, **options: object) -> Simulation:
+    return simulate(app.playbook("worrying-situation"), app.contacts, start=start, **options)  # type: ignore[arg-type]
+
+
+def test_acknowledged_early_stops_the_chain(app: App) -> None:
+    sim = run(app, acks=[Action("youth_prosecutor", timedelta(minutes=5))])
+    assert texts(sim, "alert-youth-prosecutor") == [(0, PROSECUTOR)]
+    assert states(sim)["alert-youth-prosecutor"] == "acknowledged"
+    assert any(e.kind == "step.acknowledged" and e.offset == timedelta(minutes=5) for e in sim.events)
+
+
+def test_nobody_answers_escalates_repeats_and_exhausts(app: App) -> None:
+    sim = run(app)
+    step = texts(sim, "alert-youth-prosecutor")
+    assert step[:2] == [(0, PROSECUTOR), (15, PROSECUTOR_BACKUP)]
+    assert {c for m, c in step if m == 30} == COORDINATORS  # escalate_to: the whole role at once
+    assert step[4:6] == [(45, PROSECUTOR), (60, PROSECUTOR_BACKUP)]  # repeat = 1: a second round
+    exhausted = [e for e in sim.events if e.kind == "step.exhausted" and e.step == "alert-youth-prosecutor"]
+    assert [e.offset for e in exhausted] == [timedelta(minutes=90)]
+    assert states(sim)["alert-youth-prosecutor"] == "exhausted"
+    assert states(sim)["inform-police"] == "exhausted"  # the police are asked to confirm the search
+
+
+def test_a_failed_number_moves_on_at_once(app: App) -> None:
+    sim = run(app, fail=[PROSECUTOR])
+    failed = [e for e in sim.events if e.kind == "sms.failed"]
+    assert (failed[0].offset, failed[0].contact) == (timedelta(0), PROSECUTOR)
+    assert texts(sim, "alert-youth-prosecutor")[0] == (0, PROSECUTOR_BACKUP)  # not after 15 minutes
+    assert all(e.contact == PROSECUTOR for e in failed)  # its turn in the second round fails too
+
+
+def test_resolved_at_30_minutes_stands_down_and_plans_the_return(app: App) -> None:
+    sim = run(app, resolve=Action("found", timedelta(minutes=30)))
+    search = {s.id for s in app.playbook("worrying-situation").steps}
+    assert max(m for step in search for m, _ in texts(sim, step)) <= 30  # nothing of the search after it
+    stand_downs = {e.contact for e in sim.events if e.kind == "sms.stand_down"}
+    alerted = {c for step in search for _, c in texts(sim, step)}
+    assert stand_downs == alerted
+    assert texts(sim, "return-interview-plan")[0] == (30, "Coördinator van dienst (fictief)")
+    assert texts(sim, "return-interview-due")[0] == (72 * 60 + 30, "Coördinator van dienst (fictief)")
+    assert states(sim)["alert-youth-prosecutor"] == "cancelled"
+
+
+def test_started_on_a_sunday_night_skips_who_is_off_duty(app: App) -> None:
+    night = run(app, start=SUNDAY_NIGHT)
+    skipped = [e for e in night.events if e.kind == "step.skipped_contact"]
+    assert skipped[0].step == "ask-mandated-agency" and OCJ in skipped[0].text
+    assert texts(night, "ask-mandated-agency")[0] == (0, VK)
+    day = run(app, start=MONDAY_MORNING)
+    assert texts(day, "ask-mandated-agency")[0] == (0, OCJ)
+
+
+def test_flags_choose_the_simplest_case_the_rules_allow(app: App) -> None:
+    sim = run(app, flags=["suspected-victim"])
+    assert {"worrying", "alarming"} <= set(sim.flags)  # a suspected victim is both, by the rules
+    quiet = run(app, flags=["worrying"])
+    assert "societal-necessity" not in quiet.flags
+    assert "ask-mandated-agency" not in states(quiet)
+
+
+def test_the_command_prints_a_timeline_and_writes_nothing_to_the_home(runner: CliRunner, home: Path) -> None:
+    before = (home / "rapidresponse.db").read_bytes()
+    result = runner.invoke(cli, ["--home", str(home), "playbooks", "simulate", "worrying-situation",
+                                 "--start", "2026-11-29 23:00", "--ack", "youth_prosecutor@20m",
+                                 "--resolve", "found@40m"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("Simulation of worrying-situation from Sun 29 Nov 2026 23:00")
+    assert "     +20m  Sun 23:20  step 'alert-youth-prosecutor' acknowledged by youth_prosecutor" in result.stdout
+    assert "     +40m  Sun 23:40  case resolved (found)" in result.stdout
+    assert "stand-down to Parket backup (fictief) (youth_prosecutor)" in result.stdout
+    assert_no_secrets(result.output)
+    assert "Simulatie" not in result.output  # the fictitious minor stays in the throw-away database
+    assert (home / "rapidresponse.db").read_bytes() == before
+
+
+def test_json_lists_every_event_with_its_minute(runner: CliRunner, home: Path) -> None:
+    result = runner.invoke(cli, ["--home", str(home), "playbooks", "simulate", "missing-minor",
+                                 "--start", "2026-11-30 10:00", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    sent = [(e["minute"], e["contact"]) for e in report["events"] if e["kind"] == "sms.sent"]
+    assert (0, "Child Focus wachtdienst (fictief)") in sent
+    assert (120, "Coördinator van dienst (fictief)") in sent  # the re-assessment reminder at 2h
+    assert report["start"] == "2026-11-30T10:00:00+01:00"
+
+
+def test_mistakes_are_one_sentence_that_does_not_repeat_the_word(runner: CliRunner, home: Path) -> None:
+    for args, expected in [
+        (["--ack", "Zorbalina@5m"], "the role of --ack is not a known role"),
+        (["--ack", "police"], "--ack takes WORD@OFFSET"),
+        (["--resolve", "found@soon"], "--resolve: 'soon' is not a duration"),
+        (["--fail", "Zorbalina"], "the contact of --fail is not a known contact"),
+        (["--flags", "Zorbalina"], "a flag of --flags is not a known flag"),
+    ]:
+        result = runner.invoke(cli, ["--home", str(home), "playbooks", "simulate", "worrying-situation", *args])
+        assert result.exit_code == 2, (args, result.output)
+        assert expected in result.stderr
+        assert "Zorbalina" not in result.stderr
+
+
+def test_show_renders_each_text_with_its_segments(runner: CliRunner, home: Path) -> None:
+    result = runner.invoke(cli, ["--home", str(home), "playbooks", "show", "worrying-situation", "--json"])
+    assert result.exit_code == 0, result.output
+    steps = {s["id"]: s for s in json.loads(result.stdout)["steps"]}
+    alert = steps["alert-youth-prosecutor"]
+    assert alert["recipients"] == [PROSECUTOR, PROSECUTOR_BACKUP]
+    assert alert["text"].startswith("RR-2026-0001: ") and "ACK 1234" in alert["text"]
+    assert (alert["encoding"], alert["segments"]) == ("GSM-7", 1)
+    assert alert["escalate_to"] == "coordinator" and alert["ack_within"] == "15m"
+    assert steps["on_resolved"]["phase"] == "stand-down"
+    assert steps["return-interview-due"]["offset"] == "3d after resolution"
+    text = runner.invoke(cli, ["--home", str(home), "playbooks", "show", "worrying-situation"]).stdout
+    assert "waits 15m for ACK per contact, then coordinator" in text
+    assert "GSM-7, " in text and " 1 segment" in text
