@@ -411,3 +411,4 @@ def _home_playbooks(paths: list[Path]) -> list[Playbook]:
 
 
 TEST_MESSAGE = "RR-TEST: testbericht van rapidresponse ({role_title}). Geen actie nodig."
+TEST_CALL = "Testoproep van rapidresponse voor {role_title}. Er is geen actie nodig."

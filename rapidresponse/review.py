@@ -67,7 +67,8 @@ def step_view(store: Store, case: dict[str, Any], now: datetime) -> list[dict[st
         sent = [
             {"role": m["role"], "contact": m["contact"], "to": m["to_number"],
              "state": m["state"], "at": m["sent_at"] or m["created_at"],
-             "error": m["error_text"], "possible_duplicate": bool(m["possible_duplicate"])}
+             "error": m["error_text"], "possible_duplicate": bool(m["possible_duplicate"]),
+             "channel": m["channel"]}
             for m in messages if m["step_id"] == row["id"]
         ]
         nxt = None
@@ -276,6 +277,21 @@ def _seconds(later: str | None, earlier: str | None) -> float | None:
     return (from_iso(later) - from_iso(earlier)).total_seconds()
 
 
+def _acks_by_channel(store: Store, start: str) -> dict[str, dict[str, list[float]]]:
+    """Per role, per channel (`voice` key press, `sms` reply, `cli`…): the waits to each ack."""
+    found: dict[str, dict[str, list[float]]] = {}
+    for row in store.all(
+        "SELECT e.detail FROM events e JOIN cases c ON c.ref = e.case_ref"
+        " WHERE e.kind = 'step.acknowledged' AND c.registered_at >= ?",
+        [start],
+    ):
+        detail = json.loads(row["detail"])
+        waits = found.setdefault(detail.get("role", "?"), {}).setdefault(detail.get("via", "cli"), [])
+        if isinstance(detail.get("seconds_after_alert"), int | float):
+            waits.append(float(detail["seconds_after_alert"]))
+    return found
+
+
 def report(store: Store, since: datetime) -> dict[str, Any]:
     """How fast did the chain answer? Figures for the supervisor's review, by role."""
     start = to_iso(since)
@@ -314,7 +330,15 @@ def report(store: Store, since: datetime) -> dict[str, Any]:
         entry = roles.setdefault(row["role"], {"steps": 0, "acknowledged": 0, "exhausted": 0,
                                                "escalated": 0, "_ack": []})
         entry.setdefault("messages", {})[row["state"]] = row["n"]
+    for role, by_channel in _acks_by_channel(store, start).items():
+        entry = roles.setdefault(role, {"steps": 0, "acknowledged": 0, "exhausted": 0,
+                                        "escalated": 0, "_ack": []})
+        entry["by_channel"] = {
+            via: {"acknowledged": len(waits), "median_ack_seconds": _median(waits)}
+            for via, waits in sorted(by_channel.items())
+        }
     for entry in roles.values():
+        entry.setdefault("by_channel", {})
         acks = entry.pop("_ack")
         entry["median_ack_seconds"] = _median(acks)
         entry["worst_ack_seconds"] = max(acks) if acks else None

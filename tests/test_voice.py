@@ -580,3 +580,74 @@ def test_the_console_transport_shows_the_call(
     assert_no_secrets(out.getvalue())
     [msg] = ctx.store.all("SELECT * FROM messages WHERE channel = 'voice'")
     assert msg["state"] == "sent" and msg["transport"] == "console"
+
+
+# ---------------------------------------------------------------- shipped playbook, CLI, review
+
+
+def test_the_worrying_playbook_calls_the_prosecutor_then_the_coordinator_after_5_minutes(
+    app: Any, ctx: Any, clock: Any, settings: Any, transport: Any
+) -> None:
+    from conftest import register_minor, tick
+
+    playbook = app.playbook("worrying-situation")
+    steps = {s.id: s for s in playbook.steps}
+    prosecutor, check = steps["alert-youth-prosecutor"], steps["coordinator-check"]
+    assert prosecutor.call_after.total_seconds() == 300 and prosecutor.escalate_to == "coordinator"
+    assert check.call_after.total_seconds() == 300 and check.role == "coordinator"
+    for step in (prosecutor, check):
+        lint_template(step.voice_template)
+    register_minor(ctx, app)
+    tick(ctx, transport, settings)
+    assert not transport.calls
+    clock.advance(minutes=5)
+    tick(ctx, transport, settings)
+    assert PROSECUTOR in transport.called() and "+32470000011" not in transport.called()
+    for _, speech in transport.calls:
+        assert_no_secrets(speech)
+
+
+def test_contacts_test_call_places_one_call_per_contact(
+    home: Any, runner: Any, twilio_stub: TwilioStub, voice_env: dict[str, str]
+) -> None:
+    from rapidresponse.cli import cli
+
+    contacts = home / "contacts.toml"
+    contacts.write_text(contacts.read_text(encoding="utf-8").replace(
+        '"+32 470 00 00 02" }', '"+32 470 00 00 02", voice = false }'), encoding="utf-8")
+    result = runner.invoke(cli, ["--home", str(home), "contacts", "test", "youth_prosecutor", "--call"])
+    assert result.exit_code == 0, result.output
+    assert [c.to for c in twilio_stub.calls()] == [PROSECUTOR] and not twilio_stub.texts()
+    assert "Testoproep" in twilio_stub.calls()[0].twiml
+    assert "not called (voice = false)" in result.output and ": sent" in result.output
+
+
+def test_a_test_call_key_press_proves_the_webhook_works(
+    home: Any, runner: Any, ctx: Any, twilio_stub: TwilioStub, webapp: Any
+) -> None:
+    from rapidresponse.cli import cli
+
+    runner.invoke(cli, ["--home", str(home), "contacts", "test", "coordinator", "--call"])
+    call = twilio_stub.calls()[0]
+    status, answer = press(webapp, call, "1")
+    assert status == "200 OK" and "Test geslaagd" in answer
+    assert [e["detail"]["result"] for e in events(ctx, "call.key")] == ["test"]
+
+
+def test_an_acknowledgement_by_voice_shows_in_show_and_report(
+    ctx: Any, clock: Any, settings: Any, phone: Any, twilio_stub: TwilioStub, webapp: Any,
+    calls_case: Any, home: Any, runner: Any
+) -> None:
+    from datetime import timedelta
+
+    from rapidresponse.review import report, show_case
+
+    later(clock, ctx, phone, settings, minutes=5)
+    press(webapp, twilio_stub.calls()[0], "1")
+    view = show_case(ctx.store, calls_case.ref, clock.now())
+    alert = next(s for s in view["steps"] if s["id"] == "alert")
+    assert [m["channel"] for m in alert["messages"]] == ["sms", "voice"]
+    assert alert["state"] == "acknowledged"
+    figures = report(ctx.store, clock.now() - timedelta(days=1))
+    voice = figures["roles"]["youth_prosecutor"]["by_channel"]["voice"]
+    assert voice == {"acknowledged": 1, "median_ack_seconds": 300.0}

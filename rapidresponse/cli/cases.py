@@ -478,7 +478,8 @@ def _render_case(view: dict[str, Any], tz: Any) -> None:
         table.add_column(column)
     for step in view["steps"]:
         msgs = "\n".join(
-            f"{when(m['at'], tz)} {escape(m['contact'])} {styled(m['state'])}"
+            f"{when(m['at'], tz)} {escape(m['contact'])}{' call' if m.get('channel') == 'voice' else ''}"
+            f" {styled(m['state'])}"
             + (" (possible duplicate)" if m["possible_duplicate"] else "")
             for m in step["messages"]
         )
@@ -655,13 +656,15 @@ def report_cmd(env: Env, since: str, as_json: bool) -> None:
     out.print(f"Steps fired: {figures['steps_fired']}, of which more than a minute late:"
               f" {figures['steps_fired_over_a_minute_late']}")
     table = Table()
-    for column in ("role", "steps", "acknowledged", "median to ack", "worst", "escalated", "exhausted",
-                   "failed msgs"):
+    for column in ("role", "steps", "acknowledged", "median to ack", "worst", "by channel", "escalated",
+                   "exhausted", "failed msgs"):
         table.add_column(column)
     for role, r in figures["roles"].items():
         failed = r["messages"].get("failed", 0) + r["messages"].get("undelivered", 0)
+        channels = ", ".join(f"{via} {c['acknowledged']} ({secs(c['median_ack_seconds'])})"
+                             for via, c in r["by_channel"].items())
         table.add_row(role, str(r["steps"]), str(r["acknowledged"]), secs(r["median_ack_seconds"]),
-                      secs(r["worst_ack_seconds"]), str(r["escalated"]),
+                      secs(r["worst_ack_seconds"]), channels or "—", str(r["escalated"]),
                       f"[bold red]{r['exhausted']}[/]" if r["exhausted"] else "0", str(failed))
     out.print(table)
 

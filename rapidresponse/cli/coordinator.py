@@ -71,26 +71,34 @@ def contacts_list(env: Env, as_json: bool) -> None:
 
 @contacts.command("test")
 @click.argument("role", type=TEXT)
+@click.option("--call", "call", is_flag=True,
+              help="Place a test call (press 1 to prove key presses arrive) instead of a text.")
 @json_option
 @pass_env
-def contacts_test(env: Env, role: str, as_json: bool) -> None:
-    """Send one test text to each contact of ROLE and report each result."""
+def contacts_test(env: Env, role: str, call: bool, as_json: bool) -> None:
+    """Send one test text (or place one test call) to each contact of ROLE and report each result."""
     from rich.markup import escape
 
     from rapidresponse import engine
-    from rapidresponse.checks import TEST_MESSAGE
+    from rapidresponse.checks import TEST_CALL, TEST_MESSAGE
     from rapidresponse.dispatch import dispatch
 
     app = env.app
     role_obj = app.contacts.role(role)
     transport = app.transport()
     ctx = app.context()
-    body = TEST_MESSAGE.format(role_title=role_obj.title)
+    body = (TEST_CALL if call else TEST_MESSAGE).format(role_title=role_obj.title)
+    reached = [c for c in role_obj.contacts if c.voice or not call]
+    for c in role_obj.contacts:
+        if c not in reached and not as_json:
+            console().print(f"{escape(c.name)} {c.phone}: not called (voice = false)")
+    if not reached:
+        return
     with app.store.transaction():
         ids = [
             engine.queue_message(ctx, case_id=None, step_id=None, kind="test", role=role,
-                                 contact=c, body=body)
-            for c in role_obj.contacts
+                                 contact=c, body=body, channel="voice" if call else "sms")
+            for c in reached
         ]
     dispatch(ctx, transport, app.settings, wait_for_retries=30.0)
     marks = ",".join("?" * len(ids))
