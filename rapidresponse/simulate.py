@@ -129,6 +129,14 @@ class SimulatedTransport:
         self.sent += 1
         return Sent(sid=f"SIM{self.sent:08d}")
 
+    def call(self, to: str, speech: str, message_id: int) -> Sent:
+        """A call rings and nobody picks up (no status comes back): the step waits its
+        `ack_within` from the call, as it would for a call answered without a key."""
+        if to in self.failing:
+            raise PermanentSendError("simulated failure: the number cannot be called", "simulated")
+        self.sent += 1
+        return Sent(sid=f"SIMCALL{self.sent:08d}")
+
 
 def simulate(
     playbook: Playbook,
@@ -276,6 +284,16 @@ def _describe(
             return f"stand-down to {d['contact']} ({d['role']})", {**who, "body": d.get("body")}
         case "sms.cancelled":
             return "a queued text was cancelled: its step ended before it was sent", {}
+        case "call.placed":
+            return f"call to {d['contact']} ({d['role']})", {**who, "body": d.get("body")}
+        case "call.failed":
+            return f"call to {d['contact']} ({d['role']}) FAILED: {d.get('error')}", who
+        case "call.retry":
+            return f"call to {d['contact']} ({d['role']}) will be retried: {d.get('error')}", who
+        case "call.cancelled":
+            return "a queued call was cancelled: its step ended before it was placed", {}
+        case "step.calling":
+            return f"step '{step}': {d['reason']} → calling {', '.join(d['to'])}", who
         case "step.skipped_contact":
             name = _contact_at(ctx, playbook, step, d.get("position", 0))
             return f"step '{step}': {name or d['role']} skipped ({d['why']})", who

@@ -521,6 +521,7 @@ def test_an_acknowledgement_stops_every_waiting_step_of_that_role_and_no_other(
         "inform-police": "active", "consult-reference-magistrate": "active",
         "decide-societal-necessity": "active", "coordinator-check": "pending",
     }
+    advance_and_tick(clock, ctx, transport, settings, minutes=5)  # the prosecutor is called
     assert YP2 in advance_and_tick(clock, ctx, transport, settings, minutes=15)
     assert CF2 not in transport.numbers()
 

@@ -26,6 +26,12 @@ def texts(sim: Simulation, step: str | None = None) -> list[tuple[int, str]]:
             if e.kind == "sms.sent" and (step is None or e.step == step)]
 
 
+def calls(sim: Simulation, step: str | None = None) -> list[tuple[int, str]]:
+    """(minute, contact) of every call placed, of one step if given."""
+    return [(int(e.offset / timedelta(minutes=1)), e.contact or "") for e in sim.events
+            if e.kind == "call.placed" and (step is None or e.step == step)]
+
+
 def states(sim: Simulation) -> dict[str, str]:
     return {s["step"]: s["state"] for s in sim.steps}
 
@@ -44,11 +50,14 @@ def test_acknowledged_early_stops_the_chain(app: App) -> None:
 def test_nobody_answers_escalates_repeats_and_exhausts(app: App) -> None:
     sim = run(app)
     step = texts(sim, "alert-youth-prosecutor")
-    assert step[:2] == [(0, PROSECUTOR), (15, PROSECUTOR_BACKUP)]
-    assert {c for m, c in step if m == 30} == COORDINATORS  # escalate_to: the whole role at once
-    assert step[4:6] == [(45, PROSECUTOR), (60, PROSECUTOR_BACKUP)]  # repeat = 1: a second round
+    # call_after = "5m": each contact is called 5 minutes after the text; ack_within counts from the call
+    assert step[:2] == [(0, PROSECUTOR), (20, PROSECUTOR_BACKUP)]
+    assert calls(sim, "alert-youth-prosecutor")[:2] == [(5, PROSECUTOR), (25, PROSECUTOR_BACKUP)]
+    assert {c for m, c in step if m == 40} == COORDINATORS  # escalate_to: the whole role at once
+    assert {c for m, c in calls(sim, "alert-youth-prosecutor") if m == 45} == COORDINATORS
+    assert step[4:6] == [(60, PROSECUTOR), (80, PROSECUTOR_BACKUP)]  # repeat = 1: a second round
     exhausted = [e for e in sim.events if e.kind == "step.exhausted" and e.step == "alert-youth-prosecutor"]
-    assert [e.offset for e in exhausted] == [timedelta(minutes=90)]
+    assert [e.offset for e in exhausted] == [timedelta(minutes=120)]
     assert states(sim)["alert-youth-prosecutor"] == "exhausted"
     assert states(sim)["inform-police"] == "exhausted"  # the police are asked to confirm the search
 
@@ -93,11 +102,12 @@ def test_flags_choose_the_simplest_case_the_rules_allow(app: App) -> None:
 def test_the_command_prints_a_timeline_and_writes_nothing_to_the_home(runner: CliRunner, home: Path) -> None:
     before = (home / "rapidresponse.db").read_bytes()
     result = runner.invoke(cli, ["--home", str(home), "playbooks", "simulate", "worrying-situation",
-                                 "--start", "2026-11-29 23:00", "--ack", "youth_prosecutor@20m",
+                                 "--start", "2026-11-29 23:00", "--ack", "youth_prosecutor@25m",
                                  "--resolve", "found@40m"])
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("Simulation of worrying-situation from Sun 29 Nov 2026 23:00")
-    assert "     +20m  Sun 23:20  step 'alert-youth-prosecutor' acknowledged by youth_prosecutor" in result.stdout
+    assert "      +5m  Sun 23:05  call to Parket permanentie (fictief) (youth_prosecutor)" in result.stdout
+    assert "     +25m  Sun 23:25  step 'alert-youth-prosecutor' acknowledged by youth_prosecutor" in result.stdout
     assert "     +40m  Sun 23:40  case resolved (found)" in result.stdout
     assert "stand-down to Parket backup (fictief) (youth_prosecutor)" in result.stdout
     assert_no_secrets(result.output)
