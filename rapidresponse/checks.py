@@ -20,6 +20,7 @@ from rapidresponse.errors import InputError
 from rapidresponse.playbooks import Playbook, Step, render, validate_playbook, when_holds
 from rapidresponse.problems import ERROR, WARNING, Problem, TomlLines
 from rapidresponse.segments import measure
+from rapidresponse.states import OUTCOMES
 from rapidresponse.timeutil import format_duration
 
 #: More segments than this is a warning; more than MAX_SEGMENTS an error.
@@ -186,13 +187,20 @@ def _sms_lengths(playbook: Playbook, lines: TomlLines, contacts: Contacts | None
                                   lines.key("message", section, step.index), step, contacts)
             if problem:
                 problems.append(problem)
-    if playbook.stand_down:
-        roles = sorted({r for s in playbook.steps for r in s.roles()}) or ["coordinator"]
-        problem = _sms_length(playbook, playbook.stand_down, roles,
-                              lines.key("message", "on_resolved"), None, contacts)
+    roles = sorted({r for s in playbook.steps for r in s.roles()}) or ["coordinator"]
+    texts = {"message": playbook.stand_down, **playbook.stand_downs}
+    for key, text in texts.items():
+        if not text:
+            continue
+        problem = _sms_length(playbook, text, roles, lines.key(key, "on_resolved"), None, contacts)
         if problem:
-            problems.append(Problem(problem.level, problem.file, problem.line, "[on_resolved]",
-                                    problem.message))
+            problems.append(Problem(problem.level, problem.file, problem.line,
+                                    f"[on_resolved] {key}", problem.message))
+    if playbook.stand_down and set(OUTCOMES) - set(playbook.stand_downs):
+        problems.append(Problem(
+            WARNING, playbook.source, lines.key("message", "on_resolved"), "[on_resolved]",
+            "one 'message' stands down every outcome: a withdrawn report would be told the same"
+            f" as a minor found; give a text per outcome ({', '.join(OUTCOMES)})"))
     return problems
 
 

@@ -31,6 +31,8 @@ from rapidresponse.refs import case_ref
 from rapidresponse.states import (
     ACCEPTED,
     NOT_DELIVERED,
+    OUTCOMES,
+    RETURNED_OUTCOMES,
     RUNNING_STEPS,
     STOPPED_STEPS,
     UNSENT,
@@ -47,7 +49,6 @@ from rapidresponse.timeutil import format_duration, from_iso, to_iso
 from rapidresponse.vocab import Vocabulary
 
 SYSTEM = "system"
-OUTCOMES = ("found", "returned", "withdrawn", "other")
 #: Dutch as the field says it; never `teruggevonden` for a withdrawn report (domain.md).
 OUTCOME_WORDS = Vocabulary.of("outcome", OUTCOMES, aliases={
     "gevonden": "found", "teruggevonden": "found", "teruggekeerd": "returned", "terug": "returned",
@@ -900,7 +901,8 @@ class Resolution:
 
 
 def resolve(ctx: Context, ref: str, outcome: str, note: str | None = None) -> Resolution:
-    """Cancel what is pending, stand everyone down, and start the after-return steps."""
+    """Cancel what is pending, stand everyone down in the words for the outcome, and start the
+    after-return steps when the minor is back (found or returned)."""
     outcome = OUTCOME_WORDS.pick(outcome)
     now = ctx.clock.now()
     with ctx.store.transaction():
@@ -914,7 +916,7 @@ def resolve(ctx: Context, ref: str, outcome: str, note: str | None = None) -> Re
             [CaseState.RESOLVED, to_iso(now), ctx.actor, outcome, case["id"]],
         )
         playbook = case_playbook(case)
-        stood_down = _queue_stand_down(ctx, case, playbook)
+        stood_down = _queue_stand_down(ctx, case, playbook, outcome)
         audit.append(
             ctx.store, at=now, kind="case.resolved", actor=ctx.actor, case=case["ref"],
             detail={"outcome": outcome, "cancelled_steps": cancelled,
@@ -922,15 +924,17 @@ def resolve(ctx: Context, ref: str, outcome: str, note: str | None = None) -> Re
                     "note": _note(ctx, case["id"], "resolve", note)},
         )
         after = []
-        if playbook.after_resolved:
+        if playbook.after_resolved and outcome in RETURNED_OUTCOMES:  # the minor is back
             after = _plan(ctx, case["id"], case["ref"], playbook, json.loads(case["flags"]),
                           Phase.AFTER_RESOLVED, {"resolved": now})
     return Resolution(case["ref"], cancelled, stood_down, after)
 
 
-def _queue_stand_down(ctx: Context, case: dict[str, Any], playbook: Playbook) -> int:
-    """One stand-down per number that got (or may have got) an alert for the case."""
-    if not playbook.stand_down:
+def _queue_stand_down(ctx: Context, case: dict[str, Any], playbook: Playbook, outcome: str) -> int:
+    """One stand-down per number that got (or may have got) an alert for the case, in the
+    playbook's words for this outcome."""
+    text = playbook.stand_down_for(outcome)
+    if not text:
         return 0
     # A send that was tried and may have arrived (in flight, or retried after a time-out) counts
     # as reached: a needless stand-down is better than a contact left searching.
@@ -943,7 +947,7 @@ def _queue_stand_down(ctx: Context, case: dict[str, Any], playbook: Playbook) ->
         [case["id"], MessageKind.ALERT],
     )
     for row in reached:
-        body = render(playbook.stand_down, template_values(ctx, case, row["role"]))
+        body = render(text, template_values(ctx, case, row["role"]))
         queue_message(
             ctx, case_id=case["id"], step_id=None, kind=MessageKind.STAND_DOWN, role=row["role"],
             contact=Contact(name=row["contact"], phone=row["to_number"]), body=body,

@@ -23,6 +23,7 @@ from rapidresponse.errors import InputError
 from rapidresponse.lockscreen import REVEALING_WORDS as REVEALING_WORDS  # where it used to live
 from rapidresponse.lockscreen import revealing_word
 from rapidresponse.problems import ERROR, Problem, TomlLines
+from rapidresponse.states import OUTCOMES
 from rapidresponse.store import dumps
 from rapidresponse.timeutil import parse_duration
 from rapidresponse.vocab import Vocabulary
@@ -47,7 +48,9 @@ _STEP_KEYS = {
     "id", "at", "from", "role", "when", "notify", "message", "ack_within", "escalate_to",
     "repeat", "call", "call_after", "voice",
 }
-_ON_RESOLVED_KEYS = {"message"}
+#: `[on_resolved]`: a stand-down text per outcome; `message` (the older form) stands in for an
+#: outcome without its own text.
+_ON_RESOLVED_KEYS = {"message", *OUTCOMES}
 MAX_REPEAT = 10
 #: `when = ["worrying", "not grade-high"]`: a condition that must *not* hold.
 NOT = "not "
@@ -92,7 +95,7 @@ class Playbook:
     name: str
     title: str
     steps: tuple[Step, ...]
-    stand_down: str | None
+    stand_down: str | None  # [on_resolved] message: for every outcome without its own text
     after_resolved: tuple[Step, ...]
     raw: Mapping[str, Any]
     source: str
@@ -104,6 +107,12 @@ class Playbook:
     @property
     def digest(self) -> str:
         return hashlib.sha256(self.snapshot.encode("utf-8")).hexdigest()
+
+    stand_downs: Mapping[str, str] = dataclasses.field(default_factory=dict)  # by outcome
+
+    def stand_down_for(self, outcome: str) -> str | None:
+        """The stand-down text for how the case ended, if the playbook has one."""
+        return self.stand_downs.get(outcome, self.stand_down)
 
     def all_steps(self) -> tuple[Step, ...]:
         return self.steps + self.after_resolved
@@ -244,11 +253,11 @@ def _validate(
     if not entries:
         report.error("a playbook needs at least one [[steps]] entry")
     after = _parse_steps(raw.get("after_resolved", []), "after_resolved", ("resolved",), seen, report)
-    stand_down = _parse_on_resolved(raw.get("on_resolved"), report)
+    stand_down, stand_downs = _parse_on_resolved(raw.get("on_resolved"), report)
     playbook = None
     if usable:
         playbook = Playbook(
-            name=str(name), title=title, steps=steps, stand_down=stand_down,
+            name=str(name), title=title, steps=steps, stand_down=stand_down, stand_downs=stand_downs,
             after_resolved=after, raw=dict(raw), source=report.source,
         )
         if roles is not None:
@@ -256,26 +265,37 @@ def _validate(
     return playbook, report.problems
 
 
-def _parse_on_resolved(on_resolved: Any, report: _Report) -> str | None:
+def _parse_on_resolved(on_resolved: Any, report: _Report) -> tuple[str | None, dict[str, str]]:
+    """The stand-down texts: `message` for any outcome, or one per outcome (found, returned,
+    withdrawn, other) — a withdrawn report is not a minor found."""
     if on_resolved is None:
-        return None
+        return None, {}
     where, line = "[on_resolved]", report.lines.table("on_resolved")
     if not isinstance(on_resolved, dict):
         report.error("must be a table", where, line=line)
-        return None
+        return None, {}
     for key in sorted(set(on_resolved) - _ON_RESOLVED_KEYS):
-        report.error(f"unknown key '{key}'", where, line=report.lines.key(key, "on_resolved"))
-    stand_down = on_resolved.get("message")
-    line = report.lines.key("message", "on_resolved")
-    if not isinstance(stand_down, str) or not stand_down.strip():
-        report.error("field 'message' must be text", where, line=line)
-        return None
-    try:
-        lint_template(stand_down)
-    except ValueError as exc:
-        report.error(f"field 'message': {exc}", where, line=line)
-        return None
-    return stand_down
+        report.error(f"unknown key '{key}' (keys: message, {', '.join(OUTCOMES)})", where,
+                     line=report.lines.key(key, "on_resolved"))
+    texts: dict[str, str] = {}
+    for key in ("message", *OUTCOMES):
+        if key not in on_resolved:
+            continue
+        text = on_resolved[key]
+        line = report.lines.key(key, "on_resolved")
+        if not isinstance(text, str) or not text.strip():
+            report.error(f"field '{key}' must be text", where, line=line)
+            continue
+        try:
+            lint_template(text)
+        except ValueError as exc:
+            report.error(f"field '{key}': {exc}", where, line=line)
+            continue
+        texts[key] = text
+    if not set(on_resolved) & _ON_RESOLVED_KEYS:
+        report.error(f"needs a text: 'message', or one per outcome ({', '.join(OUTCOMES)})", where,
+                     line=line)
+    return texts.pop("message", None), texts
 
 
 def check_roles(playbook: Playbook, roles: Iterable[str]) -> None:

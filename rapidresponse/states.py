@@ -72,6 +72,12 @@ FINAL_MESSAGES = (MessageState.DELIVERED, MessageState.UNDELIVERED, MessageState
                   MessageState.CANCELLED, MessageState.UNCONFIRMED)
 
 
+#: How a case ends. Found and returned: the minor is back, and the after-return steps run
+#: (welfare check, return interview, referral); withdrawn: the report was a mistake or a duplicate.
+OUTCOMES = ("found", "returned", "withdrawn", "other")
+RETURNED_OUTCOMES = ("found", "returned")
+
+
 def sql(states: Iterable[str]) -> str:
     """`('pending', 'active')`: a group for an SQL `IN` clause (the values are our constants)."""
     return "(" + ", ".join(f"'{s}'" for s in states) + ")"

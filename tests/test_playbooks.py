@@ -43,7 +43,7 @@ def test_the_worrying_playbook_follows_the_addendum(app: App) -> None:
     assert agency.when == ("societal-necessity",)
     assert all(s.escalate_to == "coordinator" for s in playbook.steps if s.at.total_seconds() == 0
                and s.ack_within and s.role != "coordinator")
-    assert playbook.stand_down
+    assert set(playbook.stand_downs) == {"found", "returned", "withdrawn", "other"}
     assert any(s.at.total_seconds() == 72 * 3600 for s in playbook.after_resolved)
 
 
