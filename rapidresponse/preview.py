@@ -92,12 +92,17 @@ def timeline(playbook: Playbook, contacts: Contacts, now: datetime) -> list[Line
     is the one that fires most of the steps (as `simulate` uses by default)."""
     grade = flagspace.firing_most(playbook.steps).grade_word
     lines = [_line(contacts, s, "main", now, grade) for s in sorted(playbook.steps, key=_order)]
-    if playbook.stand_down:
-        roles = sorted({r for s in playbook.steps for r in s.roles()})
-        text = render(playbook.stand_down, example_values(contacts, roles[0] if roles else "", now,
-                                                          timedelta(hours=2), grade))
+    roles = sorted({r for s in playbook.steps for r in s.roles()})
+    # One stand-down per outcome (`message` stands in for outcomes without their own text).
+    texts = {"on_resolved": playbook.stand_down,
+             **{f"on_resolved.{k}": v for k, v in playbook.stand_downs.items()}}
+    for key, template in texts.items():
+        if not template:
+            continue
+        text = render(template, example_values(contacts, roles[0] if roles else "", now,
+                                               timedelta(hours=2), grade))
         lines.append(Line(
-            phase="stand-down", id="on_resolved", offset="at resolution", role=", ".join(roles),
+            phase="stand-down", id=key, offset="at resolution", role=", ".join(roles),
             when=(), notify="all", recipients=("everyone who got an alert",), off_duty=(),
             escalate_to=None, escalation_recipients=(), ack_within=None, repeat=0, text=text,
             length=measure(text),

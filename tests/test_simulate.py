@@ -149,7 +149,8 @@ def test_show_renders_each_text_with_its_segments(runner: CliRunner, home: Path)
     assert alert["text"].startswith("RR-2026-0001: ") and "ACK 1234" in alert["text"]
     assert (alert["encoding"], alert["segments"]) == ("GSM-7", 1)
     assert alert["escalate_to"] == "coordinator" and alert["ack_within"] == "15m"
-    assert steps["on_resolved"]["phase"] == "stand-down"
+    assert steps["on_resolved.found"]["phase"] == steps["on_resolved.withdrawn"]["phase"] == "stand-down"
+    assert "melding ingetrokken" in steps["on_resolved.withdrawn"]["text"]
     assert steps["return-interview-due"]["offset"] == "3d after resolution"
     text = runner.invoke(cli, ["--home", str(home), "playbooks", "show", "worrying-situation"]).stdout
     assert "waits 15m for ACK per contact, then coordinator" in text
