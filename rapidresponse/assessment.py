@@ -171,7 +171,8 @@ def case_flags(assessment_flags: Iterable[str], societal_necessity: str) -> tupl
         flags.append(NECESSITY_FLAG)
     elif societal_necessity == "undecided":
         flags.append(UNDECIDED_FLAG)
-    return tuple(f for f in FLAGS if f in flags)
+    # Flags that come from elsewhere (the minor's history: rapidresponse.flags) are kept.
+    return tuple(f for f in FLAGS if f in flags) + tuple(f for f in flags if f not in FLAGS)
 
 
 def assess(

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from rapidresponse import flagspace, tomlfile
+from rapidresponse.casecontacts import is_case_role
 from rapidresponse.contacts import Contacts, is_mobile, parse_contacts
 from rapidresponse.errors import InputError
 from rapidresponse.playbooks import Playbook, Step, render, validate_playbook, when_holds
@@ -232,6 +233,8 @@ def check_contacts(contacts: Contacts, playbooks: list[Playbook]) -> list[Findin
     for playbook in playbooks:
         for step in playbook.all_steps():
             for role in step.roles():
+                if is_case_role(role):
+                    continue  # its number is on each case, not in the contacts file
                 used.setdefault(role, []).append(f"{playbook.name}/{step.id}")
     for role, where in sorted(used.items()):
         if role not in contacts.roles:

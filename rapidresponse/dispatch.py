@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rapidresponse import audit, engine
+from rapidresponse.casecontacts import logged_number
 from rapidresponse.clock import Clock
 from rapidresponse.config import Settings
 from rapidresponse.contacts import Contacts
@@ -158,7 +159,8 @@ def _record(
         if row["possible_duplicate"]:
             detail["possible_duplicate"] = True
         summary = {"id": row["id"], "role": row["role"], "contact": row["contact"],
-                   "to": row["to_number"], "kind": row["kind"], "channel": row["channel"]}
+                   "to": logged_number(row["role"], row["to_number"]), "kind": row["kind"],
+                   "channel": row["channel"]}
         if isinstance(result, Sent):
             _accepted(ctx, transport, row, result, detail)
             report.sent.append({**summary, "state": MessageState.SENT, "sid": result.sid})

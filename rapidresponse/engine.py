@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from rapidresponse import audit
+from rapidresponse import audit, casecontacts
 from rapidresponse.assessment import (
     GRADE_WORDS,
     PLACEMENT_WORDS,
@@ -26,6 +27,7 @@ from rapidresponse.assessment import (
 from rapidresponse.clock import Clock
 from rapidresponse.contacts import Contact, Contacts, Role
 from rapidresponse.errors import InputError
+from rapidresponse.flags import REPEAT_EPISODES, with_flag
 from rapidresponse.playbooks import Playbook, Step, from_snapshot, render
 from rapidresponse.refs import case_ref
 from rapidresponse.states import (
@@ -75,6 +77,7 @@ class Person:
     birth_date: date
     last_seen: str
     full_name: str | None = None
+    profile_id: int | None = None  # registered from a pre-registered profile
 
 
 @dataclass
@@ -85,7 +88,8 @@ class Registration:
     playbook: Playbook
     ack_code: str
     steps: list[dict[str, Any]] = field(default_factory=list)
-    earlier_episodes: list[str] = field(default_factory=list)
+    earlier_episodes: list[str] = field(default_factory=list)  # every earlier one, oldest first
+    recent_episodes: list[str] = field(default_factory=list)  # those in the last 30 days
 
 
 # ---------------------------------------------------------------- registration
@@ -104,13 +108,16 @@ def register(
     societal_necessity: str = "undecided",
     reason: str | None = None,
     new_episode: bool = False,
+    case_contacts: Mapping[str, str] | None = None,
 ) -> Registration:
     """Write the case, its person, its assessment and its planned steps in one transaction.
 
     `playbooks_for(assessment)` picks the playbook when none is given, so the choice can follow
     the assessment (worrying-situation or missing-minor). `reason` says why the officer decided
     on societal necessity or lowered a suspicion the signals raised; it is kept as a note.
-    A minor who already has an open case is refused unless `new_episode`.
+    A minor who already has an open case is refused unless `new_episode`. `case_contacts` are
+    the E.164 numbers of the carer, consulent and guardian (`casecontacts.parse_numbers`); the
+    third episode in 30 days adds `repeat-runaway` and the flag `repeat-episodes`.
     """
     now = ctx.clock.now()
     _check_person(person)
@@ -118,28 +125,32 @@ def register(
         raise InputError("the minor cannot have gone missing in the future (check --missing-since)")
     placement = PLACEMENT_WORDS.pick(placement)
     tz = ctx.contacts.timezone
-    result = assess(
-        birth_date=person.birth_date,
-        missing_day=missing_since.astimezone(tz).date(),
-        indicators=indicators,
-        placement=placement,
-        suspected_victim=suspected_victim,
-        lowering_reason=reason,
-    )
     necessity = check_decision(societal_necessity, reason)
-    flags = case_flags(result.flags, necessity)
-    if playbook is None:
-        playbook = playbooks_for(result)
-    assert playbook is not None
     year = now.astimezone(tz).year
     with ctx.store.transaction():
         db = ctx.store.db
         if not new_episode:
             refuse_second_open_case(ctx.store, person)
+        earlier = earlier_episodes(ctx.store, person, missing_since)
+        recent = recent_episodes(earlier, missing_since)
+        repeat_reason = repeat_rule(recent)
+        result = assess(
+            birth_date=person.birth_date,
+            missing_day=missing_since.astimezone(tz).date(),
+            indicators=(*indicators, *(["repeat-runaway"] if repeat_reason else [])),
+            placement=placement,
+            suspected_victim=suspected_victim,
+            lowering_reason=reason,
+        )
+        if repeat_reason:
+            result = with_flag(result, REPEAT_EPISODES, repeat_reason)
+        flags = case_flags(result.flags, necessity)
+        if playbook is None:
+            playbook = playbooks_for(result)
+        assert playbook is not None
         seq = (ctx.store.scalar("SELECT MAX(seq) FROM cases WHERE year = ?", [year]) or 0) + 1
         ref = case_ref(year, seq)
         ack_code = _new_ack_code(ctx.store)
-        earlier = earlier_episodes(ctx.store, person, missing_since)
         case_id = db["cases"].insert(
             {
                 "ref": ref, "year": year, "seq": seq, "state": CaseState.OPEN,
@@ -163,14 +174,23 @@ def register(
                 "full_name": person.full_name,
                 "birth_date": person.birth_date.isoformat(),
                 "last_seen": person.last_seen,
+                "profile_id": person.profile_id,
             }
         )
+        casecontacts.save(ctx.store, case_contacts or {}, case_id=int(case_id))
+        profile_key = None
+        if person.profile_id is not None:
+            profile_key = ctx.store.scalar("SELECT key FROM profiles WHERE id = ?", [person.profile_id])
+            ctx.store.conn.execute("UPDATE profiles SET used_at = ? WHERE id = ?",
+                                   [to_iso(now), person.profile_id])
         audit.append(
             ctx.store, at=now, kind="case.registered", actor=ctx.actor, case=ref,
             detail={
                 "playbook": playbook.name, "playbook_hash": playbook.digest,
                 "missing_since": to_iso(missing_since), "placement": placement,
-                "earlier_episodes": earlier,
+                "earlier_episodes": [e["ref"] for e in earlier],
+                "episodes_in_30_days": len(recent) + 1, "profile": profile_key,
+                "case_contacts": sorted(case_contacts or {}),
             },
         )
         why = _note(ctx, int(case_id), "register", reason) if reason and reason.strip() else None
@@ -183,7 +203,8 @@ def register(
             record_decision(ctx, int(case_id), ref, necessity, why)
         steps = _plan(ctx, case_id, ref, playbook, flags, Phase.MAIN,
                       {"registered": now, "missing": missing_since})
-    return Registration(ref, int(case_id), result, playbook, ack_code, steps, earlier)
+    return Registration(ref, int(case_id), result, playbook, ack_code, steps,
+                        [e["ref"] for e in earlier], recent)
 
 
 def record_decision(
@@ -206,27 +227,43 @@ EPISODE_WINDOW = timedelta(days=30)
 MULTI_AGENCY_EPISODES = 3
 
 
-def earlier_episodes(store: Store, person: Person, missing_since: datetime) -> list[str]:
-    """Earlier cases of the same minor (alias and birth date) within 30 days of this one.
-
-    Three or more episodes in 30 days call for a multi-agency meeting (domain.md).
-    """
+def earlier_episodes(store: Store, person: Person, missing_since: datetime) -> list[dict[str, Any]]:
+    """Every earlier episode of the same minor (ref, missing_since), oldest first. A purged
+    case is no longer linked: its person is gone."""
     same, params = same_minor(person)
-    rows = store.all(
-        f"SELECT c.ref FROM cases c JOIN persons p ON p.case_id = c.id WHERE {same}"
-        " AND c.missing_since >= ? ORDER BY c.id",
-        [*params, to_iso(missing_since - EPISODE_WINDOW)],
+    return store.all(
+        f"SELECT c.ref, c.missing_since FROM cases c JOIN persons p ON p.case_id = c.id WHERE {same}"
+        " AND c.missing_since <= ? ORDER BY c.missing_since, c.id",
+        [*params, to_iso(missing_since)],
     )
-    return [row["ref"] for row in rows]
+
+
+def recent_episodes(earlier: list[dict[str, Any]], missing_since: datetime) -> list[str]:
+    """The refs of the earlier episodes that went missing in the 30 days up to this one."""
+    since = to_iso(missing_since - EPISODE_WINDOW)
+    return [e["ref"] for e in earlier if e["missing_since"] >= since]
+
+
+def repeat_rule(recent: list[str]) -> str | None:
+    """The reason to add `repeat-runaway` and plan a casusoverleg, or None: the third episode
+    in 30 days (domain.md; art. 458ter allows the meeting)."""
+    episodes = len(recent) + 1
+    if episodes < MULTI_AGENCY_EPISODES:
+        return None
+    return (f"{episodes} episodes in 30 days (earlier: {', '.join(recent)}): repeat-runaway added"
+            " automatically, and a multi-agency meeting (casusoverleg) is planned")
 
 
 def same_minor(person: Person) -> tuple[str, list[Any]]:
     """The rule for "the same minor", as SQL on `persons p`: the same alias (case and spaces
-    around it aside) and birth date. One place, so profiles can extend it."""
-    return (
-        "p.birth_date = ? AND lower(trim(p.alias)) = lower(trim(?))",
-        [person.birth_date.isoformat(), person.alias],
-    )
+    around it aside) and birth date, or an episode of the same pre-registered profile (whose
+    alias may have been changed since)."""
+    rule = "(p.birth_date = ? AND lower(trim(p.alias)) = lower(trim(?)))"
+    params: list[Any] = [person.birth_date.isoformat(), person.alias]
+    if person.profile_id is not None:
+        rule = f"({rule} OR p.profile_id = ?)"
+        params.append(person.profile_id)
+    return rule, params
 
 
 def refuse_second_open_case(store: Store, person: Person) -> None:
@@ -347,6 +384,8 @@ def get_case(store: Store, ref: str) -> dict[str, Any]:
 
 def template_values(ctx: Context, case: dict[str, Any], role: str) -> dict[str, Any]:
     role_obj = ctx.contacts.roles.get(role)
+    title = role_obj.title if role_obj else casecontacts.title(role) if casecontacts.is_case_role(
+        role) else role
     return {
         "case": case["ref"],
         "grade": GRADE_WORDS.get(case["grade"], case["grade"]),
@@ -354,7 +393,7 @@ def template_values(ctx: Context, case: dict[str, Any], role: str) -> dict[str, 
         "ack": case["ack_code"],
         "callback": ctx.contacts.callback_display,
         "missing_for": format_duration(ctx.clock.now() - from_iso(case["missing_since"])),
-        "role_title": role_obj.title if role_obj else role,
+        "role_title": title,
     }
 
 
@@ -370,9 +409,13 @@ class Stage:
     escalation: bool
 
 
-def chain(ctx: Context, step: Step) -> list[Stage]:
-    role = ctx.contacts.roles.get(step.role)
-    members = role.contacts if role else ()
+def chain(ctx: Context, step: Step, case_id: int | None = None) -> list[Stage]:
+    """The stages of a step: a case role resolves to the number on the case (none without one)."""
+    if casecontacts.is_case_role(step.role):
+        members = casecontacts.members(ctx.store, case_id, step.role) if case_id is not None else ()
+    else:
+        role = ctx.contacts.roles.get(step.role)
+        members = role.contacts if role else ()
     stages: list[Stage] = []
     if step.notify == "all":
         stages.append(Stage(step.role, members, False))
@@ -386,6 +429,8 @@ def chain(ctx: Context, step: Step) -> list[Stage]:
 
 def _recipients(ctx: Context, stage: Stage, now: datetime) -> tuple[Contact, ...]:
     """Members on duty; if nobody of the whole role is on duty, everybody (a miss is worse)."""
+    if casecontacts.is_case_role(stage.role):
+        return stage.members  # the people around the minor keep no duty hours
     on_duty_in_role = ctx.contacts.on_duty(stage.role, now)
     return tuple(c for c in stage.members if c in on_duty_in_role)
 
@@ -437,6 +482,9 @@ def _enter_stage(
     past the last stage of the last round, the step is exhausted."""
     now = ctx.clock.now()
     step = step_definition(ctx.store, step_row)
+    if casecontacts.is_case_role(step.role) and not casecontacts.members(ctx.store, case["id"], step.role):
+        _skip(ctx, case, step_row, f"the case names no {casecontacts.kind_of(step.role)}")
+        return
     found = _next_stage(ctx, case, step_row, step, round_, position)
     if found is None:
         _exhaust(ctx, case, step_row, step, reason)
@@ -573,7 +621,7 @@ def _next_stage(
     Off-duty and empty stages are skipped (and logged); past the last stage comes the next round.
     """
     now = ctx.clock.now()
-    stages = chain(ctx, step)
+    stages = chain(ctx, step, case["id"])
     messaged = _messaged(ctx, step_row["id"], round_)
     while True:
         if position >= len(stages):
@@ -610,6 +658,15 @@ def _exhaust(
         ctx.store, at=ctx.clock.now(), kind="step.exhausted", actor=SYSTEM, case=case["ref"],
         detail={"step": step.id, "role": step.role, "rounds": step.repeat + 1,
                 "reason": reason or "no reachable contact"},
+    )
+
+
+def _skip(ctx: Context, case: dict[str, Any], step_row: dict[str, Any], reason: str) -> None:
+    """A step that has nobody to message on this case: not an error, a logged reason."""
+    _finish(ctx, step_row, StepState.DONE, SYSTEM)  # done: nothing to wait for, nor to plan again
+    audit.append(
+        ctx.store, at=ctx.clock.now(), kind="step.skipped", actor=SYSTEM, case=case["ref"],
+        detail={"step": step_row["step_key"], "role": step_row["role"], "reason": reason},
     )
 
 

@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 from rapidresponse.assessment import GRADE_WORDS, INDICATORS, NECESSITY_VALUES, assess, case_flags
+from rapidresponse.flags import flag_combinations
 
 #: The rules count risk factors up to "two or more": any two indicators at once reach every outcome.
 #: (Raise it if a rule ever counts to three; each step multiplies the work by ~8.)
@@ -53,9 +54,9 @@ def _samples() -> Iterator[Sample]:
                 birth = _BIRTH_DATES[0] if under_13 else _BIRTH_DATES[1]
                 result = assess(birth_date=birth, missing_day=_MISSING_DAY, indicators=chosen,
                                 suspected_victim=suspected, lowering_reason=LOWERING_REASON)
-                for necessity in NECESSITY_VALUES:
+                for necessity, extra in itertools.product(NECESSITY_VALUES, flag_combinations()):
                     yield Sample(chosen, suspected, necessity, under_13,
-                                 frozenset(case_flags(result.flags, necessity)), result.grade)
+                                 frozenset(case_flags(result.flags, necessity)) | extra, result.grade)
 
 
 @lru_cache(maxsize=1)

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from rapidresponse import tomlfile
-from rapidresponse.assessment import FLAGS
+from rapidresponse.casecontacts import CASE_ROLES, is_case_role
 from rapidresponse.contacts import role_vocabulary
 from rapidresponse.errors import InputError
+from rapidresponse.flags import WHEN_FLAGS
 from rapidresponse.lockscreen import REVEALING_WORDS as REVEALING_WORDS  # where it used to live
 from rapidresponse.lockscreen import revealing_word
 from rapidresponse.problems import ERROR, Problem, TomlLines
@@ -54,7 +55,8 @@ _ON_RESOLVED_KEYS = {"message", *OUTCOMES}
 MAX_REPEAT = 10
 #: `when = ["worrying", "not grade-high"]`: a condition that must *not* hold.
 NOT = "not "
-FLAG_WORDS = Vocabulary.of("flag", FLAGS, listed_as="flags:")
+FLAG_WORDS = Vocabulary.of("flag", WHEN_FLAGS, listed_as="flags:")
+CASE_ROLE_WORDS = Vocabulary.of("case role", CASE_ROLES, listed_as="case roles:")
 
 
 @dataclass(frozen=True)
@@ -303,13 +305,14 @@ def check_roles(playbook: Playbook, roles: Iterable[str]) -> None:
 
 
 def role_problems(playbook: Playbook, roles: Iterable[str], lines: TomlLines) -> list[Problem]:
+    """Every role is in the contacts file, or is a case role (its number is on the case)."""
     known = set(roles)
     words = role_vocabulary(sorted(known))
     problems = []
     for section, pool in (("steps", playbook.steps), ("after_resolved", playbook.after_resolved)):
         for step in pool:
             for field_name, role in (("role", step.role), ("escalate_to", step.escalate_to)):
-                if role is not None and role not in known:
+                if role is not None and role not in known and role not in CASE_ROLES:
                     problems.append(Problem(
                         ERROR, playbook.source, lines.key(field_name, section, step.index),
                         f"step '{step.id}'",
@@ -369,7 +372,7 @@ def _parse_step(
         when = []
     for condition in when:
         flag = condition[len(NOT):] if condition.startswith(NOT) else condition
-        if flag not in FLAGS:
+        if flag not in WHEN_FLAGS:
             bad("when", FLAG_WORDS.unknown_sentence(flag, what="a flag") + "; 'not FLAG' negates one")
     notify = entry.get("notify", "first")
     if notify not in ("first", "all"):
@@ -398,6 +401,13 @@ def _parse_step(
         bad("repeat", f"must be a whole number from 0 to {MAX_REPEAT}")
     elif repeat and ack_within is None and "ack_within" not in entry:
         bad("repeat", "repeating needs 'ack_within'")
+    if isinstance(role, str) and is_case_role(role) and role not in CASE_ROLES:
+        bad("role", CASE_ROLE_WORDS.unknown_sentence(role))
+    if isinstance(role, str) and is_case_role(role) and "ack_within" in entry:
+        bad("ack_within", "a case contact is informed, not asked to acknowledge: let a step for the"
+                          " coordinator confirm instead")
+    if isinstance(escalate_to, str) and is_case_role(escalate_to):
+        bad("escalate_to", "escalate to a role of the contacts file, not to a case contact")
     call, call_after, voice = _call_fields(entry, ack_within, bad)
     if len(report.problems) > before:
         return None

@@ -30,6 +30,7 @@ from rapidresponse.engine import (
     stop_chain,
 )
 from rapidresponse.errors import InputError
+from rapidresponse.flags import carried_over
 from rapidresponse.playbooks import Playbook
 from rapidresponse.states import RUNNING_STEPS, CaseState, Phase, StepState, sql
 from rapidresponse.store import dumps
@@ -73,7 +74,7 @@ def reassess(
         suspected_victim=_standing_judgement(case, suspected_victim, set(indicators) - set(known)),
         lowering_reason=reason,
     )
-    flags = case_flags(result.flags, case["societal_necessity"])
+    flags = case_flags(carried_over(result.flags, json.loads(case["flags"])), case["societal_necessity"])
     target = None if keep_playbook or not result.worrying or case["worrying"] else playbook_for(result)
     current = case_playbook(case)
     before = {"alarming": bool(case["alarming"]), "worrying": bool(case["worrying"]),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from rapidresponse import audit, engine
+from rapidresponse.casecontacts import logged_number
 from rapidresponse.engine import SYSTEM, Context
 from rapidresponse.states import FINAL_MESSAGES, NOT_DELIVERED, Channel, MessageState
 from rapidresponse.timeutil import to_iso
@@ -47,7 +48,8 @@ def message_detail(ctx: Context, row: dict[str, Any], transport: str | None = No
         step_key = ctx.store.scalar("SELECT step_key FROM steps WHERE id = ?", [row["step_id"]])
     detail = {
         "message": row["id"], "step": step_key, "role": row["role"], "contact": row["contact"],
-        "to": row["to_number"], "body": row["body"], "transport": transport or row["transport"],
+        "to": logged_number(row["role"], row["to_number"]), "body": row["body"],
+        "transport": transport or row["transport"],
     }
     if row.get("channel") == Channel.VOICE:
         detail["channel"] = "voice"

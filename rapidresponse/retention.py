@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from rapidresponse import audit, engine
+from rapidresponse import audit, casecontacts, engine
 from rapidresponse.engine import Context, get_case
 from rapidresponse.errors import InputError
 from rapidresponse.states import CaseState
@@ -35,6 +35,7 @@ def purge(ctx: Context, ref: str) -> Purged:
         conn = ctx.store.conn
         cancelled = len(engine.stop_chain(ctx, case["id"]))
         notes = conn.execute("DELETE FROM notes WHERE case_id = ?", [case["id"]]).rowcount
+        contacts = casecontacts.forget_case(ctx.store, case["id"])
         conn.execute("DELETE FROM persons WHERE case_id = ?", [case["id"]])
         conn.execute(
             "UPDATE cases SET state = ?, purged_at = ? WHERE id = ?",
@@ -42,7 +43,8 @@ def purge(ctx: Context, ref: str) -> Purged:
         )
         audit.append(
             ctx.store, at=now, kind="case.purged", actor=ctx.actor, case=case["ref"],
-            detail={"notes_removed": notes, "steps_cancelled": cancelled},
+            detail={"notes_removed": notes, "steps_cancelled": cancelled,
+                    "case_contacts_removed": contacts},
         )
     # secure_delete zeroed the freed pages; fold the WAL in so no old copy lingers there either.
     ctx.store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

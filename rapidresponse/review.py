@@ -6,7 +6,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from rapidresponse import audit
+from rapidresponse import audit, casecontacts
 from rapidresponse.assessment import KINDS, POLICE_CRITERION, RED_FLAG, RISK_FACTOR, UNDECIDED_FLAG
 from rapidresponse.config import Settings
 from rapidresponse.store import Store
@@ -106,6 +106,9 @@ def show_case(store: Store, ref: str, now: datetime) -> dict[str, Any]:
         else None
     )
     view["notes"] = notes
+    view["case_contacts"] = casecontacts.shown(casecontacts.of_case(store, case["id"]))
+    view["profile"] = person and person["profile_id"] and store.scalar(
+        "SELECT key FROM profiles WHERE id = ?", [person["profile_id"]])
     view["steps"] = step_view(store, case, now)
     view["events"] = list(audit.events(store, case["ref"]))
     return view

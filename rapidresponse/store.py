@@ -336,6 +336,54 @@ def m011_two_judgements(db: Database) -> None:
     db.execute("ALTER TABLE cases RENAME COLUMN necessity TO societal_necessity")
 
 
+@migration
+def m012_profiles_and_case_contacts(db: Database) -> None:
+    db.executescript(
+        """
+        -- Pre-registered profiles (Philomena Protocol): personal data, like `persons`. The log
+        -- names a profile by `key` only (P-0001), which says nothing about the minor.
+        CREATE TABLE profiles (
+            id INTEGER PRIMARY KEY,
+            key TEXT NOT NULL UNIQUE,
+            alias TEXT NOT NULL,
+            alias_key TEXT NOT NULL UNIQUE,  -- lower(trim(alias)): `profiles show ALIAS` finds one
+            full_name TEXT,
+            birth_date TEXT NOT NULL,
+            placement TEXT NOT NULL,
+            description TEXT,
+            associates TEXT,
+            places TEXT,
+            phone TEXT,
+            social TEXT,
+            medical TEXT,
+            indicators TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            changed_at TEXT NOT NULL,
+            used_at TEXT
+        );
+
+        -- The carer, consulent and guardian of a case or of a profile: personal data of the case.
+        CREATE TABLE case_contacts (
+            id INTEGER PRIMARY KEY,
+            case_id INTEGER REFERENCES cases (id),
+            profile_id INTEGER REFERENCES profiles (id) ON DELETE CASCADE,
+            kind TEXT NOT NULL CHECK (kind IN ('carer', 'consulent', 'guardian')),
+            phone TEXT NOT NULL,
+            CHECK ((case_id IS NULL) <> (profile_id IS NULL)),
+            UNIQUE (case_id, kind),
+            UNIQUE (profile_id, kind)
+        );
+        CREATE INDEX case_contacts_profile ON case_contacts (profile_id);
+
+        -- An episode registered from a profile; links the episodes of one minor. Purged with the
+        -- person, and cleared when the profile is removed.
+        ALTER TABLE persons ADD COLUMN profile_id INTEGER REFERENCES profiles (id) ON DELETE SET NULL;
+        CREATE INDEX persons_profile ON persons (profile_id);
+        """
+    )
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(
         str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False

@@ -162,6 +162,9 @@ def test_a_worrying_case_plans_every_step_of_its_playbook_from_registration(
         "inform-police": now,
         "consult-reference-magistrate": now,  # a suspected victim
         "decide-societal-necessity": now,  # nobody decided yet: the coordinator is asked
+        "inform-carer": now,  # skipped when it fires: this case names no carer
+        "inform-consulent": now,
+        "confirm-guardian-told": now + timedelta(hours=1),
         "coordinator-check": now + timedelta(minutes=40),  # 1h after going missing
     }
     assert {k: r["state"] for k, r in steps_of(ctx, reg.ref).items()} == dict.fromkeys(planned, "pending")
@@ -520,6 +523,8 @@ def test_an_acknowledgement_stops_every_waiting_step_of_that_role_and_no_other(
         "alert-youth-prosecutor": "active", "alert-child-focus": "acknowledged",
         "inform-police": "active", "consult-reference-magistrate": "active",
         "decide-societal-necessity": "active", "coordinator-check": "pending",
+        "inform-carer": "done", "inform-consulent": "done",  # skipped: nobody named
+        "confirm-guardian-told": "pending",
     }
     advance_and_tick(clock, ctx, transport, settings, minutes=5)  # the prosecutor is called
     assert YP2 in advance_and_tick(clock, ctx, transport, settings, minutes=15)

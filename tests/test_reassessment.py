@@ -107,7 +107,8 @@ def test_earlier_episodes_of_the_same_minor_are_found(app: App, ctx: Context, cl
     clock.advance(days=25)  # the first is now more than 30 days before this one
     third = register_minor(ctx, app)
     assert second.earlier_episodes == [first.ref]
-    assert third.earlier_episodes == [second.ref]
+    assert third.earlier_episodes == [first.ref, second.ref]  # every episode stays linked
+    assert third.recent_episodes == [second.ref]  # but only one was in the last 30 days
 
 
 def test_reassess_from_the_cli_and_the_multi_agency_warning(home: Path) -> None:
@@ -121,7 +122,7 @@ def test_reassess_from_the_cli_and_the_multi_agency_warning(home: Path) -> None:
     register.append("--new-episode")
     refs.append(json.loads(runner.invoke(cli, [*register, "--json"]).stdout)["case"])
     third = runner.invoke(cli, register)
-    assert "Earlier episodes in the last 30 days" in third.stdout and "multi-agency meeting" in third.stdout
+    assert "Earlier episodes of this minor" in third.stdout and "multi-agency meeting" in third.stdout
     assert "repeat-runaway" in third.stdout
     ref = refs[0]
     out = runner.invoke(cli, [*base, "reassess", ref, "--indicator", "repeat-runaway",

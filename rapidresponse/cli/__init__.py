@@ -21,6 +21,7 @@ COMMAND_MODULES = {
     "cases": "cases", "show": "cases", "log": "cases", "report": "cases", "purge": "cases",
     "indicators": "cases", "contacts": "coordinator", "playbooks": "coordinator", "init": "ops",
     "run": "ops", "status": "ops", "webhook": "webhook", "timeline": "review",
+    "profiles": "profiles",
 }
 
 #: Each command's short help, as its docstring's first sentence says it (a test keeps them equal),
@@ -39,6 +40,7 @@ SHORT_HELP = {
     "reassess": "Re-assess CASE with what is known now; the response follows, and the log says why.",
     "register": "Register a missing minor, assess the situation and send the first alerts.",
     "report": "Response figures for supervisors: time to first alert, to acknowledgement, by role.",
+    "profiles": "Profiles of minors at risk, filled in before any episode (Philomena Protocol).",
     "resolve": "Close CASE: cancel pending steps, stand everyone down, start the after-return steps.",
     "run": "Run the daemon: fire steps on time, escalate, retry, until SIGINT/SIGTERM.",
     "show": "Show CASE: details, assessment, and the live step timeline.",

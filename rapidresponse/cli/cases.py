@@ -17,6 +17,8 @@ from rapidresponse.cli.common import (
     Env,
     VocabChoice,
     aligned,
+    case_contact_numbers,
+    case_contact_options,
     complete_indicators,
     complete_outcomes,
     complete_roles,
@@ -107,20 +109,25 @@ def judgement_line(view: dict[str, Any]) -> str:
 
 
 @click.command()
-@click.option("--alias", type=TEXT, required=True,
-              help="The name the team uses for the minor (kept private).")
-@click.option("--birth-date", type=TEXT, required=True, help="Day first: 02/03/2011, or 2011-03-02.")
+@click.option("--profile", type=TEXT, metavar="ALIAS",
+              help="Take alias, birth date, name, placement, indicators and case contacts from"
+                   " this pre-registered profile (see 'rapidresponse profiles').")
+@click.option("--alias", type=TEXT,
+              help="The name the team uses for the minor (kept private). Required without --profile.")
+@click.option("--birth-date", type=TEXT,
+              help="Day first: 02/03/2011, or 2011-03-02. Required without --profile.")
 @click.option("--missing-since", type=TEXT, required=True,
               help="Local time: 'gisteren 22:00', 'today 14u05', '28/11/2026 14:05', '14:05',"
               " '3h ago', or ISO 8601 with an offset.")
 @click.option("--last-seen", type=TEXT, required=True, help="Where the minor was last seen (kept private).")
 @click.option("--name", "full_name", type=TEXT, help="Full name (optional, kept private).")
-@click.option("--placement", type=VocabChoice(PLACEMENT_WORDS), default="home", show_default=True)
+@click.option("--placement", type=VocabChoice(PLACEMENT_WORDS), help="Default: the profile's, else home.")
 @click.option("--indicator", "indicators", type=TEXT, multiple=True, metavar="NAME",
               shell_complete=complete_indicators,
               help="A police criterion or exploitation signal; repeat. See 'rapidresponse indicators'.")
 @victim_options
 @_necessity_option
+@case_contact_options
 @click.option("--reason", type=TEXT,
               help="Why you decided on societal necessity or lowered a suspicion (kept with the"
                    " case; the log records that there is one).")
@@ -129,24 +136,40 @@ def judgement_line(view: dict[str, Any]) -> str:
 @click.option("--playbook", type=TEXT, help="Run this playbook instead of the one the assessment picks.")
 @json_option
 @pass_env
-def register(env: Env, alias: str, birth_date: str, missing_since: str, last_seen: str,
-             full_name: str | None, placement: str, indicators: tuple[str, ...],
-             suspected_victim: bool | None, societal_necessity: str | None, reason: str | None,
-             new_episode: bool, playbook: str | None, as_json: bool) -> None:
+def register(env: Env, profile: str | None, alias: str | None, birth_date: str | None,
+             missing_since: str, last_seen: str, full_name: str | None, placement: str | None,
+             indicators: tuple[str, ...], suspected_victim: bool | None,
+             societal_necessity: str | None, reason: str | None, new_episode: bool,
+             playbook: str | None, as_json: bool, **phones: str | None) -> None:
     """Register a missing minor, assess the situation and send the first alerts."""
     from rapidresponse import engine
 
     app = env.app
     tz = app.contacts.timezone
-    person = engine.Person(alias=alias, birth_date=parse_date(birth_date, "--birth-date"),
-                           last_seen=last_seen, full_name=full_name)
+    numbers = case_contact_numbers(phones)
+    if profile is not None:
+        from rapidresponse.profiles import for_episode
+
+        if alias is not None or birth_date is not None:
+            raise InputError("--profile gives the alias and birth date: leave out --alias and --birth-date")
+        known = for_episode(app.store, profile)
+        person = engine.Person(alias=known.alias, birth_date=known.birth_date, last_seen=last_seen,
+                               full_name=full_name or known.full_name, profile_id=known.profile_id)
+        placement = placement or known.placement
+        indicators = (*known.indicators, *indicators)
+        numbers = {**known.contacts, **numbers}
+    elif alias is None or birth_date is None:
+        raise InputError("give --alias and --birth-date, or --profile ALIAS of a pre-registered minor")
+    else:
+        person = engine.Person(alias=alias, birth_date=parse_date(birth_date, "--birth-date"),
+                               last_seen=last_seen, full_name=full_name)
     missing = read_when(missing_since, now=app.clock.now(), tz=tz, name="--missing-since")
     chosen = app.playbook(playbook) if playbook else None
     registration = engine.register(
         app.context(), person=person, missing_since=missing.moment, playbook=chosen,
-        playbooks_for=app.playbook_for, placement=placement, indicators=indicators,
+        playbooks_for=app.playbook_for, placement=placement or "home", indicators=indicators,
         suspected_victim=suspected_victim, societal_necessity=societal_necessity or "undecided",
-        reason=reason, new_episode=new_episode,
+        reason=reason, new_episode=new_episode, case_contacts=numbers,
     )
     ok, transport_error = _dispatch_now(env)
     case = engine.get_case(app.store, registration.ref)
@@ -162,6 +185,7 @@ def register(env: Env, alias: str, birth_date: str, missing_since: str, last_see
         "playbook": registration.playbook.name,
         "ack_code": registration.ack_code,
         "earlier_episodes": registration.earlier_episodes,
+        "episodes_in_30_days": len(registration.recent_episodes) + 1,
         "steps": [{"id": s["id"], "role": s["role"], "due_at": s["due_at"],
                    "state": s["state"]} for s in steps],
         "sent": sent,
@@ -205,12 +229,10 @@ def _render_registration(result: dict[str, Any], tz: Any) -> None:
         out.print(f"  • {reason}")
     earlier = result["earlier_episodes"]
     if earlier:
-        out.print(f"[bold yellow]Earlier episodes in the last 30 days:[/] {', '.join(earlier)}")
-        if len(earlier) + 1 >= engine.MULTI_AGENCY_EPISODES:
-            out.print(f"[bold red]{len(earlier) + 1} episodes in 30 days: call a multi-agency meeting.[/]")
-        if "repeat-runaway" not in result["indicators"]:
-            out.print("Consider the indicator repeat-runaway: rapidresponse reassess "
-                      f"{result['case']} --indicator repeat-runaway --reason ...")
+        out.print(f"[bold yellow]Earlier episodes of this minor:[/] {', '.join(earlier)}")
+        if result["episodes_in_30_days"] >= engine.MULTI_AGENCY_EPISODES:
+            out.print(f"[bold red]{result['episodes_in_30_days']} episodes in 30 days: repeat-runaway"
+                      " added; a multi-agency meeting (casusoverleg) is planned for the coordinator.[/]")
     table = Table(title="Planned steps", title_justify="left")
     for column in ("step", "role", "due", "state"):
         table.add_column(column)
@@ -467,6 +489,11 @@ def _render_case(view: dict[str, Any], tz: Any) -> None:
                   + (f" ({escape(person['name'])})" if person["name"] else "")
                   + f", born {person['birth_date']}, age {view['age']}, placement {view['placement']}")
         out.print(f"Last seen: {escape(person['last_seen'])}")
+    named = {kind: number for kind, number in view["case_contacts"].items() if number}
+    if named:
+        out.print("Around her: " + ", ".join(f"{kind} {number}" for kind, number in named.items()))
+    if view["profile"]:
+        out.print(f"Profile: {view['profile']} (rapidresponse profiles show ALIAS)")
     out.print(f"Missing since {when(view['missing_since'], tz)}; registered"
               f" {when(view['registered_at'], tz)} by {escape(view['registered_by'])}")
     if view["outcome"]:

@@ -253,3 +253,22 @@ STATE_STYLE = {
 def styled(value: str) -> str:
     style = STATE_STYLE.get(value)
     return f"[{style}]{value}[/]" if style else value
+
+
+def case_contact_options(fn: Any) -> Any:
+    """--carer-phone, --consulent-phone, --guardian-phone: the people around the minor."""
+    from rapidresponse.casecontacts import KINDS
+
+    for kind in reversed(tuple(KINDS)):
+        fn = click.option(f"--{kind}-phone", f"{kind}_phone", type=TEXT, metavar="NUMBER",
+                          help=f"Phone of the minor's {kind} (kept private; texts address"
+                               f" role case:{kind}).")(fn)
+    return fn
+
+
+def case_contact_numbers(values: dict[str, Any]) -> dict[str, str]:
+    """The E.164 numbers given with case_contact_options, by kind."""
+    from rapidresponse.casecontacts import KINDS, parse_numbers
+
+    return parse_numbers({kind: values.pop(f"{kind}_phone", None) for kind in KINDS})
+
