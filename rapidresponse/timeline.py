@@ -18,9 +18,12 @@ from rapidresponse.store import Store
 from rapidresponse.timeutil import from_iso
 
 #: Message events: the first makes the entry, receipts update its state.
-SENT_KINDS = {"sms.sent": "alert", "sms.stand_down": "stand-down", "sms.test": "test"}
+SENT_KINDS = {"sms.sent": "alert", "sms.stand_down": "stand-down", "sms.test": "test",
+              "call.placed": "call", "call.test": "test call"}
 RECEIPT_KINDS = {"sms.delivered": "delivered", "sms.undelivered": "undelivered",
-                 "sms.failed": "failed"}
+                 "sms.failed": "failed", "call.answered": "answered",
+                 "call.not_answered": "not answered", "call.failed": "failed"}
+CALL_LABELS = ("call", "test call")
 
 
 @dataclass
@@ -102,8 +105,9 @@ class _Builder:
     def _message(self, entry: Entry, d: dict[str, Any], label: str) -> None:
         entry.kind = f"message.{label}"
         step = f" ({d['step']})" if d.get("step") else ""
-        entry.what = f"{label}{step} texted to {d.get('role')}"
-        entry.state, entry.state_at = "sent", entry.at
+        verb = "placed to" if label in CALL_LABELS else "texted to"
+        entry.what = f"{label}{step} {verb} {d.get('role')}"
+        entry.state, entry.state_at = ("ringing" if label in CALL_LABELS else "sent"), entry.at
         entry.extra = {"to": d.get("to"), "transport": d.get("transport")}
         if d.get("possible_duplicate"):
             entry.extra["possible_duplicate"] = True
@@ -169,6 +173,15 @@ class _Builder:
         entry.lane = d.get("to_role")
         entry.what = f"step {d.get('step')} moved to the next contact ({d.get('reason')})"
         entry.extra = {"to": d.get("to"), "round": d.get("round")}
+
+    def _step_calling(self, entry: Entry, d: dict[str, Any]) -> None:
+        entry.what = f"step {d.get('step')}: calling {d.get('role')} ({d.get('reason')})"
+        entry.extra = {"to": d.get("to"), "round": d.get("round")}
+
+    def _call_key(self, entry: Entry, d: dict[str, Any]) -> None:
+        entry.via = "voice"
+        entry.what = f"key {d.get('key') or 'none'} pressed on the call to {d.get('role')}: {d.get('result')}"
+        entry.extra = {"key": d.get("key"), "result": d.get("result"), "sid": d.get("sid")}
 
     def _step_exhausted(self, entry: Entry, d: dict[str, Any]) -> None:
         entry.what = f"step {d.get('step')} EXHAUSTED: nobody of {d.get('role')} answered"

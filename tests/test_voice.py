@@ -651,3 +651,23 @@ def test_an_acknowledgement_by_voice_shows_in_show_and_report(
     figures = report(ctx.store, clock.now() - timedelta(days=1))
     voice = figures["roles"]["youth_prosecutor"]["by_channel"]["voice"]
     assert voice == {"acknowledged": 1, "median_ack_seconds": 300.0}
+
+
+def test_the_timeline_tells_the_call_its_status_and_the_key(
+    ctx: Any, clock: Any, settings: Any, phone: Any, twilio_stub: TwilioStub, webapp: Any,
+    calls_case: Any
+) -> None:
+    from rapidresponse.timeline import timeline
+
+    later(clock, ctx, phone, settings, minutes=5)
+    call = twilio_stub.calls()[0]
+    press(webapp, call, "1")
+    call_status(webapp, call, "completed")
+    entries = timeline(ctx.store, calls_case.ref).entries
+    [placed] = [e for e in entries if e.kind == "message.call"]
+    assert placed.what == "call (alert) placed to youth_prosecutor" and placed.state == "answered"
+    assert any(e.kind == "step.calling" for e in entries)
+    [key] = [e for e in entries if e.kind == "call.key"]
+    assert key.what == "key 1 pressed on the call to youth_prosecutor: acknowledged"
+    [ack] = [e for e in entries if e.kind == "step.acknowledged"]
+    assert ack.via == "voice" and ack.delay_seconds == 300
