@@ -671,3 +671,22 @@ def test_the_timeline_tells_the_call_its_status_and_the_key(
     assert key.what == "key 1 pressed on the call to youth_prosecutor: acknowledged"
     [ack] = [e for e in entries if e.kind == "step.acknowledged"]
     assert ack.via == "voice" and ack.delay_seconds == 300
+
+
+def test_register_places_an_immediate_call_and_says_so(home: Any, runner: Any) -> None:
+    from conftest import MINOR, write_playbook
+    from rapidresponse.cli import cli
+
+    write_playbook(home, "calls", CALL_AT_ONCE)
+    result = runner.invoke(cli, ["--home", str(home), "register", "--alias", MINOR["alias"],
+                                 "--birth-date", MINOR["birth_date"], "--missing-since", "1h ago",
+                                 "--last-seen", MINOR["last_seen"], "--indicator", "older-partner",
+                                 "--playbook", "calls", "--json"])
+    assert result.exit_code == 0, result.output
+    import json
+
+    sent = json.loads(result.stdout)["sent"]
+    assert [(m["to"], m["channel"], m["state"]) for m in sent] == [
+        (PROSECUTOR, "sms", "sent"), (PROSECUTOR, "voice", "sent")]
+    assert "[call console] to +32470000001, says: Dringend bericht" in result.stderr
+    assert_no_secrets(result.stderr)

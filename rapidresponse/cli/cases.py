@@ -72,7 +72,7 @@ def _warn_if_no_daemon(env: Env) -> None:
 def _sent_rows(env: Env, case_id: int) -> list[dict[str, Any]]:
     return [
         {"role": m["role"], "contact": m["contact"], "to": m["to_number"], "state": m["state"],
-         "kind": m["kind"], "error": m["error_text"]}
+         "kind": m["kind"], "channel": m["channel"], "error": m["error_text"]}
         for m in review.messages_of(env.app.store, case_id)
     ]
 
@@ -241,10 +241,11 @@ def _render_registration(result: dict[str, Any], tz: Any) -> None:
     out.print(table)
     if result["sent"]:
         sent = Table(title="Alerts", title_justify="left")
-        for column in ("role", "contact", "to", "state"):
+        for column in ("role", "contact", "to", "how", "state"):
             sent.add_column(column)
         for msg in result["sent"]:
-            sent.add_row(msg["role"], escape(msg["contact"]), msg["to"], styled(msg["state"]))
+            how = "call" if msg["channel"] == "voice" else "text"
+            sent.add_row(msg["role"], escape(msg["contact"]), msg["to"], how, styled(msg["state"]))
         out.print(sent)
 
 
