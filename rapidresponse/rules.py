@@ -7,6 +7,8 @@ in the report is the figure in the timeline.
 
 from __future__ import annotations
 
+import math
+
 from rapidresponse.timeutil import from_iso
 
 #: A step that fires more than this after it could have fired is "late" (a daemon outage).
@@ -61,3 +63,22 @@ def lateness(fired_at: str, due_at: str, planned_at: str) -> float:
 def seconds_between(earlier: str, later: str) -> float:
     return (from_iso(later) - from_iso(earlier)).total_seconds()
 
+
+
+def median(values: list[float]) -> float | None:
+    """Rule M — the middle value; with an even count, the mean of the two middle values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def percentile(values: list[float], share: float) -> float | None:
+    """Rule P — nearest rank: the smallest value with at least `share` of the values at or
+    below it (the 90th percentile of 10 values is the 9th smallest; of 1 value, that value)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(share * len(ordered)))
+    return ordered[rank - 1]

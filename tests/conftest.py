@@ -260,6 +260,12 @@ ack_within = "30m"
 message = "{case}: zoekactie afgerond, opvolging loopt via {callback}."
 
 [[after_resolved]]
+id = "refer-reference-centre"
+at = "0m"
+role = "reference_centre"
+message = "{case}: doorverwijzing voor beoordeling. Bel {callback}."
+
+[[after_resolved]]
 id = "return-interview"
 at = "72h"
 role = "coordinator"

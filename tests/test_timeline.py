@@ -73,7 +73,8 @@ def test_acknowledgements_name_the_contact_and_the_delay_since_their_alert(app: 
 def test_messages_carry_their_delivery_state_and_escalations_are_shown(app: App, ref: str) -> None:
     story = timeline(app.store, ref)
     alerts = [e for e in story.entries if e.kind == "message.alert"]
-    assert {e.lane for e in alerts} == {"youth_prosecutor", "child_focus", "police", "coordinator"}
+    assert {e.lane for e in alerts} == {"youth_prosecutor", "child_focus", "police", "coordinator",
+                                       "reference_centre"}  # the referral after the return
     assert all(e.state == "sent" for e in alerts)
     kinds = [e.kind for e in story.entries]
     moved = [e.step for e in story.entries if e.kind == "step.next_contact"]

@@ -640,7 +640,8 @@ def test_an_acknowledgement_by_voice_shows_in_show_and_report(
 ) -> None:
     from datetime import timedelta
 
-    from rapidresponse.review import report, show_case
+    from rapidresponse.figures import Period, report
+    from rapidresponse.review import show_case
 
     later(clock, ctx, phone, settings, minutes=5)
     press(webapp, twilio_stub.calls()[0], "1")
@@ -648,9 +649,9 @@ def test_an_acknowledgement_by_voice_shows_in_show_and_report(
     alert = next(s for s in view["steps"] if s["id"] == "alert")
     assert [m["channel"] for m in alert["messages"]] == ["sms", "voice"]
     assert alert["state"] == "acknowledged"
-    figures = report(ctx.store, clock.now() - timedelta(days=1))
-    voice = figures["roles"]["youth_prosecutor"]["by_channel"]["voice"]
-    assert voice == {"acknowledged": 1, "median_ack_seconds": 300.0}
+    figures = report(ctx.store, Period(clock.now() - timedelta(days=1), clock.now()))
+    [prosecutor] = [r for r in figures["roles"] if r["role"] == "youth_prosecutor"]
+    assert prosecutor["by_channel"]["voice"] == {"acknowledgements": 1, "median_minutes": 5.0}
 
 
 def test_the_timeline_tells_the_call_its_status_and_the_key(

@@ -18,7 +18,7 @@ from rapidresponse.errors import InputError, RapidResponseError
 COMMAND_MODULES = {
     "register": "cases", "reassess": "cases", "decide": "cases",
     "ack": "cases", "resolve": "cases", "note": "cases",
-    "cases": "cases", "show": "cases", "log": "cases", "report": "cases", "purge": "cases",
+    "cases": "cases", "show": "cases", "log": "cases", "report": "review", "purge": "cases",
     "indicators": "cases", "contacts": "coordinator", "playbooks": "coordinator", "init": "ops",
     "run": "ops", "status": "ops", "webhook": "webhook", "timeline": "review",
     "profiles": "profiles",
@@ -39,7 +39,7 @@ SHORT_HELP = {
     "purge": "Erase the minor's data from a resolved CASE (or from all resolved long enough ago).",
     "reassess": "Re-assess CASE with what is known now; the response follows, and the log says why.",
     "register": "Register a missing minor, assess the situation and send the first alerts.",
-    "report": "Response figures for supervisors: time to first alert, to acknowledgement, by role.",
+    "report": "Figures for supervisors from the log, each by one written rule (--policy: by month).",
     "profiles": "Profiles of minors at risk, filled in before any episode (Philomena Protocol).",
     "resolve": "Close CASE: cancel pending steps, stand everyone down, start the after-return steps.",
     "run": "Run the daemon: fire steps on time, escalate, retry, until SIGINT/SIGTERM.",

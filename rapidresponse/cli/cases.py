@@ -653,50 +653,6 @@ def purge(env: Env, case: str | None, resolved_before: str | None, yes: bool, as
             click.echo("Nothing to purge.")
 
 
-@click.command("report")
-@click.option("--since", type=TEXT, default="30d", show_default=True, metavar="DURATION",
-              help="Cases registered within this period (e.g. 7d, 90d).")
-@json_option
-@pass_env
-def report_cmd(env: Env, since: str, as_json: bool) -> None:
-    """Response figures for supervisors: time to first alert, to acknowledgement, by role."""
-    from rapidresponse.timeutil import parse_duration
-
-    try:
-        period = parse_duration(since)
-    except ValueError as exc:
-        raise InputError(f"--since: {exc}") from None
-    app = env.app
-    figures = review.report(app.store, app.clock.now() - period)
-    if as_json:
-        emit_json(figures)
-        return
-    from rich.table import Table
-
-    def secs(value: float | None) -> str:
-        return "—" if value is None else f"{value:.0f}s" if value < 120 else f"{value / 60:.1f}m"
-
-    out = console()
-    out.print(f"Since {when(figures['since'], env.tz())}: {figures['cases']} cases, {figures['worrying']}"
-              f" worrying ({figures['by_grade']['HIGH']} HIGH), {figures['resolved']} resolved")
-    out.print(f"Registration to first alert: median {secs(figures['median_seconds_to_first_alert'])},"
-              f" worst {secs(figures['worst_seconds_to_first_alert'])}")
-    out.print(f"Steps fired: {figures['steps_fired']}, of which more than a minute late:"
-              f" {figures['steps_fired_over_a_minute_late']}")
-    table = Table()
-    for column in ("role", "steps", "acknowledged", "median to ack", "worst", "by channel", "escalated",
-                   "exhausted", "failed msgs"):
-        table.add_column(column)
-    for role, r in figures["roles"].items():
-        failed = r["messages"].get("failed", 0) + r["messages"].get("undelivered", 0)
-        channels = ", ".join(f"{via} {c['acknowledged']} ({secs(c['median_ack_seconds'])})"
-                             for via, c in r["by_channel"].items())
-        table.add_row(role, str(r["steps"]), str(r["acknowledged"]), secs(r["median_ack_seconds"]),
-                      secs(r["worst_ack_seconds"]), channels or "—", str(r["escalated"]),
-                      f"[bold red]{r['exhausted']}[/]" if r["exhausted"] else "0", str(failed))
-    out.print(table)
-
-
 @click.command("indicators")
 @json_option
 def indicators_cmd(as_json: bool) -> None:
@@ -717,6 +673,5 @@ def indicators_cmd(as_json: bool) -> None:
 
 
 COMMANDS = [
-    register, reassess, decide, ack, resolve, note, cases_cmd, show, log_cmd, report_cmd, purge,
-    indicators_cmd,
+    register, reassess, decide, ack, resolve, note, cases_cmd, show, log_cmd, purge, indicators_cmd,
 ]

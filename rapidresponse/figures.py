@@ -1,0 +1,338 @@
+"""The supervisor's report, computed from the audit log by one written rule per figure.
+
+Every figure comes from log events (what the log can prove), not from the tables that the
+engine updates in place: an exhausted step later acknowledged is still an exhausted chain, and
+an acknowledgement belongs to the role that gave it.
+
+THE RULES (also in the README):
+
+- Period: the cases whose `case.registered` event is in [since, until), and their events before
+  `until` (a report on a past period does not change when later events are written). Every
+  figure below is about those cases.
+- Judgement, grade: from the case's last `case.assessed` event (a re-assessment replaces the
+  first). `worrying` and `alarming` are counted separately (a case can be both).
+- Outcome: the `outcome` of the case's `case.resolved` event at or before `until`; otherwise
+  "open".
+- Societal necessity: the value of the case's last `case.decided` event (yes / suspected /
+  no); a case without one is "undecided" — never presumed.
+- Repeat episode: `case.registered` names at least one earlier episode.
+- Open longer than 24 h: from registration to the resolution, or to `until` for a case not
+  resolved by then, more than 24 hours.
+- First alert: minutes from registration to the case's first `sms.sent` event.
+- Acknowledgement delay (rule A, `rules.AckClock`): per `step.acknowledged` event, minutes from
+  the first alert of that step to the *acknowledging* role (`detail.role`), or from the step's
+  firing when that role got none. Per role: count, median (rule M), 90th percentile (rule P,
+  nearest rank) and worst. Late acknowledgements after exhaustion count too. By channel (the
+  event's `via`: cli, sms, voice): count and median.
+- Escalations of a role: `step.escalated` events of steps that fired for that role (the role in
+  the step's `step.due` event).
+- Exhausted chains of a role: `step.exhausted` events with that role.
+- Texts per contact: distinct messages of `sms.sent`, `sms.stand_down` and `sms.failed` events
+  by role and contact; failed: distinct messages with an `sms.failed` event; undelivered: with
+  an `sms.undelivered` event.
+- Steps fired late (rule L, `rules.lateness`): `step.due` more than 60 s after the later of the
+  step's due time and the moment it was planned (a step overdue at registration is not late).
+- Follow-ups (rule F): each `after_resolved` step planned for a case (`steps.planned`, phase
+  after_resolved), and each `followup.planned` event (issue 9). Its type: "return_interview"
+  when its id or type mentions an interview, "referral" when it mentions a referral or its role
+  is reference_centre or care_centre, else "other". Due: its due time is before `until`.
+  Done: acknowledged or done (`step.acknowledged`/`step.done` for its step, or
+  `followup.done` for its id) before `until`. Overdue: due and not done.
+
+POLICY FIGURES (`policy`, action 4.3 of the action plan), by calendar month in local time, counts
+only — no reference, no name, nothing that identifies a minor:
+
+- registered, worrying, alarming, suspected victims, repeat episodes: the period's cases by the
+  month of their registration, judged by the rules above.
+- societal necessity decided yes / suspected / no: `case.decided` events, by the month of the
+  decision (every decision counts, a revised one too).
+- referred to a reference centre / a care centre: cases with an `sms.sent` to the role
+  reference_centre / care_centre, by the month of the first such text.
+
+Units: one per column. Durations in minutes (one decimal), counts as whole numbers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from rapidresponse.errors import InputError
+from rapidresponse.rules import LATE_AFTER_SECONDS, AckClock, lateness, median, percentile, seconds_between
+from rapidresponse.store import Store
+from rapidresponse.timeutil import from_iso, parse_date, parse_duration, read_when, to_iso
+
+REFERRAL_ROLES = ("reference_centre", "care_centre")
+OPEN_TOO_LONG = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class Period:
+    since: datetime
+    until: datetime
+
+    def as_dict(self) -> dict[str, str]:
+        return {"since": to_iso(self.since), "until": to_iso(self.until)}
+
+
+def period_bound(text: str, *, now: datetime, tz: ZoneInfo, name: str) -> datetime:
+    """'30d' (that long ago), a date (its local midnight), or any time `read_when` accepts."""
+    value = text.strip()
+    try:
+        return now - parse_duration(value)
+    except ValueError:
+        pass
+    try:
+        day: date = parse_date(value, name)
+    except InputError:
+        return read_when(value, now=now, tz=tz, name=name).moment
+    return datetime.combine(day, time(0), tz)
+
+
+def minutes(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds / 60, 1)
+
+
+def spread(values_seconds: list[float]) -> dict[str, float | None]:
+    """Median, 90th percentile and worst, in minutes."""
+    return {"median_minutes": minutes(median(values_seconds)),
+            "p90_minutes": minutes(percentile(values_seconds, 0.9)),
+            "worst_minutes": minutes(max(values_seconds) if values_seconds else None)}
+
+
+class _Log:
+    """The period's events of a few kinds, through the `events (kind, at)` index.
+
+    Events of a case happen at or after its registration, so `at >= since` loses none of them.
+    """
+
+    def __init__(self, store: Store, period: Period) -> None:
+        self.store = store
+        self.since, self.until = to_iso(period.since), to_iso(period.until)
+        self.cases: dict[str, str] = {}
+        self.earlier: dict[str, bool] = {}
+        for ref, at, earlier in store.conn.execute(
+            "SELECT case_ref, at, json_extract(detail, '$.earlier_episodes') FROM events"
+            " WHERE kind = 'case.registered' AND at >= ? AND at < ?", [self.since, self.until]
+        ):
+            self.cases[ref] = at
+            self.earlier[ref] = bool(json.loads(earlier)) if earlier else False
+
+    def rows(self, kinds: tuple[str, ...], fields: tuple[str, ...]) -> list[tuple[Any, ...]]:
+        """(seq, kind, case, at, actor, *fields) of the period's cases before `until`, in log order."""
+        extract = "".join(f", json_extract(detail, '$.{f}')" for f in fields)
+        marks = ",".join("?" * len(kinds))
+        rows = self.store.conn.execute(
+            f"SELECT seq, kind, case_ref, at, actor{extract} FROM events"
+            f" WHERE kind IN ({marks}) AND at >= ? AND at < ? ORDER BY seq",
+            [*kinds, self.since, self.until],
+        ).fetchall()
+        return [r for r in rows if r[2] in self.cases]
+
+
+def report(store: Store, period: Period) -> dict[str, Any]:
+    log = _Log(store, period)
+    return {
+        "period": period.as_dict(),
+        "cases": _cases(log),
+        "first_alert": _first_alert(log),
+        "steps": _steps(log),
+        "roles": _roles(log),
+        "contacts": _contacts(log),
+        "followups": _followups(log),
+    }
+
+
+def _last_assessment(log: _Log) -> dict[str, dict[str, Any]]:
+    fields = ("worrying", "alarming", "grade", "suspected_victim")
+    return {row[2]: dict(zip(fields, row[5:], strict=True))
+            for row in log.rows(("case.assessed",), fields)}
+
+
+def _cases(log: _Log) -> dict[str, Any]:
+    assessed = _last_assessment(log)
+    outcome: dict[str, tuple[str, str]] = {}
+    for _seq, _kind, ref, at, _actor, value in log.rows(("case.resolved",), ("outcome",)):
+        if at < log.until:
+            outcome[ref] = (value, at)
+    decided: dict[str, str] = {}
+    for _seq, _kind, ref, at, _actor, value in log.rows(("case.decided",), ("societal_necessity",)):
+        if at < log.until:
+            decided[ref] = value
+    open_too_long = 0
+    for ref, registered in log.cases.items():
+        end = outcome[ref][1] if ref in outcome else log.until
+        if seconds_between(registered, end) > OPEN_TOO_LONG.total_seconds():
+            open_too_long += 1
+    judgements = Counter()
+    for ref in log.cases:
+        a = assessed.get(ref, {})
+        judgements["worrying"] += bool(a.get("worrying"))
+        judgements["alarming"] += bool(a.get("alarming"))
+        judgements["neither"] += not a.get("worrying") and not a.get("alarming")
+    return {
+        "registered": len(log.cases),
+        "by_judgement": dict(judgements),
+        "by_grade": dict(sorted(Counter(str(assessed.get(r, {}).get("grade")) for r in log.cases).items())),
+        "by_outcome": dict(sorted(Counter(outcome.get(r, ("open",))[0] for r in log.cases).items())),
+        "by_societal_necessity": dict(sorted(
+            Counter(str(decided.get(r, "undecided")) for r in log.cases).items())),
+        "repeat_episodes": sum(log.earlier.values()),
+        "open_longer_than_24h": open_too_long,
+    }
+
+
+def _first_alert(log: _Log) -> dict[str, float | None]:
+    first: dict[str, str] = {}
+    for _seq, _kind, ref, at, _actor in log.rows(("sms.sent",), ()):
+        first.setdefault(ref, at)
+    return spread([seconds_between(log.cases[ref], at) for ref, at in first.items()])
+
+
+def _planned_times(log: _Log) -> dict[tuple[str, str], list[tuple[str, str]]]:
+    """(case, step) -> [(planned at, due at)] from `steps.planned`, in log order."""
+    planned: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
+    for _seq, _kind, ref, at, _actor, steps in log.rows(("steps.planned",), ("steps",)):
+        for step in json.loads(steps or "[]"):
+            planned[(ref, step.get("id"))].append((at, step.get("due_at")))
+    return planned
+
+
+def _steps(log: _Log) -> dict[str, int]:
+    planned = _planned_times(log)
+    fired = late = 0
+    for _seq, _kind, ref, at, _actor, step, due_at in log.rows(("step.due",), ("step", "due_at")):
+        fired += 1
+        plans = [p for p in planned.get((ref, step), []) if p[0] <= at]
+        planned_at = plans[-1][0] if plans else at
+        if lateness(at, due_at or at, planned_at) > LATE_AFTER_SECONDS:
+            late += 1
+    return {"fired": fired, "fired_late": late}
+
+
+def _roles(log: _Log) -> list[dict[str, Any]]:
+    clock = AckClock()
+    step_role: dict[tuple[str, str], str] = {}
+    delays: dict[str, list[float]] = defaultdict(list)
+    escalations: Counter[str] = Counter()
+    exhausted: Counter[str] = Counter()
+    channels: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    kinds = ("step.due", "sms.sent", "step.acknowledged", "step.escalated", "step.exhausted")
+    for _seq, kind, ref, at, _actor, step, role, via in log.rows(kinds, ("step", "role", "via")):
+        if kind == "step.due":
+            clock.fired(ref, step, at)
+            step_role[(ref, step)] = role
+        elif kind == "sms.sent":
+            clock.alerted(ref, step, role, at)
+        elif kind == "step.acknowledged":
+            waited = clock.delay(ref, step, role, at)
+            delays[role].append(waited if waited is not None else 0.0)
+            channels[role][via or "cli"].append(delays[role][-1])
+        elif kind == "step.escalated":
+            escalations[step_role.get((ref, step), "unknown")] += 1
+        else:
+            exhausted[role] += 1
+    roles = sorted(set(delays) | set(escalations) | set(exhausted))
+    return [{"role": role, "acknowledgements": len(delays[role]), **spread(delays[role]),
+             "escalations": escalations[role], "exhausted": exhausted[role],
+             "by_channel": {via: {"acknowledgements": len(waits), "median_minutes": minutes(median(waits))}
+                            for via, waits in sorted(channels[role].items())}}
+            for role in roles]
+
+
+def _contacts(log: _Log) -> list[dict[str, Any]]:
+    texts: dict[tuple[str, str], set[Any]] = defaultdict(set)
+    failed: dict[tuple[str, str], set[Any]] = defaultdict(set)
+    undelivered: dict[tuple[str, str], set[Any]] = defaultdict(set)
+    kinds = ("sms.sent", "sms.stand_down", "sms.failed", "sms.undelivered")
+    for _seq, kind, _ref, _at, _actor, message, role, contact in log.rows(
+        kinds, ("message", "role", "contact")
+    ):
+        key = (role, contact)
+        if kind == "sms.undelivered":
+            undelivered[key].add(message)
+            continue
+        texts[key].add(message)
+        if kind == "sms.failed":
+            failed[key].add(message)
+    return [{"role": role, "contact": contact, "texts": len(texts[(role, contact)]),
+             "failed": len(failed[(role, contact)]), "undelivered": len(undelivered[(role, contact)])}
+            for role, contact in sorted(set(texts) | set(undelivered), key=lambda k: (str(k[0]), str(k[1])))]
+
+
+def followup_type(name: str, role: str | None) -> str:
+    """Rule F's type of a follow-up, from its id (or type) and role."""
+    text = name.lower().replace("_", "-")
+    if "interview" in text or "terugkeergesprek" in text:
+        return "return_interview"
+    if "referral" in text or "doorverwijzing" in text or role in REFERRAL_ROLES:
+        return "referral"
+    return "other"
+
+
+def _followups(log: _Log) -> dict[str, dict[str, int]]:
+    items: dict[tuple[str, str], dict[str, Any]] = {}
+    for _seq, _kind, ref, _at, _actor, phase, steps in log.rows(("steps.planned",), ("phase", "steps")):
+        if phase != "after_resolved":
+            continue
+        for step in json.loads(steps or "[]"):
+            items[(ref, step.get("id"))] = {"type": followup_type(step.get("id") or "", step.get("role")),
+                                            "due_at": step.get("due_at"), "done": False}
+    for _seq, _kind, ref, _at, _actor, key, kind_, due_at, role in log.rows(
+        ("followup.planned",), ("id", "type", "due_at", "role")
+    ):
+        items[(ref, key)] = {"type": followup_type(kind_ or key or "", role), "due_at": due_at, "done": False}
+    for _seq, _kind, ref, at, _actor, step, key in log.rows(
+        ("step.acknowledged", "step.done", "followup.done"), ("step", "id")
+    ):
+        item = items.get((ref, step or key))
+        if item is not None and at < log.until:
+            item["done"] = True
+    out: dict[str, dict[str, int]] = {t: {"due": 0, "done": 0, "overdue": 0}
+                                      for t in ("return_interview", "referral", "other")}
+    for item in items.values():
+        counts = out[item["type"]]
+        if item["done"]:
+            counts["done"] += 1
+        if item["due_at"] and item["due_at"] < log.until:
+            counts["due"] += 1
+            counts["overdue"] += not item["done"]
+    return out
+
+
+def policy(store: Store, period: Period, tz: ZoneInfo) -> dict[str, Any]:
+    """Counts by month for the action plan's monitoring (action 4.3); nothing identifies a minor."""
+    log = _Log(store, period)
+    assessed = _last_assessment(log)
+    months: dict[str, Counter[str]] = defaultdict(Counter)
+
+    def month(at: str) -> str:
+        return from_iso(at).astimezone(tz).strftime("%Y-%m")
+
+    for ref, at in log.cases.items():
+        row = months[month(at)]
+        a = assessed.get(ref, {})
+        row["registered"] += 1
+        row["worrying"] += bool(a.get("worrying"))
+        row["alarming"] += bool(a.get("alarming"))
+        row["suspected_victims"] += bool(a.get("suspected_victim"))
+        row["repeat_episodes"] += log.earlier[ref]
+    for _seq, _kind, _ref, at, _actor, value in log.rows(("case.decided",), ("societal_necessity",)):
+        months[month(at)][f"societal_necessity_{value}"] += 1
+    first_referral: dict[tuple[str, str], str] = {}
+    for _seq, _kind, ref, at, _actor, role in log.rows(("sms.sent",), ("role",)):
+        if role in REFERRAL_ROLES:
+            first_referral.setdefault((ref, role), at)
+    for (_ref, role), at in first_referral.items():
+        months[month(at)][f"referred_{role}"] += 1
+    return {"period": period.as_dict(), "columns": list(POLICY_COLUMNS),
+            "months": [{"month": m, **{c: months[m][c] for c in POLICY_COLUMNS}} for m in sorted(months)]}
+
+
+POLICY_COLUMNS = ("registered", "worrying", "alarming", "suspected_victims",
+                  "societal_necessity_yes", "societal_necessity_suspected", "societal_necessity_no",
+                  "referred_reference_centre", "referred_care_centre", "repeat_episodes")
