@@ -649,7 +649,7 @@ def test_an_acknowledgement_by_voice_shows_in_show_and_report(
     alert = next(s for s in view["steps"] if s["id"] == "alert")
     assert [m["channel"] for m in alert["messages"]] == ["sms", "voice"]
     assert alert["state"] == "acknowledged"
-    figures = report(ctx.store, Period(clock.now() - timedelta(days=1), clock.now()))
+    figures = report(ctx.store, Period(clock.now() - timedelta(days=1), clock.now() + timedelta(seconds=1)))
     [prosecutor] = [r for r in figures["roles"] if r["role"] == "youth_prosecutor"]
     assert prosecutor["by_channel"]["voice"] == {"acknowledgements": 1, "median_minutes": 5.0}
 

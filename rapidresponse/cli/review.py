@@ -72,7 +72,7 @@ def _render_timeline(story: Any, tz: Any) -> None:
 @json_option
 @pass_env
 def report_cmd(env: Env, since: str, until: str | None, policy: bool, as_csv: bool, as_json: bool) -> None:
-    """Figures for supervisors from the log, each by one written rule (see the README)."""
+    """Figures for supervisors from the log, each by one written rule (--policy: by month)."""
     from rapidresponse import figures
     from rapidresponse.errors import InputError
 
@@ -169,7 +169,8 @@ def _render_report(r: dict[str, Any], tz: Any) -> None:
     for x in r["roles"]:
         channels = ", ".join(f"{via} {c['acknowledgements']}" for via, c in x["by_channel"].items())
         roles.add_row(x["role"], str(x["acknowledgements"]), _num(x["median_minutes"]),
-                      _num(x["p90_minutes"]), _num(x["worst_minutes"]), channels or "—", str(x["escalations"]),
+                      _num(x["p90_minutes"]), _num(x["worst_minutes"]), channels or "—",
+                      str(x["escalations"]),
                       f"[bold red]{x['exhausted']}[/]" if x["exhausted"] else "0")
     out.print(roles)
     contacts = Table(title="Texts by contact", title_justify="left")
