@@ -17,17 +17,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
+from zoneinfo import ZoneInfo
 
 from rapidresponse import audit
 from rapidresponse.clock import Clock
 from rapidresponse.config import LOCK_NAME, Settings
-from rapidresponse.contacts import Contacts, load_contacts
+from rapidresponse.contacts import Contacts, display_timezone, load_contacts
 from rapidresponse.dispatch import SenderPool, process_all, run_pass
 from rapidresponse.engine import SYSTEM, Context
 from rapidresponse.errors import OperationalFailure, RapidResponseError
 from rapidresponse.sms import Transport
 from rapidresponse.store import Store
-from rapidresponse.timeutil import from_iso, to_iso
+from rapidresponse.timeutil import from_iso, local_stamp, to_iso
 
 
 class DaemonLock:
@@ -145,14 +146,20 @@ def heartbeat(store: Store, now: datetime, settings: Settings) -> Heartbeat:
                      round(since_pass, 1) if since_pass is not None else None, stuck, mode)
 
 
-def event_line(event: dict[str, Any]) -> str:
-    """One line per event for the daemon's stderr: references, roles and contacts only."""
+def event_line(event: dict[str, Any], tz: ZoneInfo) -> str:
+    """One line per event for the daemon's stderr: references, roles and contacts only; the time
+    local, like everything else a person reads (the zone is named once, by `zone_line`)."""
     detail = event["detail"]
     keys = ("step", "role", "contact", "to", "late_seconds", "reason", "to_role", "outcome",
             "error_code", "error", "retry_in", "possible_duplicate", "via", "sid")
     parts = [f"{k}={detail[k]}" for k in keys if detail.get(k) not in (None, "", [])]
     case = event["case"] or "-"
-    return f"{event['at']} {event['kind']} {case} {' '.join(parts)}".rstrip()
+    return f"{local_stamp(from_iso(event['at']), tz)} {event['kind']} {case} {' '.join(parts)}".rstrip()
+
+
+def zone_line(tz: ZoneInfo) -> str:
+    """The daemon's first line: which zone its times are in (a comment to log readers)."""
+    return f"# rapidresponse: times are {tz.key} local time"
 
 
 class Daemon:
@@ -173,6 +180,9 @@ class Daemon:
         self.transport = transport
         self.clock = clock
         self.out = out or sys.stderr
+        self.tz = display_timezone(contacts_path)
+        self._zone_said = False
+        self._say_lock = threading.Lock()
         self.watcher = ContactsWatcher(contacts_path, self.say)
         self.started_at = clock.now()
         self._stop = threading.Event()
@@ -184,11 +194,18 @@ class Daemon:
     def say(self, line: str) -> None:
         # One write per line: print() writes the text and the newline separately, and the SMS
         # threads print too, so two lines could merge.
-        self.out.write(line + "\n")
-        self.out.flush()
+        with self._say_lock:
+            if not self._zone_said:
+                self._zone_said = True
+                self.out.write(zone_line(self.tz) + "\n")
+            self.out.write(line + "\n")
+            self.out.flush()
+
+    def now_local(self) -> str:
+        return local_stamp(self.clock.now(), self.tz)
 
     def _print_event(self, event: dict[str, Any]) -> None:
-        self.say(event_line(event))
+        self.say(event_line(event, self.tz))
 
     def tick(self) -> bool:
         """One pass; False when it failed (the next one tries again)."""
@@ -204,7 +221,7 @@ class Daemon:
                     self.store.conn.execute("ROLLBACK")
                 # Only our own sentences are safe to print; other texts may quote stored values.
                 why = f": {exc}" if isinstance(exc, RapidResponseError) else ""
-                self.say(f"{to_iso(self.clock.now())} tick.failed {type(exc).__name__}{why}")
+                self.say(f"{self.now_local()} tick.failed {type(exc).__name__}{why}")
                 return False
             self._last_tick = self.clock.now()  # a pass that keeps failing shows as stuck
             return True
@@ -226,7 +243,7 @@ class Daemon:
             write_heartbeat(self._beat_store, self.clock.now(), self.started_at,
                             last_tick=self._last_tick)
         except Exception as exc:
-            self.say(f"{to_iso(self.clock.now())} heartbeat.failed {type(exc).__name__}")
+            self.say(f"{self.now_local()} heartbeat.failed {type(exc).__name__}")
 
     def anchor(self) -> None:
         """Write the log's head to the anchor file and syslog, on a connection of its own.
@@ -244,9 +261,9 @@ class Daemon:
             finally:
                 store.close()
         except RapidResponseError as exc:
-            self.say(f"{to_iso(self.clock.now())} anchor.failed {exc}")
+            self.say(f"{self.now_local()} anchor.failed {exc}")
         except Exception as exc:
-            self.say(f"{to_iso(self.clock.now())} anchor.failed {type(exc).__name__}")
+            self.say(f"{self.now_local()} anchor.failed {type(exc).__name__}")
 
     def once(self) -> bool:
         """One pass for cron or a systemd timer; False when it failed."""

@@ -68,6 +68,12 @@ def to_iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+def local_stamp(moment: datetime, tz: ZoneInfo) -> str:
+    """A log line's time, local to `tz` (the zone is named once elsewhere), to the millisecond."""
+    here = moment.astimezone(tz)
+    return here.strftime("%Y-%m-%d %H:%M:%S.") + f"{here.microsecond // 1000:03d}"
+
+
 def from_iso(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 

@@ -75,7 +75,7 @@ class DaemonProcess:
         return self.stderr_path.read_text(encoding="utf-8", errors="replace")
 
     def event_lines(self) -> list[str]:
-        return [line for line in self.stderr().splitlines() if not line.startswith(SMS_PREFIX)]
+        return [line for line in self.stderr().splitlines() if not line.startswith((SMS_PREFIX, "#"))]
 
     def stop(self, timeout: float = 15.0) -> int:
         """SIGTERM, as systemd stops it; returns the exit status."""

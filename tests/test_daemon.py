@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -27,6 +28,7 @@ from rapidresponse.engine import Person, register
 from rapidresponse.timeutil import from_iso, to_iso
 
 TICK_SECONDS = "0.2"
+BRUSSELS = ZoneInfo("Europe/Brussels")
 
 #: Offsets in seconds: the daemon must fire each within one second of due.
 SECONDS_PLAYBOOK = """
@@ -94,7 +96,7 @@ CATCH_UP_STEPS = {"half-hour", "one-hour", "since-missing"}
 def printed(row: dict[str, Any]) -> str:
     """The line the daemon prints for a stored event."""
     return event_line({"at": row["at"], "kind": row["kind"], "case": row["case_ref"],
-                       "detail": row["detail"]})
+                       "detail": row["detail"]}, BRUSSELS)
 
 
 def daemon_env(home: Path) -> dict[str, str]:
@@ -221,8 +223,11 @@ def test_daemon_fires_every_step_within_a_second_and_escalates(
     assert not set(lines) - set(expected), set(lines) - set(expected)
     after_register = [printed(e) for e in events(home) if e["at"] > registered_by]
     assert after_register and set(after_register) <= set(lines)
-    assert lines[0].split()[1] == "daemon.started"
-    assert lines[-1].split()[1] == "daemon.stopped"
+    assert lines[0].split()[2] == "daemon.started"
+    assert lines[-1].split()[2] == "daemon.stopped"
+    # Local time, like every other screen, with the zone said once, first.
+    assert stderr.splitlines()[0] == "# rapidresponse: times are Europe/Brussels local time"
+    assert stderr.count("# rapidresponse: times are") == 1
 
 
 def test_second_daemon_on_the_same_home_refuses(

@@ -26,6 +26,7 @@ from rapidresponse.cli.common import (
     emit_json,
     fit,
     json_option,
+    local_detail,
     pass_env,
     styled,
     terminal_width,
@@ -235,18 +236,19 @@ def _render_registration(result: dict[str, Any], tz: Any) -> None:
                       " added; a multi-agency meeting (casusoverleg) is planned for the coordinator.[/]")
     table = Table(title="Planned steps", title_justify="left")
     for column in ("step", "role", "due", "state"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for step in result["steps"]:
         table.add_row(step["id"], step["role"], when(step["due_at"], tz), styled(step["state"]))
     out.print(table)
     if result["sent"]:
         sent = Table(title="Alerts", title_justify="left")
         for column in ("role", "contact", "to", "how", "state"):
-            sent.add_column(column)
+            sent.add_column(column, overflow="fold")
         for msg in result["sent"]:
             how = "call" if msg["channel"] == "voice" else "text"
             sent.add_row(msg["role"], escape(msg["contact"]), msg["to"], how, styled(msg["state"]))
         out.print(sent)
+    out.print(zone_note(tz))
 
 
 @click.command()
@@ -415,6 +417,8 @@ def note(env: Env, case: str, text: str) -> None:
     click.echo(f"Note added to {case}.")
 
 
+#: The width of a reference: a column that holds one never gets narrower.
+REF_WIDTH = len("RR-2026-0001")
 #: A screen's worth: beyond it the most urgent cases would scroll out of sight.
 DEFAULT_LIMIT = 20
 
@@ -503,7 +507,7 @@ def _render_case(view: dict[str, Any], tz: Any) -> None:
         out.print(f"  • {reason}")
     table = Table(title="Steps", title_justify="left")
     for column in ("step", "role", "due", "state", "messages", "next"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for step in view["steps"]:
         msgs = "\n".join(
             f"{when(m['at'], tz)} {escape(m['contact'])}{' call' if m.get('channel') == 'voice' else ''}"
@@ -528,8 +532,9 @@ def _render_case(view: dict[str, Any], tz: Any) -> None:
         events.add_column(column, overflow="fold")
     for e in view["events"]:
         events.add_row(str(e["seq"]), when(e["at"], tz), escape(e["actor"]), e["kind"],
-                       escape(review.detail_summary(e["detail"])))
+                       escape(review.detail_summary(local_detail(e["detail"], tz))))
     out.print(events)
+    out.print(zone_note(tz))
 
 
 @click.command("log")
@@ -608,11 +613,14 @@ def log_cmd(env: Env, case: str | None, verify: bool, anchor: str | None, anchor
         tz = env.tz()
         table = Table()
         for column in ("seq", "at", "case", "actor", "event", "detail"):
-            table.add_column(column, overflow="fold")
+            # A reference is never cut or folded: it is what the reader acts on.
+            table.add_column(column, overflow="fold", min_width=REF_WIDTH if column == "case" else None)
         for e in events:
             table.add_row(str(e["seq"]), when(e["at"], tz), e["case"] or "", escape(e["actor"]),
-                          e["kind"], escape(review.detail_summary(e["detail"])))
-        console().print(table)
+                          e["kind"], escape(review.detail_summary(local_detail(e["detail"], tz))))
+        out = console()
+        out.print(table)
+        out.print(zone_note(tz))
 
 
 @click.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
@@ -210,6 +211,15 @@ def when(value: str | None, tz: ZoneInfo, *, seconds: bool = True) -> str:
     moment = from_iso(value).astimezone(tz)
     year = "" if moment.year == datetime.now(tz).year else " %Y"
     return moment.strftime(f"%a %d %b{year} %H:%M{':%S' if seconds else ''}")
+
+
+_STORED_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
+
+
+def local_detail(detail: dict[str, Any], tz: ZoneInfo) -> dict[str, Any]:
+    """An event's detail with its stored UTC times shown local, like every other time on screen."""
+    return {k: when(v, tz) if isinstance(v, str) and _STORED_TIME.match(v) else v
+            for k, v in detail.items()}
 
 
 def zone_note(tz: ZoneInfo) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from rapidresponse.cli.common import TEXT, Env, console, emit_json, json_option, pass_env, styled, when
+from rapidresponse.cli.common import CASE, TEXT, Env, console, emit_json, json_option, pass_env, styled, when
 from rapidresponse.timeutil import format_duration
 
 
@@ -18,7 +18,7 @@ def _elapsed(seconds: float | None) -> str:
 
 
 @click.command("timeline")
-@click.argument("case", type=TEXT)
+@click.argument("case", type=CASE)
 @json_option
 @pass_env
 def timeline_cmd(env: Env, case: str, as_json: bool) -> None:

@@ -1,0 +1,87 @@
+"""Display that cannot mislead: whole references at 80 columns, the year on dates of other years,
+local time everywhere a person reads (the daemon's lines too), the zone named once."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import MINOR
+from rapidresponse.app import App
+from rapidresponse.cli import cli
+from rapidresponse.cli.common import when
+from rapidresponse.config import CONTACTS_NAME
+from rapidresponse.daemon import Daemon
+from rapidresponse.sms import Sent
+from rapidresponse.timeutil import to_iso
+
+BRUSSELS = ZoneInfo("Europe/Brussels")
+UTC_STAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z")
+
+
+def test_a_date_of_another_year_carries_its_year() -> None:
+    this_year = datetime.now(BRUSSELS).year
+    assert when(f"{this_year}-06-01T12:00:00.000Z", BRUSSELS) == f"{datetime(this_year, 6, 1):%a} 01 Jun 14:00:00"
+    earlier = datetime(this_year - 1, 6, 1, 12, tzinfo=UTC)
+    assert when(to_iso(earlier), BRUSSELS) == (
+        f"{earlier:%a} 01 Jun {this_year - 1} 14:00:00")
+
+
+@pytest.fixture
+def old_case(runner: CliRunner, home: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A case whose minor went missing 400 days ago, viewed on an 80-column terminal."""
+    monkeypatch.setenv("COLUMNS", "80")
+    result = runner.invoke(cli, ["--home", str(home), "register", "--alias", MINOR["alias"],
+                                 "--birth-date", "2013-03-02", "--missing-since", "400d ago",
+                                 "--last-seen", MINOR["last_seen"], "--indicator", "hotel", "--json"])
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)["case"]
+
+
+def test_show_at_80_columns(runner: CliRunner, home: Path, old_case: str) -> None:
+    out = runner.invoke(cli, ["--home", str(home), "show", old_case]).stdout
+    assert all(len(line) <= 80 for line in out.splitlines())
+    assert out.splitlines()[0].startswith(old_case + " ")
+    long_ago = datetime.now(BRUSSELS) - timedelta(days=400)
+    assert f"Missing since {long_ago:%a %d %b %Y}" in out
+    assert "…" not in out  # nothing cut: step ids, roles, contacts fold instead
+    assert not UTC_STAMP.search(out)  # stored UTC times are shown local
+    assert out.rstrip().endswith("Times are Europe/Brussels local time.")
+
+
+def test_log_at_80_columns_keeps_every_reference_whole(runner: CliRunner, home: Path, old_case: str) -> None:
+    out = runner.invoke(cli, ["--home", str(home), "log"]).stdout
+    rows = [line for line in out.splitlines() if line.startswith("│") and "RR-" in line]
+    assert rows and all(old_case in line for line in rows)
+    assert not UTC_STAMP.search(out)
+    assert out.count("Times are Europe/Brussels local time.") == 1
+
+
+def test_the_daemon_prints_local_times_and_names_the_zone_once(app: App, home: Path) -> None:
+    from conftest import register_minor
+
+    class Null:
+        name = "null"
+
+        def check(self) -> None:
+            return None
+
+        def send(self, to: str, body: str) -> Sent:
+            return Sent(sid="SM" + "0" * 32)
+
+    register_minor(app.context(), app)  # 14:00 in Brussels on the fake clock
+    out = io.StringIO()
+    daemon = Daemon(home=home, store=app.store, settings=app.settings, transport=Null(), clock=app.clock,
+                    contacts_path=home / CONTACTS_NAME, out=out)
+    assert daemon.once() and daemon.once()
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "# rapidresponse: times are Europe/Brussels local time"
+    assert sum(line.startswith("#") for line in lines) == 1
+    assert len(lines) > 1 and all(line.startswith("2026-11-28 14:00:00.") for line in lines[1:])
