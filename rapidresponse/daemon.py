@@ -27,7 +27,7 @@ from rapidresponse.dispatch import SenderPool, process_all, run_pass
 from rapidresponse.engine import SYSTEM, Context
 from rapidresponse.errors import OperationalFailure, RapidResponseError
 from rapidresponse.sms import Transport
-from rapidresponse.store import Store
+from rapidresponse.store import Store, explain
 from rapidresponse.timeutil import from_iso, local_stamp, to_iso
 
 
@@ -220,6 +220,7 @@ class Daemon:
                 if self.store.conn.in_transaction:
                     self.store.conn.execute("ROLLBACK")
                 # Only our own sentences are safe to print; other texts may quote stored values.
+                exc = explain(exc) or exc
                 why = f": {exc}" if isinstance(exc, RapidResponseError) else ""
                 self.say(f"{self.now_local()} tick.failed {type(exc).__name__}{why}")
                 return False

@@ -7,6 +7,7 @@ and two processes never claim the same row.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sqlite3
@@ -16,7 +17,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rapidresponse.errors import OperationalFailure
+from rapidresponse.errors import InputError, OperationalFailure
 
 if TYPE_CHECKING:
     # Imported on first use (Store.db): it costs about 40 ms, and a `run --once` with nothing
@@ -384,11 +385,69 @@ def m012_profiles_and_case_contacts(db: Database) -> None:
     )
 
 
+#: Overrides the busy timeout, in seconds: for operators on slow disks, and for the fault suite.
+BUSY_TIMEOUT_VAR = "RAPIDRESPONSE_BUSY_TIMEOUT"
+
+
+def busy_timeout_ms() -> int:
+    """How long a command waits for another process's write lock before giving up."""
+    text = os.environ.get(BUSY_TIMEOUT_VAR, "").strip()
+    if not text:
+        return BUSY_TIMEOUT_MS
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0.05 <= seconds <= 600:
+        raise InputError(f"{BUSY_TIMEOUT_VAR} must be a number of seconds from 0.05 to 600")
+    return round(seconds * 1000)
+
+
+NOT_SAVED = "the change it was making was not saved (what came before it is in 'rapidresponse log')"
+
+
+def explain(exc: BaseException) -> OperationalFailure | None:
+    """The sentence for a storage failure an operator can act on; None for anything else.
+
+    A busy, full or read-only database (or home folder). Our own words, never the exception's
+    text; the failed transaction was rolled back, so nothing of it is half done.
+    """
+    if isinstance(exc, OSError) and not isinstance(exc, sqlite3.Error):
+        causes = {errno.ENOSPC: "the disk is full", errno.EROFS: "the file system is read-only",
+                  errno.EACCES: "permission denied", errno.EPERM: "the file may not be changed"}
+        cause = causes.get(exc.errno or 0)
+        if cause is None:
+            return None
+        name = Path(exc.filename).name if isinstance(exc.filename, str) else "a file"
+        return OperationalFailure(f"cannot write {name} in the home folder ({cause}): {NOT_SAVED}")
+    if not isinstance(exc, sqlite3.Error):
+        return None
+    text = str(exc).lower()
+    if "locked" in text or "busy" in text:
+        seconds = busy_timeout_ms() / 1000
+        return OperationalFailure(
+            f"the database is busy: another process held its write lock for more than {seconds:g} s;"
+            f" {NOT_SAVED} - try again"
+        )
+    if "full" in text:
+        return OperationalFailure(f"the disk holding the database is full: {NOT_SAVED} - free space"
+                                  " and try again")
+    if "readonly" in text or "read-only" in text or "unable to open" in text:
+        return OperationalFailure(
+            "the database cannot be written (a read-only file or folder?): check the permissions"
+            f" of the home folder; {NOT_SAVED}"
+        )
+    if "disk i/o error" in text:
+        return OperationalFailure(f"the disk holding the database failed to read or write: {NOT_SAVED}")
+    return None
+
+
 def _connect(path: Path) -> sqlite3.Connection:
+    busy = busy_timeout_ms()
     conn = sqlite3.connect(
-        str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+        str(path), timeout=busy / 1000, isolation_level=None, check_same_thread=False
     )
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute(f"PRAGMA busy_timeout = {busy}")
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA secure_delete = ON")  # erased personal data is overwritten, not just unlinked

@@ -119,6 +119,10 @@ class RapidResponseGroup(click.Group):
         except Exception as exc:
             if os.environ.get("RAPIDRESPONSE_DEBUG"):
                 raise
+            failure = _database_failure(exc)
+            if failure is not None:  # busy, full, read-only: a sentence the operator can act on
+                click.echo(f"Error: {failure}", err=True)
+                sys.exit(failure.exit_code)
             # The exception text may quote stored values: only its type leaves the process.
             # Whether the command had saved anything by then is not known here: say where to look.
             click.echo(
@@ -128,6 +132,15 @@ class RapidResponseGroup(click.Group):
             )
             sys.exit(1)
         sys.exit(result if isinstance(result, int) else 0)
+
+
+def _database_failure(exc: Exception) -> RapidResponseError | None:
+    """A busy, full or read-only database or home folder, said as a sentence."""
+    if not isinstance(exc, OSError) and type(exc).__module__ != "sqlite3":
+        return None
+    from rapidresponse.store import explain
+
+    return explain(exc)
 
 
 @click.group(cls=RapidResponseGroup, context_settings={"help_option_names": ["-h", "--help"]})
