@@ -26,7 +26,7 @@ TICK_SECONDS = "0.1"
 #: The Twilio client's time-out against the stand-in; a stand-in slower than this is "down".
 TWILIO_TIMEOUT = "1"
 #: The claim lease: longer than any send can take with TWILIO_TIMEOUT (connect + read).
-CLAIM_SECONDS = "10"
+CLAIM_SECONDS = 10
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -56,7 +56,7 @@ def env(home: Path, stub: Any) -> dict[str, str]:
         **stub.env(RAPIDRESPONSE_TWILIO_TIMEOUT=TWILIO_TIMEOUT),
         "RAPIDRESPONSE_HOME": str(home),
         "RAPIDRESPONSE_TICK_SECONDS": TICK_SECONDS,
-        "RAPIDRESPONSE_CLAIM_SECONDS": CLAIM_SECONDS,
+        "RAPIDRESPONSE_CLAIM_SECONDS": str(CLAIM_SECONDS),
     }
 
 
