@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -101,4 +102,23 @@ def status(env: Env, as_json: bool) -> None:
     sys.exit(1 if report["needs_attention"] else 0)
 
 
-COMMANDS = [init, run, status]
+@click.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite FILE if it exists (e.g. an hourly rotation).")
+@json_option
+@pass_env
+def backup(env: Env, file: Path, force: bool, as_json: bool) -> None:
+    """Copy the database to FILE while the daemon runs, and verify the copy (0600)."""
+    from rapidresponse.backup import backup as make_backup
+
+    done = make_backup(env.app.store, file, force=force)
+    if as_json:
+        emit_json({"file": str(done.path), "bytes": done.size, "cases": done.cases,
+                   "events": done.events, "head": done.head, "verified": True})
+    else:
+        cases = f"{done.cases} case" + ("" if done.cases == 1 else "s")
+        click.echo(f"Backup written and verified: {done.path} ({done.size // 1024} KiB, {cases},"
+                   f" audit log intact: {done.events} events, head {done.head}).")
+
+
+COMMANDS = [init, run, status, backup]
