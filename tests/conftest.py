@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -272,3 +272,41 @@ role = "coordinator"
 message = "{case}: terugkeergesprek binnen 72u. Antwoord ACK {ack}"
 ack_within = "2h"
 """
+
+
+POLICE_FAILS, POLICE_BOUNCES = "+32470000032", "+32470000031"
+
+
+def build_two_cases(app: App, ctx: Context, clock: Any, transport: Any, settings: Any) -> tuple[str, str]:
+    """The two cases of tests/test_report.py's docstring, through the engine on the fake clock."""
+    from rapidresponse.engine import acknowledge, resolve
+    from rapidresponse.sms import PermanentSendError
+    from rapidresponse.webhooks import record_receipt
+
+    playbook = use_playbook_text(app, "review", REVIEW_PLAYBOOK)
+    first = register_minor(ctx, app, playbook=playbook, missing_since=clock.now() - timedelta(hours=2)).ref
+    tick(ctx, transport, settings)
+    clock.advance(minutes=4)
+    acknowledge(ctx, first, "child_focus", via="cli", contact="Child Focus backup (fictief)")
+    clock.advance(minutes=11)
+    tick(ctx, transport, settings)                                  # t=15
+    clock.advance(minutes=15)
+    tick(ctx, transport, settings)                                  # t=30
+    clock.advance(minutes=5)
+    acknowledge(ctx, first, "coordinator")                          # t=35
+    clock.advance(minutes=25)
+    resolve(ctx, first, "found")                                    # t=60
+    tick(ctx, transport, settings)
+    second = register_minor(ctx, app, playbook=playbook).ref
+    transport.fail[POLICE_FAILS] = PermanentSendError("not a mobile number", code="21614")
+    tick(ctx, transport, settings)                                  # t=60
+    bounced = app.store.one("SELECT sid FROM messages WHERE to_number = ? ORDER BY id DESC", [POLICE_BOUNCES])
+    record_receipt(ctx, bounced["sid"], "undelivered", "30003")
+    for _ in range(3):                                              # t=75, 90, 105
+        clock.advance(minutes=15)
+        tick(ctx, transport, settings)
+    clock.advance(minutes=5)
+    acknowledge(ctx, second, "child_focus")                         # t=110, late
+    clock.advance(minutes=20)
+    tick(ctx, transport, settings)                                  # t=130
+    return first, second

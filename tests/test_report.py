@@ -31,49 +31,15 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from conftest import REVIEW_PLAYBOOK, START, register_minor, tick, use_playbook_text
+from conftest import START, build_two_cases
 from rapidresponse import audit
 from rapidresponse.app import App
 from rapidresponse.cli import cli
-from rapidresponse.engine import Context, acknowledge, resolve
+from rapidresponse.engine import Context
 from rapidresponse.figures import Period, followup_type, policy, report
 from rapidresponse.rules import median, percentile
-from rapidresponse.sms import PermanentSendError
 
 UNTIL = START + timedelta(hours=80)
-POLICE_FAILS, POLICE_BOUNCES = "+32470000032", "+32470000031"
-
-
-def build_two_cases(app: App, ctx: Context, clock: Any, transport: Any, settings: Any) -> tuple[str, str]:
-    from rapidresponse.webhooks import record_receipt
-
-    playbook = use_playbook_text(app, "review", REVIEW_PLAYBOOK)
-    first = register_minor(ctx, app, playbook=playbook, missing_since=clock.now() - timedelta(hours=2)).ref
-    tick(ctx, transport, settings)
-    clock.advance(minutes=4)
-    acknowledge(ctx, first, "child_focus", via="cli", contact="Child Focus backup (fictief)")
-    clock.advance(minutes=11)
-    tick(ctx, transport, settings)                                  # t=15
-    clock.advance(minutes=15)
-    tick(ctx, transport, settings)                                  # t=30
-    clock.advance(minutes=5)
-    acknowledge(ctx, first, "coordinator")                          # t=35
-    clock.advance(minutes=25)
-    resolve(ctx, first, "found")                                    # t=60
-    tick(ctx, transport, settings)
-    second = register_minor(ctx, app, playbook=playbook).ref
-    transport.fail[POLICE_FAILS] = PermanentSendError("not a mobile number", code="21614")
-    tick(ctx, transport, settings)                                  # t=60
-    bounced = app.store.one("SELECT sid FROM messages WHERE to_number = ? ORDER BY id DESC", [POLICE_BOUNCES])
-    record_receipt(ctx, bounced["sid"], "undelivered", "30003")
-    for _ in range(3):                                              # t=75, 90, 105
-        clock.advance(minutes=15)
-        tick(ctx, transport, settings)
-    clock.advance(minutes=5)
-    acknowledge(ctx, second, "child_focus")                         # t=110, late
-    clock.advance(minutes=20)
-    tick(ctx, transport, settings)                                  # t=130
-    return first, second
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ COMMAND_MODULES = {
     "ack": "cases", "resolve": "cases", "note": "cases",
     "cases": "cases", "show": "cases", "log": "cases", "report": "review", "purge": "cases",
     "indicators": "cases", "contacts": "coordinator", "playbooks": "coordinator", "init": "ops",
-    "run": "ops", "status": "ops", "webhook": "webhook", "timeline": "review",
+    "run": "ops", "status": "ops", "webhook": "webhook", "timeline": "review", "export": "review",
     "backup": "ops",
     "profiles": "profiles",
 }
@@ -46,6 +46,7 @@ SHORT_HELP = {
     "resolve": "Close CASE: cancel pending steps, stand everyone down, start the after-return steps.",
     "run": "Run the daemon: fire steps on time, escalate, retry, until SIGINT/SIGTERM.",
     "show": "Show CASE: details, assessment, and the live step timeline.",
+    "export": "Write CASE's review page: its timeline chart and every event, nothing identifying the minor.",
     "timeline": "The story of CASE in order: judgements, texts and their delivery, acknowledgements"
                 " and how fast, escalations, decisions, resolution, follow-ups.",
     "status": "Is the daemon alive, and does anything need a human? Exit 1 when something does.",

@@ -69,15 +69,18 @@ def _render_timeline(story: Any, tz: Any) -> None:
 @click.option("--policy", is_flag=True, help="Monitoring counts by month (action 4.3), nothing per case.")
 @click.option("--csv", "as_csv", is_flag=True,
               help="CSV output (one figure per row; --policy: one month per row).")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
+              help="Write the report and the monthly figures as one self-contained HTML page.")
 @json_option
 @pass_env
-def report_cmd(env: Env, since: str, until: str | None, policy: bool, as_csv: bool, as_json: bool) -> None:
+def report_cmd(env: Env, since: str, until: str | None, policy: bool, as_csv: bool, html_file: str | None,
+               as_json: bool) -> None:
     """Figures for supervisors from the log, each by one written rule (--policy: by month)."""
     from rapidresponse import figures
     from rapidresponse.errors import InputError
 
-    if as_csv and as_json:
-        raise InputError("choose one of --json and --csv")
+    if sum((as_csv, as_json, html_file is not None)) > 1:
+        raise InputError("choose one of --json, --csv and --html")
     app = env.app
     now, tz = app.clock.now(), env.tz()
     period = figures.Period(
@@ -86,6 +89,15 @@ def report_cmd(env: Env, since: str, until: str | None, policy: bool, as_csv: bo
     )
     if period.since >= period.until:
         raise InputError("--since must be before --until")
+    if html_file is not None:
+        from pathlib import Path
+
+        from rapidresponse.htmlpages import report_page, write_page
+
+        page = report_page(figures.report(app.store, period), figures.policy(app.store, period, tz), tz, now)
+        write_page(Path(html_file), page)
+        click.echo(f"Report written to {html_file}.")
+        return
     if policy:
         result = figures.policy(app.store, period, tz)
         if as_json:
@@ -202,4 +214,21 @@ def _render_policy(r: dict[str, Any], tz: Any) -> None:
     console().print(table)
 
 
-COMMANDS = [timeline_cmd, report_cmd]
+@click.command("export")
+@click.argument("case", type=TEXT)
+@click.option("--html", "html_file", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
+              required=True, help="The page to write (self-contained, prints on A4).")
+@pass_env
+def export_cmd(env: Env, case: str, html_file: str) -> None:
+    """Write CASE's review page: its timeline chart and every event, nothing identifying the minor."""
+    from pathlib import Path
+
+    from rapidresponse.htmlpages import case_page, write_page
+    from rapidresponse.timeline import timeline
+
+    story = timeline(env.app.store, case)
+    write_page(Path(html_file), case_page(story, env.tz(), env.app.clock.now()))
+    click.echo(f"{story.case} written to {html_file}.")
+
+
+COMMANDS = [timeline_cmd, report_cmd, export_cmd]
