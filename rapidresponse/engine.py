@@ -957,9 +957,11 @@ class Resolution:
     after: list[dict[str, Any]]
 
 
-def resolve(ctx: Context, ref: str, outcome: str, note: str | None = None) -> Resolution:
+def resolve(ctx: Context, ref: str, outcome: str, note: str | None = None,
+            return_flags: tuple[str, ...] = ()) -> Resolution:
     """Cancel what is pending, stand everyone down in the words for the outcome, and start the
-    after-return steps when the minor is back (found or returned)."""
+    after-return steps when the minor is back (found or returned), with the case's flags and
+    `return_flags` (the answers at the return: `flags.return_flags`)."""
     outcome = OUTCOME_WORDS.pick(outcome)
     now = ctx.clock.now()
     with ctx.store.transaction():
@@ -982,7 +984,8 @@ def resolve(ctx: Context, ref: str, outcome: str, note: str | None = None) -> Re
         )
         after = []
         if playbook.after_resolved and outcome in RETURNED_OUTCOMES:  # the minor is back
-            after = _plan(ctx, case["id"], case["ref"], playbook, json.loads(case["flags"]),
+            after = _plan(ctx, case["id"], case["ref"], playbook,
+                          [*json.loads(case["flags"]), *return_flags],
                           Phase.AFTER_RESOLVED, {"resolved": now})
     return Resolution(case["ref"], cancelled, stood_down, after)
 

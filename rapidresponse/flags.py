@@ -2,7 +2,9 @@
 
 Most come from the assessment (`assessment.FLAGS`). `repeat-episodes` comes from the minor's
 history: the third episode in 30 days calls for a multi-agency meeting (a *casusoverleg*). A
-re-assessment recomputes the assessment's flags and keeps the others.
+re-assessment recomputes the assessment's flags and keeps the others. The return flags come
+from the officer's answers when the minor is back (`resolve`), and hold for the after-return
+steps only.
 """
 
 from __future__ import annotations
@@ -16,8 +18,25 @@ from rapidresponse.assessment import Assessment
 REPEAT_EPISODES = "repeat-episodes"
 EPISODE_FLAGS = (REPEAT_EPISODES,)
 
+ANSWERS = ("yes", "no", "unknown")
+NOT_SAFE_AND_WELL = "not-safe-and-well"  # she is back, and not safe and well
+SAFE_AND_WELL_UNKNOWN = "safe-and-well-unknown"  # nobody could say yet
+SEXUAL_VIOLENCE_NOT_RULED_OUT = "sexual-violence-not-ruled-out"  # 'no' or 'unknown'
+RETURN_FLAGS = (NOT_SAFE_AND_WELL, SAFE_AND_WELL_UNKNOWN, SEXUAL_VIOLENCE_NOT_RULED_OUT)
+
 #: Everything a `when` may name.
-WHEN_FLAGS = (*ASSESSMENT_FLAGS, *EPISODE_FLAGS)
+WHEN_FLAGS = (*ASSESSMENT_FLAGS, *EPISODE_FLAGS, *RETURN_FLAGS)
+
+
+def return_flags(safe_and_well: str, sexual_violence_ruled_out: str) -> tuple[str, ...]:
+    """The after-return flags for the two answers (yes, no or unknown each).
+
+    Only a 'yes' rules sexual violence out: an unanswered question keeps the care centre alerted.
+    """
+    flags = {"no": (NOT_SAFE_AND_WELL,), "unknown": (SAFE_AND_WELL_UNKNOWN,)}.get(safe_and_well, ())
+    if sexual_violence_ruled_out != "yes":
+        flags += (SEXUAL_VIOLENCE_NOT_RULED_OUT,)
+    return flags
 
 
 def with_flag(result: Assessment, flag: str, reason: str) -> Assessment:
@@ -37,5 +56,7 @@ def flag_combinations() -> list[frozenset[str]]:
     assessment's own, what a case can carry (for `playbooks check`: can a step ever fire?)."""
     from itertools import combinations
 
-    others = EPISODE_FLAGS
-    return [frozenset(c) for size in range(len(others) + 1) for c in combinations(others, size)]
+    episodes = [frozenset(c) for size in range(len(EPISODE_FLAGS) + 1)
+                for c in combinations(EPISODE_FLAGS, size)]
+    returns = {frozenset(return_flags(s, v)) for s in ANSWERS for v in ANSWERS}
+    return [e | r for e in episodes for r in returns]

@@ -107,6 +107,7 @@ def show_case(store: Store, ref: str, now: datetime) -> dict[str, Any]:
     )
     view["notes"] = notes
     view["case_contacts"] = casecontacts.shown(casecontacts.of_case(store, case["id"]))
+    view["followups"] = followups_of(store, case["id"], now)
     view["profile"] = person and person["profile_id"] and store.scalar(
         "SELECT key FROM profiles WHERE id = ?", [person["profile_id"]])
     view["steps"] = step_view(store, case, now)
@@ -167,6 +168,7 @@ def status(
 
     beat = heartbeat(store, now, settings)
     stamp = to_iso(now)
+    followups_overdue = overdue_followups(store, now)
     open_cases = store.scalar("SELECT COUNT(*) FROM cases WHERE state = 'open'")
     waiting = store.all(
         "SELECT c.ref AS case_ref, s.step_key, s.role, s.ack_deadline, s.escalated FROM steps s"
@@ -216,10 +218,11 @@ def status(
         "messages_in_queue": queued,
         "not_getting_through": stuck_messages,
         "stand_down_failed": stand_down_failed,
+        "followups_overdue": followups_overdue,
         "contacts_problem": contacts_problem,
         "needs_attention": (not beat.alive) or beat.stuck or bool(exhausted) or bool(overdue)
         or bool(stuck_messages) or bool(stand_down_failed) or bool(contacts_problem)
-        or bool(undecided),
+        or bool(undecided) or bool(followups_overdue),
     }
 
 
@@ -264,3 +267,15 @@ def detail_summary(detail: dict[str, Any]) -> str:
     skip = {"body", "playbook_hash", "reasons", "note"}
     shown = sorted((k, v) for k, v in detail.items() if k not in skip and v not in (None, [], ""))
     return ", ".join(f"{k}={v}" for k, v in shown)
+
+
+def followups_of(store: Store, case_id: int, now: datetime) -> list[dict[str, Any]]:
+    from rapidresponse.followup import of_case  # it loads the engine: only when asked
+
+    return of_case(store, case_id, now)
+
+
+def overdue_followups(store: Store, now: datetime) -> list[dict[str, Any]]:
+    from rapidresponse.followup import overdue
+
+    return overdue(store, now)

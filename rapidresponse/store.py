@@ -440,6 +440,28 @@ def explain(exc: BaseException) -> OperationalFailure | None:
     if "disk i/o error" in text:
         return OperationalFailure(f"the disk holding the database failed to read or write: {NOT_SAVED}")
     return None
+@migration
+def m013_followups(db: Database) -> None:
+    db.executescript(
+        """
+        -- What must happen after the return (safe-and-well check, return interview, referrals),
+        -- each with when it is due and how it went. Purged with the case: that a referral to a
+        -- care centre was needed says something about the minor.
+        CREATE TABLE followups (
+            id INTEGER PRIMARY KEY,
+            case_id INTEGER NOT NULL REFERENCES cases (id),
+            kind TEXT NOT NULL CHECK (kind IN
+                ('safe-and-well', 'return-interview', 'reference-centre', 'care-centre')),
+            due_at TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN
+                ('open', 'done', 'declined', 'not-possible', 'no')),
+            answered_at TEXT,
+            answered_by TEXT,
+            UNIQUE (case_id, kind)
+        );
+        CREATE INDEX followups_open ON followups (state, due_at);
+        """
+    )
 
 
 def _connect(path: Path) -> sqlite3.Connection:

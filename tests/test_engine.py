@@ -700,7 +700,8 @@ def test_the_default_worrying_playbook_plans_the_return_interview_72_hours_after
     clock.advance(hours=9)
     result = engine.resolve(ctx, reg.ref, "found")
     due = {a["id"]: from_iso(a["due_at"]) for a in result.after}
-    assert due == {"return-interview-plan": clock.now(), "return-interview-due": clock.now() + timedelta(hours=72)}
+    assert due == {"return-interview-plan": clock.now(), "return-interview-due": clock.now() + timedelta(hours=72),
+                   "refer-reference-centre": clock.now()}  # a suspected victim
 
 
 def test_resolving_twice_or_with_an_unknown_outcome_is_refused(app: App, ctx: Context) -> None:

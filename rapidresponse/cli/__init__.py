@@ -22,7 +22,7 @@ COMMAND_MODULES = {
     "indicators": "cases", "contacts": "coordinator", "playbooks": "coordinator", "init": "ops",
     "run": "ops", "status": "ops", "webhook": "webhook", "timeline": "review", "export": "review",
     "backup": "ops",
-    "profiles": "profiles",
+    "profiles": "profiles", "followup": "followup",
 }
 
 #: Each command's short help, as its docstring's first sentence says it (a test keeps them equal),
@@ -42,6 +42,7 @@ SHORT_HELP = {
     "reassess": "Re-assess CASE with what is known now; the response follows, and the log says why.",
     "register": "Register a missing minor, assess the situation and send the first alerts.",
     "report": "Figures for supervisors from the log, each by one written rule (--policy: by month).",
+    "followup": "Record the follow-ups of CASE after the return: interview, referrals, safe-and-well.",
     "profiles": "Profiles of minors at risk, filled in before any episode (Philomena Protocol).",
     "resolve": "Close CASE: cancel pending steps, stand everyone down, start the after-return steps.",
     "run": "Run the daemon: fire steps on time, escalate, retry, until SIGINT/SIGTERM.",

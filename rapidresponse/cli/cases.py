@@ -374,20 +374,39 @@ def ack(env: Env, case: str, role: str, contact: str | None, note: str | None, a
 @click.option("--outcome", type=TEXT, required=True, shell_complete=complete_outcomes,
               help="found, returned, withdrawn or other (or in Dutch: gevonden, teruggekeerd, ingetrokken).")
 @click.option("--note", type=TEXT, help="Optional note (kept with the case, not in the log).")
+@click.option("--safe-and-well", type=TEXT, metavar="yes|no|unknown",
+              help="Found or returned: is she safe and well? Asked on a terminal; else unknown.")
+@click.option("--sexual-violence-ruled-out", type=TEXT, metavar="yes|no|unknown",
+              help="Found or returned: can sexual violence in the last 7 days be ruled out? Asked on"
+                   " a terminal; else unknown (and the care centre is alerted).")
 @json_option
 @pass_env
-def resolve(env: Env, case: str, outcome: str, note: str | None, as_json: bool) -> None:
+def resolve(env: Env, case: str, outcome: str, note: str | None, safe_and_well: str | None,
+            sexual_violence_ruled_out: str | None, as_json: bool) -> None:
     """Close CASE: cancel pending steps, stand everyone down, start the after-return steps."""
-    from rapidresponse import engine
+    from rapidresponse import engine, followup
 
     app = env.app
     outcome = engine.OUTCOME_WORDS.pick(outcome)
-    result = engine.resolve(app.context(), case, outcome, note)
+    if outcome in followup.RETURNED_OUTCOMES and sys.stdin.isatty() and not as_json:
+        if safe_and_well is None:
+            safe_and_well = click.prompt("Is she safe and well? (yes/no/unknown)", default="unknown",
+                                         err=True)
+        if sexual_violence_ruled_out is None:
+            sexual_violence_ruled_out = click.prompt(
+                "Can sexual violence in the last 7 days be ruled out? (yes/no/unknown)",
+                default="unknown", err=True)
+    returned = followup.resolve(app.context(), case, outcome, note, safe_and_well=safe_and_well,
+                                sexual_violence_ruled_out=sexual_violence_ruled_out)
+    result = returned.resolution
     ok, transport_error = _dispatch_now(env)
     case_row = engine.get_case(app.store, result.ref)
     sent = [m for m in _sent_rows(env, case_row["id"]) if m["kind"] == "stand_down"]
     payload = {"case": result.ref, "outcome": outcome, "cancelled": result.cancelled,
-               "stand_down": sent, "after_resolved": result.after}
+               "stand_down": sent, "after_resolved": result.after,
+               "safe_and_well": returned.safe_and_well,
+               "sexual_violence_ruled_out": returned.sexual_violence_ruled_out,
+               "followups": returned.followups}
     if as_json:
         emit_json(payload)
     else:
@@ -400,6 +419,11 @@ def resolve(env: Env, case: str, outcome: str, note: str | None, as_json: bool) 
                   " contacts who were alerted.")
         for step in result.after:
             out.print(f"Next: {step['id']} ({step['role']}) at {when(step['due_at'], tz)}")
+        for item in returned.followups:
+            state = "open, due " + when(item["due_at"], tz) if item["state"] == "open" else item["state"]
+            out.print(f"Follow-up: {item['kind']} ({state})")
+        if returned.followups:
+            out.print(f"Record each: rapidresponse followup {result.ref} --return-interview done ...")
     if not ok:
         click.echo(f"Error: the stand-down is queued but not sent: {transport_error}.", err=True)
         sys.exit(1)
@@ -523,6 +547,12 @@ def _render_case(view: dict[str, Any], tz: Any) -> None:
             state += f"\nby {escape(step['finished_by'])}"
         table.add_row(step["id"], step["role"], when(step["due_at"], tz), state, msgs, nxt)
     out.print(table)
+    if view["followups"]:
+        out.print("[bold]After the return[/]")
+        for f in view["followups"]:
+            state = "[bold red]OVERDUE[/]" if f["overdue"] else styled(f["state"])
+            done = f", {when(f['answered_at'], tz)} by {escape(f['answered_by'])}" if f["answered_by"] else ""
+            out.print(f"  {f['kind']}: {state} (due {when(f['due_at'], tz)}{done})")
     if view["notes"]:
         out.print("[bold]Notes[/]")
         for n in view["notes"]:

@@ -97,6 +97,9 @@ def status(env: Env, as_json: bool) -> None:
         for row in report["stand_down_failed"]:
             out.print(f"  [bold red]STAND-DOWN NOT DELIVERED[/]: {row['case_ref']} to {row['role']}"
                       f" ({escape(row['contact'])}, {row['to_number']}) — phone them")
+        for row in report["followups_overdue"]:
+            out.print(f"  [bold red]FOLLOW-UP OVERDUE[/]: {row['case_ref']} {row['kind']} was due"
+                      f" {when(row['due_at'], tz)} — then: rapidresponse followup {row['case_ref']} ...")
         for row in report["failed_messages"]:
             out.print(f"  [red]failed[/]: {row['case_ref']} {row['failed']} message(s) to {row['role']}")
     sys.exit(1 if report["needs_attention"] else 0)

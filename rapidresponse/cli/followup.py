@@ -1,0 +1,44 @@
+"""After the return: record how each follow-up went."""
+
+from __future__ import annotations
+
+import click
+
+from rapidresponse.cli.common import CASE, TEXT, Env, console, emit_json, json_option, pass_env
+
+
+@click.command("followup")
+@click.argument("case", type=CASE)
+@click.option("--return-interview", type=TEXT, metavar="done|declined|not-possible",
+              help="How the return interview (within 72 h) went.")
+@click.option("--referral", "referrals", type=(TEXT, TEXT), multiple=True,
+              metavar="reference-centre|care-centre done|declined",
+              help="A referral and how it went; repeat for both.")
+@click.option("--safe-and-well", type=TEXT, metavar="yes|no",
+              help="The safe-and-well check, when it could not be answered at the return.")
+@click.option("--note", type=TEXT, help="Optional note (kept with the case, not in the log).")
+@json_option
+@pass_env
+def followup(env: Env, case: str, return_interview: str | None, referrals: tuple[tuple[str, str], ...],
+             safe_and_well: str | None, note: str | None, as_json: bool) -> None:
+    """Record the follow-ups of CASE after the return: interview, referrals, safe-and-well."""
+    from rapidresponse import followup as library
+
+    answers: list[tuple[str, str]] = []
+    if safe_and_well is not None:
+        answers.append((library.SAFE_AND_WELL, safe_and_well))
+    if return_interview is not None:
+        answers.append((library.RETURN_INTERVIEW, return_interview))
+    for kind, result in referrals:
+        answers.append((library.REFERRAL_WORDS.pick(kind, what="--referral"), result))
+    done = library.record(env.app.context(), case, answers, note)
+    if as_json:
+        emit_json({"case": case, "recorded": done})
+        return
+    out = console()
+    for entry in done:
+        late = " (late)" if entry["late"] else ""
+        out.print(f"{case}: {entry['followup']} {entry['result']}{late}.")
+
+
+COMMANDS = [followup]

@@ -1,0 +1,203 @@
+"""The return, followed through: when the minor is back the search ends, the care starts.
+
+`resolve` with outcome found or returned records two answers (is she safe and well? can sexual
+violence in the last 7 days be ruled out?), turns them into flags for the playbook's after-return
+steps (`flags.return_flags`), and opens the follow-ups that somebody must close:
+
+- `safe-and-well`: closed at once by a yes or a no; open (due in 2 h) when nobody could say;
+- `return-interview`: by an independent person within 72 h (UK statutory guidance);
+- `reference-centre`: for a suspected victim, assessment of victimhood (action plan 2.2–2.3);
+- `care-centre`: unless sexual violence was ruled out, the Zorgcentrum (the first 7 days matter).
+
+`followup CASE` records how each went. The rows are data of the case and go with the purge; the
+audit log records the answers and each follow-up by kind, never a note's text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from rapidresponse import audit, engine
+from rapidresponse.engine import Context, get_case
+from rapidresponse.errors import InputError
+from rapidresponse.flags import ANSWERS, return_flags
+from rapidresponse.states import RETURNED_OUTCOMES, CaseState
+from rapidresponse.store import Store
+from rapidresponse.timeutil import to_iso
+from rapidresponse.vocab import Vocabulary
+
+SAFE_AND_WELL = "safe-and-well"
+RETURN_INTERVIEW = "return-interview"
+REFERENCE_CENTRE = "reference-centre"
+CARE_CENTRE = "care-centre"
+KINDS = (SAFE_AND_WELL, RETURN_INTERVIEW, REFERENCE_CENTRE, CARE_CENTRE)
+REFERRALS = (REFERENCE_CENTRE, CARE_CENTRE)
+
+#: How long after the return each follow-up may take.
+DUE_AFTER: dict[str, timedelta] = {
+    SAFE_AND_WELL: timedelta(hours=2),
+    RETURN_INTERVIEW: timedelta(hours=72),
+    REFERENCE_CENTRE: timedelta(hours=72),
+    CARE_CENTRE: timedelta(hours=24),
+}
+
+OPEN = "open"
+#: What `followup` may record, per kind.
+RESULTS: dict[str, tuple[str, ...]] = {
+    SAFE_AND_WELL: ("yes", "no"),
+    RETURN_INTERVIEW: ("done", "declined", "not-possible"),
+    REFERENCE_CENTRE: ("done", "declined"),
+    CARE_CENTRE: ("done", "declined"),
+}
+ANSWER_WORDS = Vocabulary.of("answer", ANSWERS, {"ja": "yes", "nee": "no", "onbekend": "unknown"})
+REFERRAL_WORDS = Vocabulary.of("referral", REFERRALS)
+
+
+@dataclass
+class Returned:
+    ref: str
+    resolution: engine.Resolution
+    safe_and_well: str | None = None
+    sexual_violence_ruled_out: str | None = None
+    flags: tuple[str, ...] = ()
+    followups: list[dict[str, Any]] = field(default_factory=list)
+
+
+def resolve(
+    ctx: Context,
+    ref: str,
+    outcome: str,
+    note: str | None = None,
+    *,
+    safe_and_well: str | None = None,
+    sexual_violence_ruled_out: str | None = None,
+) -> Returned:
+    """Close the case; when the minor is back, record the answers (None is recorded as
+    'unknown'), start the after-return steps for them and open the follow-ups. One transaction."""
+    outcome = engine.OUTCOME_WORDS.pick(outcome)
+    back = outcome in RETURNED_OUTCOMES
+    if not back and (safe_and_well or sexual_violence_ruled_out):
+        raise InputError("--safe-and-well and --sexual-violence-ruled-out are asked when the minor"
+                         " is back: only with outcome found or returned")
+    safe = ANSWER_WORDS.pick(safe_and_well or "unknown", what="--safe-and-well") if back else None
+    ruled_out = (ANSWER_WORDS.pick(sexual_violence_ruled_out or "unknown",
+                                   what="--sexual-violence-ruled-out") if back else None)
+    flags = return_flags(safe, ruled_out) if safe is not None and ruled_out is not None else ()
+    with ctx.store.transaction():
+        resolution = engine.resolve(ctx, ref, outcome, note, return_flags=flags)
+        result = Returned(resolution.ref, resolution, safe, ruled_out, flags)
+        if back:
+            case = get_case(ctx.store, resolution.ref)
+            result.followups = _open_followups(ctx, case, safe or "unknown", ruled_out or "unknown")
+            audit.append(
+                ctx.store, at=ctx.clock.now(), kind="case.returned", actor=ctx.actor,
+                case=resolution.ref,
+                detail={"safe_and_well": safe, "sexual_violence_ruled_out": ruled_out,
+                        "flags": list(flags), "followups": result.followups},
+            )
+    return result
+
+
+def _open_followups(ctx: Context, case: dict[str, Any], safe: str, ruled_out: str) -> list[dict[str, Any]]:
+    now = ctx.clock.now()
+    wanted = [(SAFE_AND_WELL, {"yes": "done", "no": "no"}.get(safe, OPEN)), (RETURN_INTERVIEW, OPEN)]
+    if case["suspected_victim"]:
+        wanted.append((REFERENCE_CENTRE, OPEN))
+    if ruled_out != "yes":
+        wanted.append((CARE_CENTRE, OPEN))
+    rows = []
+    for kind, state in wanted:
+        due = to_iso(now + DUE_AFTER[kind])
+        answered = (to_iso(now), ctx.actor) if state != OPEN else (None, None)
+        ctx.store.conn.execute(
+            "INSERT INTO followups (case_id, kind, due_at, state, answered_at, answered_by)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [case["id"], kind, due, state, *answered],
+        )
+        rows.append({"kind": kind, "due_at": due, "state": state})
+    return rows
+
+
+def record(
+    ctx: Context,
+    ref: str,
+    answers: list[tuple[str, str]],
+    note: str | None = None,
+) -> list[dict[str, Any]]:
+    """Record how follow-ups went: [(kind, result)], e.g. ('return-interview', 'done')."""
+    if not answers:
+        raise InputError("say what to record: --return-interview, --referral or --safe-and-well")
+    checked = [(kind, _result(kind, value)) for kind, value in answers]
+    now = ctx.clock.now()
+    done = []
+    with ctx.store.transaction():
+        case = get_case(ctx.store, ref)
+        if case["state"] == CaseState.PURGED:
+            raise InputError(f"case {case['ref']} has been purged")
+        if case["state"] != CaseState.RESOLVED or case["outcome"] not in RETURNED_OUTCOMES:
+            raise InputError(f"case {case['ref']} has no follow-ups: they start when the minor is"
+                             " back (resolve --outcome found or returned)")
+        for index, (kind, value) in enumerate(checked):
+            row = ctx.store.one("SELECT * FROM followups WHERE case_id = ? AND kind = ?",
+                                [case["id"], kind])
+            if row is None:  # recorded although not asked for (a referral made anyway)
+                ctx.store.conn.execute(
+                    "INSERT INTO followups (case_id, kind, due_at, state) VALUES (?, ?, ?, ?)",
+                    [case["id"], kind, to_iso(now), OPEN],
+                )
+            ctx.store.conn.execute(
+                "UPDATE followups SET state = ?, answered_at = ?, answered_by = ?"
+                " WHERE case_id = ? AND kind = ?",
+                [value, to_iso(now), ctx.actor, case["id"], kind],
+            )
+            entry = {"followup": kind, "result": value,
+                     "was": row["state"] if row else None,
+                     "late": bool(row and row["state"] == OPEN and row["due_at"] < to_iso(now))}
+            if index == 0 and note:
+                entry["note"] = engine._note(ctx, case["id"], "followup", note)
+            audit.append(ctx.store, at=now, kind="followup.recorded", actor=ctx.actor,
+                         case=case["ref"], detail=entry)
+            done.append(entry)
+    return done
+
+
+def _result(kind: str, value: str) -> str:
+    if kind not in RESULTS:
+        raise InputError(f"unknown follow-up: choose {', '.join(KINDS)}")
+    word = value.strip().lower()
+    if word not in RESULTS[kind]:
+        raise InputError(f"{kind}: the result is one of {', '.join(RESULTS[kind])}")
+    return word
+
+
+def of_case(store: Store, case_id: int, now: datetime) -> list[dict[str, Any]]:
+    """The follow-ups of a case, each with whether it is overdue."""
+    rows = store.all(
+        "SELECT kind, due_at, state, answered_at, answered_by FROM followups WHERE case_id = ?"
+        " ORDER BY due_at, id", [case_id],
+    )
+    stamp = to_iso(now)
+    return [{**r, "overdue": r["state"] == OPEN and r["due_at"] <= stamp} for r in rows]
+
+
+def overdue(store: Store, now: datetime) -> list[dict[str, Any]]:
+    """Every open follow-up past its time, oldest first: what `status` shows in red."""
+    return store.all(
+        "SELECT c.ref AS case_ref, f.kind, f.due_at FROM followups f JOIN cases c ON c.id = f.case_id"
+        " WHERE f.state = ? AND f.due_at <= ? AND c.state = ? ORDER BY f.due_at, f.id",
+        [OPEN, to_iso(now), CaseState.RESOLVED],
+    )
+
+
+def open_count(store: Store, case_id: int) -> int:
+    return int(store.scalar("SELECT COUNT(*) FROM followups WHERE case_id = ? AND state = ?",
+                            [case_id, OPEN]))
+
+
+def last_activity(store: Store, case: dict[str, Any]) -> str:
+    """When the case last moved: its last answered follow-up, or its resolution. Retention
+    counts from here."""
+    last = store.scalar("SELECT MAX(answered_at) FROM followups WHERE case_id = ?", [case["id"]])
+    return max(x for x in (last, case["resolved_at"]) if x)
