@@ -40,7 +40,7 @@ IDENTIFYING_FIELDS = (
 #: nothing a stranger answering the phone should hear. The key prompt is added by `voice.py`.
 DEFAULT_VOICE = (
     "Dringend bericht van rapidresponse voor {role_title}. Dossier {case}: vermiste minderjarige,"
-    " graad {grade}. Bel {callback}."
+    " risico {grade}. Bel {callback}."
 )
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")

@@ -136,3 +136,31 @@ def test_reassess_from_the_cli_and_the_multi_agency_warning(home: Path) -> None:
     assert "ran away three times" in shown.stdout  # the officer sees the reason with the case
     bad = runner.invoke(cli, [*base, "reassess", ref, "--reason", "x", "--indicator", "nope"])
     assert bad.exit_code == 2 and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_lowering_a_suspicion_needs_the_officer_and_the_case_follows(app: App, ctx: Context, transport, settings) -> None:  # type: ignore[no-untyped-def]
+    reg = register_minor(ctx, app, indicators=("hotel",))
+    tick(ctx, transport, settings)
+    kept = reassess(ctx, reg.ref, reason="school called", playbook_for=app.playbook_for,
+                    indicators=("school-absence",))
+    assert kept.after.suspected_victim  # signals never lower it by themselves
+    lowered = reassess(ctx, reg.ref, reason="the hotel was a school trip", playbook_for=app.playbook_for,
+                       suspected_victim=False)
+    assert not lowered.after.suspected_victim and lowered.after.victim_judgement == "lowered"
+    assert set(lowered.cancelled) >= {"alert-youth-prosecutor", "consult-reference-magistrate",
+                                      "decide-societal-necessity"}
+    [event] = [e for e in audit.events(ctx.store, reg.ref) if e["kind"] == "steps.cancelled"]
+    assert event["detail"]["why"] == "its flags no longer hold" and event["actor"] == "officer-test"
+    still = reassess(ctx, reg.ref, reason="nothing new", playbook_for=app.playbook_for)
+    assert not still.after.suspected_victim  # lowered stays lowered without new signals
+    raised = reassess(ctx, reg.ref, reason="new: a second phone", playbook_for=app.playbook_for,
+                      indicators=("multiple-phones",))
+    assert raised.after.suspected_victim and raised.after.victim_judgement is None
+    assert "alert-youth-prosecutor" in {s["id"] for s in raised.planned}  # planned anew
+
+
+def test_a_stated_suspicion_stays_until_lowered(app: App, ctx: Context) -> None:
+    reg = register_minor(ctx, app, indicators=(), suspected_victim=True)
+    again = reassess(ctx, reg.ref, reason="new facts", playbook_for=app.playbook_for,
+                     indicators=("school-absence",))
+    assert again.after.suspected_victim and again.after.victim_judgement == "stated"

@@ -125,6 +125,9 @@ def test_shipped_texts_speak_dutch_and_never_claim_the_aanmelding(app: App) -> N
     assert "verzoek tot contact i.v.m. aanmelding" in agency
     assert not any(t.startswith("{case}: aanmelding") for t in texts.values())
     assert all("risico {grade}" in t for t in texts.values() if "{grade}" in t)
+    spoken = [s.voice_template for name in SHIPPED for s in app.playbook(name).all_steps() if s.calls]
+    assert spoken and all("risico {grade}" in v for v in spoken if "{grade}" in v)
+    assert not any("graad" in v for v in spoken)
     police = app.playbook("worrying-situation").step("main", "inform-police")
     assert police.ack_within and police.escalate_to == "coordinator"  # the search must be confirmed
     magistrate = app.playbook("worrying-situation").step("main", "consult-reference-magistrate")
