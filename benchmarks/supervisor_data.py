@@ -45,9 +45,9 @@ def build(home: Path, cases: int = 10_000, events: int = 1_000_000, days: int = 
     conn.execute("BEGIN")
     conn.executemany(
         "INSERT INTO cases (id, ref, year, seq, state, registered_at, registered_by, missing_since, age,"
-        " placement, worrying, suspected_victim, societal_necessity, grade, flags, indicators, reasons,"
+        " placement, worrying, suspected_victim, grade, flags, indicators, reasons,"
         " playbook, playbook_snapshot, playbook_hash, ack_code, resolved_at, resolved_by, outcome)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         case_rows,
     )
     prev = audit.GENESIS
@@ -68,7 +68,7 @@ def _case_row(n: int, ref: str, registered: datetime, resolved: bool, rnd: rando
     grade = rnd.choice(("HIGH", "MEDIUM", "LOW"))
     closed = to_iso(registered + timedelta(hours=6)) if resolved else None
     return (n, ref, registered.year, n, "resolved" if resolved else "open", to_iso(registered), "officer",
-            to_iso(registered - timedelta(hours=2)), 15, "home", int(grade != "LOW"), 1, 0, grade, "[]",
+            to_iso(registered - timedelta(hours=2)), 15, "home", int(grade != "LOW"), 1, grade, "[]",
             "[]", "[]", "worrying-situation", "", "0" * 64, f"{n:08d}", closed,
             "officer" if resolved else None, "found" if resolved else None)
 
@@ -86,10 +86,13 @@ def _case_events(ref: str, registered: datetime, resolved: bool, total: int,
     add("case.registered", {"playbook": "worrying-situation", "playbook_hash": "0" * 64,
                             "missing_since": to_iso(registered - timedelta(hours=2)), "placement": "home",
                             "earlier_episodes": []}, "officer")
-    add("case.assessed", {"age": 15, "worrying": grade != "LOW", "suspected_victim": True,
-                          "societal_necessity": rnd.random() < 0.5, "grade": grade,
+    add("case.assessed", {"age": 15, "alarming": True, "worrying": grade != "LOW", "suspected_victim": True,
+                          "grade": grade,
                           "flags": ["worrying", "suspected-victim"], "reasons": ["benchmark"],
                           "indicators": ["older-partner"]}, "officer")
+    if rnd.random() < 0.6:
+        add("case.decided", {"societal_necessity": rnd.choice(("yes", "suspected", "no")), "why": None},
+            "coordinator", after=600)
     steps = [(f"alert-{role}", role) for role in ROLES]
     add("steps.planned", {"phase": "main", "steps": [
         {"id": s, "role": r, "due_at": to_iso(registered)} for s, r in steps]}, "officer")

@@ -210,34 +210,38 @@ def verify(store: Store, anchors: tuple[Anchor, ...] | list[Anchor] = ()) -> Ver
     loose = {a.hash: a for a in anchors if a.seq is None}
     prev_hash = GENESIS
     expected_seq = 1
-    states: dict[str, str] = {}
     matched = 0  # the newest anchored event that matched its anchor
     sha256 = hashlib.sha256
-    rows = store.conn.execute(f"SELECT seq, {_SQL_CANONICAL}, case_ref, kind, prev_hash, hash"
-                              " FROM events ORDER BY seq")
-    for seq, text, case, kind, stored_prev, stored_hash in rows:
-        count = expected_seq - 1
+    # One text per event, built by SQLite: the previous hash followed by the canonical event.
+    # Three values per row reach Python; the hashing is all that is left to do here.
+    # A stored prev_hash of any other length than a hash's cannot follow anything.
+    rows = store.conn.execute(
+        "SELECT seq, CASE WHEN length(prev_hash) = 64 THEN prev_hash ELSE '-' END ||"
+        f" {_SQL_CANONICAL}, hash FROM events ORDER BY seq"
+    )
+    for seq, text, stored_hash in rows:
         if seq != expected_seq:
-            return Verification(False, count, prev_hash, seq, f"event {expected_seq} is missing")
-        if stored_prev != prev_hash:
-            return Verification(False, count, prev_hash, seq, "it does not follow the event before it")
-        if sha256((prev_hash + text).encode("utf-8")).hexdigest() != stored_hash and (
+            return Verification(False, expected_seq - 1, prev_hash, seq, f"event {expected_seq} is missing")
+        if text is None or not text.startswith(prev_hash):
+            return Verification(False, expected_seq - 1, prev_hash, seq,
+                                "it does not follow the event before it")
+        if sha256(text.encode("utf-8")).hexdigest() != stored_hash and (
             not _matches_exactly(store, seq, prev_hash, stored_hash)
         ):
-            return Verification(False, count, prev_hash, seq, "its content does not match its hash")
-        anchor = by_seq.get(seq)
-        if anchor is not None:
+            return Verification(False, expected_seq - 1, prev_hash, seq,
+                                "its content does not match its hash")
+        if seq in by_seq:
+            anchor = by_seq[seq]
             if anchor.hash != stored_hash:
                 since = f" (after event {matched}, which matches its anchor)" if matched else ""
                 return Verification(
-                    False, count, prev_hash, seq,
+                    False, expected_seq - 1, prev_hash, seq,
                     f"it differs from {anchor.label()}: the log was rewritten at or before this"
                     f" event{since}",
                 )
             matched = seq
-        loose.pop(stored_hash, None)
-        if kind in CASE_STATE_EVENTS and case is not None:
-            states[case] = CASE_STATE_EVENTS[kind]
+        if loose:
+            loose.pop(stored_hash, None)
         prev_hash = stored_hash
         expected_seq += 1
     count = expected_seq - 1
@@ -254,12 +258,24 @@ def verify(store: Store, anchors: tuple[Anchor, ...] | list[Anchor] = ()) -> Ver
             False, count, prev_hash, None,
             f"no event has the hash of {anchor.label()}: the log was rewritten",
         )
-    mismatches = tuple(cross_check(store, states))
+    mismatches = tuple(cross_check(store, log_states(store)))
     if mismatches:
         return Verification(False, count, prev_hash, None,
                             "the cases table does not match the log: " + "; ".join(mismatches[:5]),
                             len(anchors), mismatches)
     return Verification(True, count, prev_hash, anchors_checked=len(anchors))
+
+
+def log_states(store: Store) -> dict[str, str]:
+    """Each case's state as its opening and closing events give it (through the kind index)."""
+    states: dict[str, str] = {}
+    marks = ",".join("?" * len(CASE_STATE_EVENTS))
+    for case, kind in store.conn.execute(
+        f"SELECT case_ref, kind FROM events WHERE kind IN ({marks}) AND case_ref IS NOT NULL ORDER BY seq",
+        list(CASE_STATE_EVENTS),
+    ):
+        states[case] = CASE_STATE_EVENTS[kind]
+    return states
 
 
 def cross_check(store: Store, log_states: dict[str, str]) -> list[str]:

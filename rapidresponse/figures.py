@@ -107,7 +107,8 @@ def spread(values_seconds: list[float]) -> dict[str, float | None]:
 class _Log:
     """The period's events of a few kinds, through the `events (kind, at)` index.
 
-    Events of a case happen at or after its registration, so `at >= since` loses none of them.
+    Events of a case happen at or after its registration, so `at >= since` loses none of them;
+    the period's cases are a temporary table, so SQLite drops other cases' events itself.
     """
 
     def __init__(self, store: Store, period: Period) -> None:
@@ -121,17 +122,24 @@ class _Log:
         ):
             self.cases[ref] = at
             self.earlier[ref] = bool(json.loads(earlier)) if earlier else False
+        store.conn.execute("CREATE TEMP TABLE IF NOT EXISTS report_cases (ref TEXT PRIMARY KEY)")
+        store.conn.execute("DELETE FROM temp.report_cases")
+        store.conn.executemany("INSERT INTO temp.report_cases VALUES (?)", [(r,) for r in self.cases])
+
+    def query(self, kinds: tuple[str, ...], select: str,
+              tail: str = "ORDER BY e.seq") -> list[tuple[Any, ...]]:
+        """`select` over the period's events of `kinds` before `until` (`e` is the event)."""
+        marks = ",".join("?" * len(kinds))
+        return self.store.conn.execute(
+            f"SELECT {select} FROM events e JOIN temp.report_cases p ON p.ref = e.case_ref"
+            f" WHERE e.kind IN ({marks}) AND e.at >= ? AND e.at < ? {tail}",
+            [*kinds, self.since, self.until],
+        ).fetchall()
 
     def rows(self, kinds: tuple[str, ...], fields: tuple[str, ...]) -> list[tuple[Any, ...]]:
         """(seq, kind, case, at, actor, *fields) of the period's cases before `until`, in log order."""
-        extract = "".join(f", json_extract(detail, '$.{f}')" for f in fields)
-        marks = ",".join("?" * len(kinds))
-        rows = self.store.conn.execute(
-            f"SELECT seq, kind, case_ref, at, actor{extract} FROM events"
-            f" WHERE kind IN ({marks}) AND at >= ? AND at < ? ORDER BY seq",
-            [*kinds, self.since, self.until],
-        ).fetchall()
-        return [r for r in rows if r[2] in self.cases]
+        extract = "".join(f", json_extract(e.detail, '$.{f}')" for f in fields)
+        return self.query(kinds, f"e.seq, e.kind, e.case_ref, e.at, e.actor{extract}")
 
 
 def report(store: Store, period: Period) -> dict[str, Any]:
@@ -187,10 +195,8 @@ def _cases(log: _Log) -> dict[str, Any]:
 
 
 def _first_alert(log: _Log) -> dict[str, float | None]:
-    first: dict[str, str] = {}
-    for _seq, _kind, ref, at, _actor in log.rows(("sms.sent",), ()):
-        first.setdefault(ref, at)
-    return spread([seconds_between(log.cases[ref], at) for ref, at in first.items()])
+    first = log.query(("sms.sent",), "e.case_ref, MIN(e.at)", "GROUP BY e.case_ref")
+    return spread([seconds_between(log.cases[ref], at) for ref, at in first])
 
 
 def _planned_times(log: _Log) -> dict[tuple[str, str], list[tuple[str, str]]]:
@@ -245,23 +251,18 @@ def _roles(log: _Log) -> list[dict[str, Any]]:
 
 
 def _contacts(log: _Log) -> list[dict[str, Any]]:
-    texts: dict[tuple[str, str], set[Any]] = defaultdict(set)
-    failed: dict[tuple[str, str], set[Any]] = defaultdict(set)
-    undelivered: dict[tuple[str, str], set[Any]] = defaultdict(set)
     kinds = ("sms.sent", "sms.stand_down", "sms.failed", "sms.undelivered")
-    for _seq, kind, _ref, _at, _actor, message, role, contact in log.rows(
-        kinds, ("message", "role", "contact")
-    ):
-        key = (role, contact)
-        if kind == "sms.undelivered":
-            undelivered[key].add(message)
-            continue
-        texts[key].add(message)
-        if kind == "sms.failed":
-            failed[key].add(message)
-    return [{"role": role, "contact": contact, "texts": len(texts[(role, contact)]),
-             "failed": len(failed[(role, contact)]), "undelivered": len(undelivered[(role, contact)])}
-            for role, contact in sorted(set(texts) | set(undelivered), key=lambda k: (str(k[0]), str(k[1])))]
+    counted = log.query(
+        kinds,
+        "json_extract(e.detail, '$.role') AS role, json_extract(e.detail, '$.contact') AS contact,"
+        " COUNT(DISTINCT CASE WHEN e.kind != 'sms.undelivered' THEN json_extract(e.detail, '$.message') END),"
+        " COUNT(DISTINCT CASE WHEN e.kind = 'sms.failed' THEN json_extract(e.detail, '$.message') END),"
+        " COUNT(DISTINCT CASE WHEN e.kind = 'sms.undelivered' THEN json_extract(e.detail, '$.message') END)",
+        "GROUP BY role, contact",
+    )
+    ordered = sorted(counted, key=lambda r: (str(r[0]), str(r[1])))
+    return [{"role": role, "contact": contact, "texts": texts, "failed": failed, "undelivered": undelivered}
+            for role, contact, texts, failed, undelivered in ordered]
 
 
 def followup_type(name: str, role: str | None) -> str:
