@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -133,8 +134,8 @@ _SQL_CANONICAL = (
 )
 
 
-def _matches_exactly(store: Store, seq: int, prev_hash: str, stored_hash: str) -> bool:
-    row = store.conn.execute(
+def _matches_exactly(conn: Any, seq: int, prev_hash: str, stored_hash: str) -> bool:
+    row = conn.execute(
         "SELECT seq, at, case_ref, actor, kind, detail FROM events WHERE seq = ?", [seq]
     ).fetchone()
     try:
@@ -198,6 +199,10 @@ class Verification:
 CASE_STATE_EVENTS = {"case.registered": "open", "case.resolved": "resolved", "case.purged": "purged"}
 
 
+#: Below this many events the chain is checked in this process; above, in parallel.
+PARALLEL_FROM = 100_000
+
+
 def verify(store: Store, anchors: tuple[Anchor, ...] | list[Anchor] = ()) -> Verification:
     """Recompute the whole chain, compare it with every anchor, and cross-check the tables.
 
@@ -205,65 +210,118 @@ def verify(store: Store, anchors: tuple[Anchor, ...] | list[Anchor] = ()) -> Ver
     have been rewritten whole (triggers dropped, every hash recomputed): only an anchor kept
     outside the database shows that, and the first anchored event that differs is named.
     Deleting the newest events leaves a valid chain too: an anchor beyond the head shows it.
+
+    Each event's check needs only its own row (its stored previous hash, its content, its hash),
+    so a long log is checked in slices by several processes; the slices' seams are checked here.
     """
-    by_seq = {a.seq: a for a in anchors if a.seq is not None}
-    loose = {a.hash: a for a in anchors if a.seq is None}
-    prev_hash = GENESIS
-    expected_seq = 1
-    matched = 0  # the newest anchored event that matched its anchor
-    sha256 = hashlib.sha256
-    # One text per event, built by SQLite: the previous hash followed by the canonical event.
-    # Three values per row reach Python; the hashing is all that is left to do here.
-    # A stored prev_hash of any other length than a hash's cannot follow anything.
-    rows = store.conn.execute(
-        "SELECT seq, CASE WHEN length(prev_hash) = 64 THEN prev_hash ELSE '-' END ||"
-        f" {_SQL_CANONICAL}, hash FROM events ORDER BY seq"
-    )
-    for seq, text, stored_hash in rows:
-        if seq != expected_seq:
-            return Verification(False, expected_seq - 1, prev_hash, seq, f"event {expected_seq} is missing")
-        if text is None or not text.startswith(prev_hash):
-            return Verification(False, expected_seq - 1, prev_hash, seq,
-                                "it does not follow the event before it")
-        if sha256(text.encode("utf-8")).hexdigest() != stored_hash and (
-            not _matches_exactly(store, seq, prev_hash, stored_hash)
-        ):
-            return Verification(False, expected_seq - 1, prev_hash, seq,
-                                "its content does not match its hash")
-        if seq in by_seq:
-            anchor = by_seq[seq]
-            if anchor.hash != stored_hash:
-                since = f" (after event {matched}, which matches its anchor)" if matched else ""
-                return Verification(
-                    False, expected_seq - 1, prev_hash, seq,
-                    f"it differs from {anchor.label()}: the log was rewritten at or before this"
-                    f" event{since}",
-                )
-            matched = seq
-        if loose:
-            loose.pop(stored_hash, None)
-        prev_hash = stored_hash
-        expected_seq += 1
-    count = expected_seq - 1
-    beyond = sorted(seq for seq in by_seq if seq > count)
-    if beyond:
-        return Verification(
-            False, count, prev_hash, count + 1,
-            f"it is missing, but {by_seq[beyond[0]].label()} shows the log reached event"
-            f" {beyond[0]}: the newest events were deleted",
-        )
-    if loose:
-        anchor = next(iter(loose.values()))
-        return Verification(
-            False, count, prev_hash, None,
-            f"no event has the hash of {anchor.label()}: the log was rewritten",
-        )
+    last = store.scalar("SELECT MAX(seq) FROM events") or 0
+    parts = _slices(last)
+    if len(parts) == 1:
+        results = [_check_slice(store.conn, *parts[0])]
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(len(parts), mp_context=multiprocessing.get_context("fork")) as pool:
+            lows, highs = zip(*parts, strict=True)
+            results = list(pool.map(_check_slice_of, [str(store.path)] * len(parts), lows, highs))
+    prev_hash, count = GENESIS, 0
+    for (low, _high), result in zip(parts, results, strict=True):
+        if result.first_prev is not None and result.first_prev != prev_hash:
+            return Verification(False, count, prev_hash, low, "it does not follow the event before it")
+        if result.bad_seq is not None:
+            return Verification(False, count + result.count, result.prev_hash or prev_hash,
+                                result.bad_seq, result.problem)
+        count += result.count
+        prev_hash = result.last_hash or prev_hash
+    problem = _check_anchors(store, anchors, count)
+    if problem is not None:
+        bad_seq, text = problem
+        return Verification(False, count, prev_hash, bad_seq, text)
     mismatches = tuple(cross_check(store, log_states(store)))
     if mismatches:
         return Verification(False, count, prev_hash, None,
                             "the cases table does not match the log: " + "; ".join(mismatches[:5]),
                             len(anchors), mismatches)
     return Verification(True, count, prev_hash, anchors_checked=len(anchors))
+
+
+def _slices(last: int) -> list[tuple[int, int]]:
+    workers = min(os.cpu_count() or 1, 4)
+    if last < PARALLEL_FROM or workers < 2:
+        return [(1, last + 1)]
+    size = -(-last // workers)
+    return [(low, min(low + size, last + 1)) for low in range(1, last + 1, size)]
+
+
+@dataclass(frozen=True)
+class _Slice:
+    count: int
+    first_prev: str | None
+    last_hash: str | None
+    prev_hash: str | None = None
+    bad_seq: int | None = None
+    problem: str | None = None
+
+
+def _check_slice_of(path: str, low: int, high: int) -> _Slice:
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return _check_slice(conn, low, high)
+    finally:
+        conn.close()
+
+
+def _check_slice(conn: Any, low: int, high: int) -> _Slice:
+    """Events low..high-1: each present, each following the one before, each matching its hash."""
+    sha256 = hashlib.sha256
+    expected, prev, first_prev, count = low, None, None, 0
+    # One text per event, built by SQLite: the stored previous hash followed by the canonical
+    # event; a stored prev_hash of any other length than a hash's cannot follow anything.
+    rows = conn.execute(
+        "SELECT seq, CASE WHEN length(prev_hash) = 64 THEN prev_hash ELSE '-' END ||"
+        f" {_SQL_CANONICAL}, hash FROM events WHERE seq >= ? AND seq < ? ORDER BY seq", [low, high]
+    )
+    for seq, text, stored_hash in rows:
+        if seq != expected:
+            return _Slice(count, first_prev, prev, prev, seq, f"event {expected} is missing")
+        if text is None:
+            return _Slice(count, first_prev, prev, prev, seq, "its content does not match its hash")
+        if prev is None:
+            first_prev = text[:64]
+            if low == 1 and first_prev != GENESIS:
+                return _Slice(count, first_prev, prev, prev, seq, "it does not follow the event before it")
+        elif not text.startswith(prev):
+            return _Slice(count, first_prev, prev, prev, seq, "it does not follow the event before it")
+        if sha256(text.encode("utf-8")).hexdigest() != stored_hash and (
+            not _matches_exactly(conn, seq, text[:64], stored_hash)
+        ):
+            return _Slice(count, first_prev, prev, prev, seq, "its content does not match its hash")
+        prev = stored_hash
+        expected += 1
+        count += 1
+    return _Slice(count, first_prev, prev)
+
+
+def _check_anchors(store: Store, anchors: Any, count: int) -> tuple[int | None, str] | None:
+    """The first anchor the (intact) chain does not match, as (event, sentence)."""
+    matched = 0  # the newest anchored event that matched its anchor
+    for anchor in sorted((a for a in anchors if a.seq is not None), key=lambda a: a.seq):
+        if anchor.seq > count:
+            return (count + 1, f"it is missing, but {anchor.label()} shows the log reached event"
+                    f" {anchor.seq}: the newest events were deleted")
+        stored = store.scalar("SELECT hash FROM events WHERE seq = ?", [anchor.seq])
+        if stored != anchor.hash:
+            since = f" (after event {matched}, which matches its anchor)" if matched else ""
+            return (anchor.seq, f"it differs from {anchor.label()}: the log was rewritten at or"
+                    f" before this event{since}")
+        matched = anchor.seq
+    for anchor in anchors:
+        if anchor.seq is None and not store.scalar("SELECT 1 FROM events WHERE hash = ?", [anchor.hash]):
+            return (None, f"no event has the hash of {anchor.label()}: the log was rewritten")
+    return None
 
 
 def log_states(store: Store) -> dict[str, str]:

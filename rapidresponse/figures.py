@@ -32,12 +32,14 @@ THE RULES (also in the README):
   an `sms.undelivered` event.
 - Steps fired late (rule L, `rules.lateness`): `step.due` more than 60 s after the later of the
   step's due time and the moment it was planned (a step overdue at registration is not late).
-- Follow-ups (rule F): each `after_resolved` step planned for a case (`steps.planned`, phase
-  after_resolved), and each `followup.planned` event (issue 9). Its type: "return_interview"
-  when its id or type mentions an interview, "referral" when it mentions a referral or its role
-  is reference_centre or care_centre, else "other". Due: its due time is before `until`.
-  Done: acknowledged or done (`step.acknowledged`/`step.done` for its step, or
-  `followup.done` for its id) before `until`. Overdue: due and not done.
+- Follow-ups (rule F): the follow-ups a `case.returned` event lists (issue 9: safe-and-well,
+  return interview, reference centre, care centre, each with its due time), and any other that
+  a `followup.recorded` event records; for a case without `case.returned` (older logs), its
+  `after_resolved` steps (`steps.planned`). Type: safe_and_well, return_interview, referral
+  (reference or care centre, or a step of those roles), other. Done: recorded `done` (or `yes`
+  for safe-and-well), or the step acknowledged/done; not_done: recorded otherwise (declined, not
+  possible, not safe and well). Due: its due time is before `until`. Overdue: due and still
+  open.
 
 POLICY FIGURES (`policy`, action 4.3 of the action plan), by calendar month in local time, counts
 only — no reference, no name, nothing that identifies a minor:
@@ -47,7 +49,8 @@ only — no reference, no name, nothing that identifies a minor:
 - societal necessity decided yes / suspected / no: `case.decided` events, by the month of the
   decision (every decision counts, a revised one too).
 - referred to a reference centre / a care centre: cases with an `sms.sent` to the role
-  reference_centre / care_centre, by the month of the first such text.
+  reference_centre / care_centre, or a `followup.recorded` of that referral as done, by the
+  month of the first of these.
 
 Units: one per column. Durations in minutes (one decimal), counts as whole numbers.
 """
@@ -265,43 +268,58 @@ def _contacts(log: _Log) -> list[dict[str, Any]]:
             for role, contact, texts, failed, undelivered in ordered]
 
 
-def followup_type(name: str, role: str | None) -> str:
-    """Rule F's type of a follow-up, from its id (or type) and role."""
+FOLLOWUP_TYPES = ("safe_and_well", "return_interview", "referral", "other")
+#: `followup.recorded` results that mean it happened; other answers close it without it.
+FOLLOWUP_DONE = ("done", "yes")
+
+
+def followup_type(name: str, role: str | None = None) -> str:
+    """Rule F's type of a follow-up, from its kind or step id, and role."""
     text = name.lower().replace("_", "-")
+    if "safe-and-well" in text or "welzijnscheck" in text:
+        return "safe_and_well"
     if "interview" in text or "terugkeergesprek" in text:
         return "return_interview"
-    if "referral" in text or "doorverwijzing" in text or role in REFERRAL_ROLES:
+    if ("referral" in text or "doorverwijzing" in text or text in ("reference-centre", "care-centre")
+            or role in REFERRAL_ROLES):
         return "referral"
     return "other"
 
 
 def _followups(log: _Log) -> dict[str, dict[str, int]]:
+    """Rule F. A case that went through `case.returned` (issue 9) has the follow-ups listed
+    there; a case without one (an older log) has its `after_resolved` steps."""
     items: dict[tuple[str, str], dict[str, Any]] = {}
+    returned: set[str] = set()
+    for _seq, _kind, ref, _at, _actor, followups in log.rows(("case.returned",), ("followups",)):
+        returned.add(ref)
+        for f in json.loads(followups or "[]"):
+            state = f.get("state")
+            items[(ref, f.get("kind"))] = {
+                "type": followup_type(f.get("kind") or ""), "due_at": f.get("due_at"),
+                "state": "open" if state == "open" else "done" if state in FOLLOWUP_DONE else "not_done"}
+    recorded = log.rows(("followup.recorded",), ("followup", "result"))
+    for _seq, _kind, ref, at, _actor, kind, result in recorded:
+        item = items.setdefault((ref, kind), {"type": followup_type(kind or ""), "due_at": at})
+        item["state"] = "done" if result in FOLLOWUP_DONE else "not_done"
     for _seq, _kind, ref, _at, _actor, phase, steps in log.rows(("steps.planned",), ("phase", "steps")):
-        if phase != "after_resolved":
+        if phase != "after_resolved" or ref in returned:
             continue
         for step in json.loads(steps or "[]"):
             items[(ref, step.get("id"))] = {"type": followup_type(step.get("id") or "", step.get("role")),
-                                            "due_at": step.get("due_at"), "done": False}
-    for _seq, _kind, ref, _at, _actor, key, kind_, due_at, role in log.rows(
-        ("followup.planned",), ("id", "type", "due_at", "role")
-    ):
-        items[(ref, key)] = {"type": followup_type(kind_ or key or "", role), "due_at": due_at, "done": False}
-    for _seq, _kind, ref, at, _actor, step, key in log.rows(
-        ("step.acknowledged", "step.done", "followup.done"), ("step", "id")
-    ):
-        item = items.get((ref, step or key))
-        if item is not None and at < log.until:
-            item["done"] = True
-    out: dict[str, dict[str, int]] = {t: {"due": 0, "done": 0, "overdue": 0}
-                                      for t in ("return_interview", "referral", "other")}
+                                            "due_at": step.get("due_at"), "state": "open"}
+    for _seq, _kind, ref, _at, _actor, step in log.rows(("step.acknowledged", "step.done"), ("step",)):
+        item = items.get((ref, step))
+        if item is not None and ref not in returned:
+            item["state"] = "done"
+    out = {t: {"due": 0, "done": 0, "not_done": 0, "overdue": 0} for t in FOLLOWUP_TYPES}
     for item in items.values():
         counts = out[item["type"]]
-        if item["done"]:
-            counts["done"] += 1
+        if item["state"] != "open":
+            counts[item["state"]] += 1
         if item["due_at"] and item["due_at"] < log.until:
             counts["due"] += 1
-            counts["overdue"] += not item["done"]
+            counts["overdue"] += item["state"] == "open"
     return out
 
 
@@ -325,7 +343,11 @@ def policy(store: Store, period: Period, tz: ZoneInfo) -> dict[str, Any]:
     for _seq, _kind, _ref, at, _actor, value in log.rows(("case.decided",), ("societal_necessity",)):
         months[month(at)][f"societal_necessity_{value}"] += 1
     first_referral: dict[tuple[str, str], str] = {}
-    for _seq, _kind, ref, at, _actor, role in log.rows(("sms.sent",), ("role",)):
+    for _seq, kind, ref, at, _actor, role, followup, result in log.rows(
+        ("sms.sent", "followup.recorded"), ("role", "followup", "result")
+    ):
+        if kind == "followup.recorded" and result in FOLLOWUP_DONE:
+            role = (followup or "").replace("-", "_")
         if role in REFERRAL_ROLES:
             first_referral.setdefault((ref, role), at)
     for (_ref, role), at in first_referral.items():

@@ -195,9 +195,27 @@ class _Builder:
         entry.what = f"note #{note.get('id')} added by {entry.actor}"
         entry.extra = {"note": note.get("id")}
 
+    def _case_returned(self, entry: Entry, d: dict[str, Any]) -> None:
+        followups = d.get("followups") or []
+        entry.what = (f"return recorded by {entry.actor}: safe and well {d.get('safe_and_well')},"
+                      f" sexual violence ruled out {d.get('sexual_violence_ruled_out')};"
+                      f" follow-ups: {', '.join(_followup_text(f) for f in followups) or 'none'}")
+        entry.extra = {"followups": followups, "flags": d.get("flags") or []}
+
+    def _followup_recorded(self, entry: Entry, d: dict[str, Any]) -> None:
+        late = ", late" if d.get("late") else ""
+        entry.what = f"follow-up {d.get('followup')} recorded by {entry.actor}: {d.get('result')}{late}"
+        entry.extra = {"followup": d.get("followup"), "result": d.get("result")}
+        if isinstance(d.get("note"), dict):
+            entry.extra["note"] = d["note"].get("id")
+
     def _case_resolved(self, entry: Entry, d: dict[str, Any]) -> None:
         entry.what = f"resolved by {entry.actor}: {d.get('outcome')}"
         entry.extra = {"outcome": d.get("outcome"), "cancelled_steps": d.get("cancelled_steps") or []}
+
+
+def _followup_text(f: dict[str, Any]) -> str:
+    return str(f.get("kind")) + ("" if f.get("state") == "open" else f" ({f.get('state')})")
 
 
 def _plain(detail: dict[str, Any]) -> dict[str, Any]:

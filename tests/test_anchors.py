@@ -309,3 +309,27 @@ def test_the_fast_path_falls_back_to_the_exact_text(app: App, ctx: Context, monk
         app.store.conn.execute("UPDATE events SET actor = 42 WHERE seq = 2")
     result = audit.verify(app.store)
     assert not result.ok and result.bad_seq == 2
+
+
+@pytest.mark.parametrize("tamper, seq, words", [
+    ("UPDATE events SET actor = 'someone else' WHERE seq = {mid}", "mid", "does not match its hash"),
+    ("DELETE FROM events WHERE seq = {mid}", "next", "is missing"),
+    ("UPDATE events SET prev_hash = hash WHERE seq = {mid}", "mid", "does not follow"),
+])
+def test_a_long_log_is_checked_in_slices_and_their_seams(
+    anchored: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, tamper: str, seq: str, words: str
+) -> None:
+    """Above PARALLEL_FROM events, processes check slices; a break at a seam is still named."""
+    home, anchors = anchored
+    monkeypatch.setattr(audit, "PARALLEL_FROM", 1)
+    monkeypatch.setattr(audit.os, "cpu_count", lambda: 3)
+    total = sqlite3.connect(home / "rapidresponse.db").execute("SELECT MAX(seq) FROM events").fetchone()[0]
+    seams = [low for low, _high in audit._slices(total)]
+    assert len(seams) == 3
+    code, output, _ = verify(home, "--anchors", str(anchors))
+    assert code == 0, output
+    mid = seams[1]  # the first event of the second slice
+    raw(home).execute(tamper.format(mid=mid))
+    code, output, report = verify(home)
+    assert code == 1 and words in output
+    assert report["bad_event"] == {"mid": mid, "next": mid + 1}[seq]

@@ -100,8 +100,30 @@ def test_failed_and_undelivered_texts_per_contact(figures: dict[str, Any]) -> No
 
 def test_first_alert_and_follow_ups(figures: dict[str, Any]) -> None:
     assert figures["first_alert"] == {"median_minutes": 0.0, "p90_minutes": 0.0, "worst_minutes": 0.0}
-    assert figures["followups"]["return_interview"] == {"due": 1, "done": 0, "overdue": 1}
-    assert figures["followups"]["referral"] == {"due": 1, "done": 1, "overdue": 0}
+    assert figures["followups"]["return_interview"] == {"due": 1, "done": 0, "not_done": 0, "overdue": 1}
+    assert figures["followups"]["referral"] == {"due": 1, "done": 1, "not_done": 0, "overdue": 0}
+
+
+def test_follow_ups_of_the_return_come_from_its_events(app: App, ctx: Context, clock: Any) -> None:
+    """Issue 9's return: safe and well (done at once), return interview (72 h), reference centre
+    (72 h, a suspected victim), care centre (24 h, sexual violence not ruled out). At +30 h the care
+    centre referral is recorded done and the interview declined; the reference centre is never
+    recorded: overdue by +80 h, not yet due at +50 h."""
+    from conftest import register_minor
+    from rapidresponse import followup
+
+    ref = register_minor(ctx, app).ref
+    followup.resolve(ctx, ref, "found", safe_and_well="yes", sexual_violence_ruled_out="no")
+    clock.advance(hours=30)
+    followup.record(ctx, ref, [("care-centre", "done"), ("return-interview", "declined")])
+    late = report(app.store, Period(START - timedelta(days=1), UNTIL))["followups"]
+    assert late["safe_and_well"] == {"due": 1, "done": 1, "not_done": 0, "overdue": 0}
+    assert late["return_interview"] == {"due": 1, "done": 0, "not_done": 1, "overdue": 0}
+    assert late["referral"] == {"due": 2, "done": 1, "not_done": 0, "overdue": 1}
+    early = report(app.store, Period(START - timedelta(days=1), START + timedelta(hours=50)))["followups"]
+    assert early["referral"] == {"due": 1, "done": 1, "not_done": 0, "overdue": 0}
+    months = policy(app.store, Period(START - timedelta(days=1), UNTIL), app.contacts.timezone)["months"]
+    assert months[0]["referred_care_centre"] == 1 and months[0]["referred_reference_centre"] == 0
 
 
 def test_every_duration_is_in_minutes(figures: dict[str, Any]) -> None:
@@ -152,6 +174,7 @@ def test_follow_up_types() -> None:
     assert followup_type("return-interview-due", "coordinator") == "return_interview"
     assert followup_type("x", "care_centre") == "referral"
     assert followup_type("welfare-check", "coordinator") == "other"
+    assert followup_type("reference-centre") == "referral" and followup_type("safe-and-well") == "safe_and_well"
 
 
 def invoke(app: App, *args: str) -> Any:

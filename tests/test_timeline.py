@@ -153,3 +153,18 @@ def test_the_timeline_reads_the_case_through_its_index(app: App, ref: str) -> No
     plan = app.store.all("EXPLAIN QUERY PLAN SELECT seq, at, actor, kind, detail FROM events"
                          " WHERE case_ref = ? ORDER BY seq", [ref])
     assert any("events_case" in row["detail"] for row in plan), plan
+
+
+def test_the_return_and_its_follow_ups_are_in_the_story(app: App, ctx: Context, clock: Any) -> None:
+    from rapidresponse import followup
+
+    ref = register_minor(ctx, app).ref
+    followup.resolve(ctx, ref, "found", safe_and_well="yes", sexual_violence_ruled_out="yes")
+    clock.advance(hours=80)
+    followup.record(ctx, ref, [("return-interview", "done")])
+    entries = {e.kind: e for e in timeline(app.store, ref).entries}
+    returned = entries["case.returned"]
+    assert "safe and well yes" in returned.what and "return-interview" in returned.what
+    recorded = entries["followup.recorded"]
+    assert recorded.what == "follow-up return-interview recorded by officer-test: done, late"
+    assert recorded.since_registration_seconds == 80 * 3600

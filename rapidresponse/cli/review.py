@@ -193,10 +193,11 @@ def _render_report(r: dict[str, Any], tz: Any) -> None:
                          str(x["undelivered"]))
     out.print(contacts)
     follow = Table(title="Follow-ups", title_justify="left")
-    for column in ("follow-up", "due", "done", "overdue"):
+    for column in ("follow-up", "due", "done", "not done", "overdue"):
         follow.add_column(column, justify="left" if column == "follow-up" else "right")
     for kind, counts in r["followups"].items():
         follow.add_row(kind.replace("_", " "), str(counts["due"]), str(counts["done"]),
+                       str(counts["not_done"]),
                        f"[bold red]{counts['overdue']}[/]" if counts["overdue"] else "0")
     out.print(follow)
 
