@@ -49,3 +49,22 @@ class FakeClock:
     def set(self, moment: datetime) -> None:
         with self._lock:
             self._now = moment.astimezone(UTC)
+
+
+class ScaledClock:
+    """Runs `speed` times faster than the wall clock from `start` (default: now): the demo plays
+    hours of a playbook in minutes with the real daemon, which only ever asks the clock."""
+
+    def __init__(self, speed: float, start: datetime | None = None) -> None:
+        if speed <= 0:
+            raise ValueError("a ScaledClock needs a speed above 0")
+        self.speed = speed
+        self._origin_real = time.monotonic()
+        self._origin = (start or datetime.now(UTC)).astimezone(UTC)
+
+    def now(self) -> datetime:
+        return self._origin + timedelta(seconds=(time.monotonic() - self._origin_real) * self.speed)
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds / self.speed)

@@ -21,13 +21,14 @@ COMMAND_MODULES = {
     "cases": "cases", "show": "cases", "log": "cases", "report": "review", "purge": "cases",
     "indicators": "cases", "contacts": "coordinator", "playbooks": "coordinator", "init": "ops",
     "run": "ops", "status": "ops", "webhook": "webhook", "timeline": "review", "export": "review",
-    "backup": "ops",
+    "backup": "ops", "demo": "demo",
     "profiles": "profiles", "followup": "followup",
 }
 
 #: Each command's short help, as its docstring's first sentence says it (a test keeps them equal),
 #: so that `rapidresponse --help` lists the commands without importing a single command module.
 SHORT_HELP = {
+    "demo": "Watch a fictitious case run on the real daemon: texts, escalation, stand-down.",
     "backup": "Copy the database to FILE while the daemon runs, and verify the copy (0600).",
     "ack": "Record that ROLE acknowledged the alerts of CASE: its escalation stops.",
     "cases": "List open cases, most urgent first (with --all, every case).",

@@ -44,7 +44,7 @@ def _render_timeline(story: Any, tz: Any) -> None:
     table = Table(title_justify="left")
     for column, justify in (("time", "left"), ("since missing", "right"), ("since reg.", "right"),
                             ("what", "left"), ("state", "left"), ("delay", "right")):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+        table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for e in story.entries:
         state = ""
         if e.state:

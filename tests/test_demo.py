@@ -1,0 +1,62 @@
+"""`rapidresponse demo` at high speed: its story really happened, through the real daemon."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+from processes import events
+from rapidresponse import audit
+from rapidresponse.clock import ScaledClock
+from rapidresponse.store import Store
+
+
+def test_the_demo_plays_the_whole_story_and_ends_by_itself(tmp_path: Path) -> None:
+    home = tmp_path / "demo"
+    result = run_cli("demo", "--speed", "1200", "--home", str(home), home=tmp_path / "not-this-one",
+                     timeout=120)
+    assert result.returncode == 0, result.stderr
+    output = result.stdout + result.stderr
+
+    kinds = Counter(e["kind"] for e in events(home))
+    assert kinds["sms.sent"] >= 6  # texts went out (console transport)
+    assert "[sms console] to +32470000001" in output
+    acks = {(e["detail"]["role"], e["detail"].get("via")) for e in events(home, "step.acknowledged")}
+    assert ("child_focus", "sms") in acks  # by a reply 'ACK <code>'
+    assert ("police", "cli") in acks  # by the officer
+    [escalated] = [e for e in events(home, "step.escalated") if e["detail"]["step"] == "alert-youth-prosecutor"]
+    assert escalated["detail"]["to_role"] == "coordinator"
+    [decided] = events(home, "case.decided")
+    assert decided["actor"] == "demo-coordinator"
+    assert kinds["case.resolved"] == 1 and kinds["sms.stand_down"] >= 5
+    assert "return-interview-due (coordinator)" in output  # the 72-hour step, scheduled, not waited for
+
+    store = Store(home / "rapidresponse.db", migrate=False)
+    try:
+        assert audit.verify(store).ok
+    finally:
+        store.close()
+    assert "Audit log intact" in output and "To do the same for real" in output
+    assert "ESCALATED to coordinator" in output
+    assert "Demo-Lena" not in output  # the minor's alias stays in the database, even in a demo
+    assert not (tmp_path / "not-this-one").exists()  # never the configured home
+
+
+def test_the_demo_refuses_a_home_that_has_a_database(home: Path) -> None:
+    result = run_cli("demo", "--home", str(home), home=home)
+    assert result.returncode == 2 and "empty folder" in result.stderr
+
+
+def test_a_scaled_clock_runs_faster_and_sleeps_shorter() -> None:
+    import time
+
+    clock = ScaledClock(3600)
+    before, started = clock.now(), time.monotonic()
+    clock.sleep(36)  # ten real milliseconds
+    assert time.monotonic() - started < 1
+    assert (clock.now() - before).total_seconds() >= 36
+    with pytest.raises(ValueError):
+        ScaledClock(0)
