@@ -125,7 +125,7 @@ def judgement_line(view: dict[str, Any]) -> str:
 @click.option("--placement", type=VocabChoice(PLACEMENT_WORDS), help="Default: the profile's, else home.")
 @click.option("--indicator", "indicators", type=TEXT, multiple=True, metavar="NAME",
               shell_complete=complete_indicators,
-              help="A police criterion or exploitation signal; repeat. See 'rapidresponse indicators'.")
+              help="A police criterion, red flag or risk factor; repeat. See 'rapidresponse indicators'.")
 @victim_options
 @_necessity_option
 @case_contact_options
