@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -171,3 +172,23 @@ def test_decide_from_the_cli_and_status_says_what_to_do(home: Path) -> None:
     assert any(n["kind"] == "decision" and n["text"] == WHY for n in view["notes"])
     human = runner.invoke(cli, [*base, "show", ref])
     assert "societal necessity: suspected" in human.stdout and "decided by officer-test" in human.stdout
+
+
+def test_status_on_the_command_line_names_the_undecided_case_and_the_command(home: Path) -> None:
+    import time_machine
+
+    runner = CliRunner()
+    base = ["--home", str(home)]
+    with time_machine.travel(datetime(2026, 11, 28, 13, 0, tzinfo=UTC), tick=False) as traveller:
+        out = runner.invoke(cli, [*base, "register", "--alias", MINOR["alias"], "--birth-date",
+                                  MINOR["birth_date"], "--missing-since", "now", "--last-seen",
+                                  MINOR["last_seen"], "--indicator", "older-partner", "--json"])
+        ref = json.loads(out.stdout)["case"]
+        traveller.shift(timedelta(minutes=61))
+        shown = runner.invoke(cli, [*base, "status"])
+        assert shown.exit_code == 1
+        [line] = [x for x in shown.stdout.splitlines() if "SOCIETAL NECESSITY UNDECIDED" in x]
+        assert ref in line and f"rapidresponse decide {ref}" in line
+        assert_no_secrets(shown.stdout + shown.stderr)
+        runner.invoke(cli, [*base, "decide", ref, "--societal-necessity", "nee", "--reason", "geen"])
+        assert "SOCIETAL NECESSITY UNDECIDED" not in runner.invoke(cli, [*base, "status"]).stdout
