@@ -53,6 +53,13 @@ def logged_number(role: str, number: str) -> str:
     return mask(number) if is_case_role(role) else number
 
 
+def logged_sender(store: Store, number: str) -> str:
+    """The number an audit event may carry for an inbound text: masked when it is a case
+    contact's (a carer who answers the text)."""
+    known = store.scalar("SELECT 1 FROM case_contacts WHERE phone = ? LIMIT 1", [number])
+    return mask(number) if known else number
+
+
 def parse_numbers(given: Mapping[str, str | None]) -> dict[str, str]:
     """{'carer': '0470 00 00 61', …} → E.164 per kind; empty or None values are left out.
 

@@ -75,6 +75,8 @@ class Settings:
     anchor_seconds: float = 3600.0
     #: The anchor file's folder; relative to the home. Put it on another volume.
     anchor_folder: str = "."
+    #: Days a closed case's personal data is kept after its last follow-up (then `purge --due`).
+    retention_days: int = 90
 
     def anchor_path(self, home: Path) -> Path:
         """The folder of the anchor file: `anchor_folder`, relative to the home unless absolute."""
@@ -85,6 +87,7 @@ _CONFIG_KEYS = {
     "sms": {"transport", "claim_seconds", "max_attempts"},
     "daemon": {"tick_seconds", "heartbeat_seconds", "heartbeat_stale_seconds"},
     "audit": {"anchor_seconds", "anchor_folder"},
+    "retention": {"retention_days"},
 }
 
 
@@ -154,6 +157,10 @@ def _check(key: str, value: Any, where: str) -> Any:
             raise InputError(f"{where} anchor_seconds must be a number of seconds (0: no anchors)")
         if value != 0 and not 10 <= value <= 86400:
             raise InputError(f"{where} anchor_seconds must be 0 (no anchors) or between 10 and 86400")
+        return value
+    if key == "retention_days":
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 3650:
+            raise InputError(f"{where} retention_days must be a whole number of days from 1 to 3650")
         return value
     if key == "max_attempts":
         if isinstance(value, float) and value.is_integer():

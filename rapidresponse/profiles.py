@@ -214,13 +214,14 @@ def remove(ctx: Context, alias: str) -> str:
     """Delete a profile and its case contacts; its episodes keep their own copy of the data."""
     with ctx.store.transaction():
         row = _row(ctx.store, alias)
-        _delete(ctx.store, row["id"])
+        delete(ctx.store, row["id"])
         audit.append(ctx.store, at=ctx.clock.now(), kind="profile.removed", actor=ctx.actor,
                      detail={"profile": row["key"]})
     return str(row["key"])
 
 
-def _delete(store: Store, profile_id: int) -> None:
+def delete(store: Store, profile_id: int) -> None:
+    """The profile and its case contacts go; episodes keep their own copy."""
     store.conn.execute("UPDATE persons SET profile_id = NULL WHERE profile_id = ?", [profile_id])
     store.conn.execute("DELETE FROM case_contacts WHERE profile_id = ?", [profile_id])
     store.conn.execute("DELETE FROM profiles WHERE id = ?", [profile_id])

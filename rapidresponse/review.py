@@ -169,6 +169,7 @@ def status(
     beat = heartbeat(store, now, settings)
     stamp = to_iso(now)
     followups_overdue = overdue_followups(store, now)
+    retention_due = past_retention(store, now, settings.retention_days)
     open_cases = store.scalar("SELECT COUNT(*) FROM cases WHERE state = 'open'")
     waiting = store.all(
         "SELECT c.ref AS case_ref, s.step_key, s.role, s.ack_deadline, s.escalated FROM steps s"
@@ -219,6 +220,8 @@ def status(
         "not_getting_through": stuck_messages,
         "stand_down_failed": stand_down_failed,
         "followups_overdue": followups_overdue,
+        "past_retention": retention_due,  # a reminder, not an alarm: 'purge --due'
+        "retention_days": settings.retention_days,
         "contacts_problem": contacts_problem,
         "needs_attention": (not beat.alive) or beat.stuck or bool(exhausted) or bool(overdue)
         or bool(stuck_messages) or bool(stand_down_failed) or bool(contacts_problem)
@@ -279,3 +282,10 @@ def overdue_followups(store: Store, now: datetime) -> list[dict[str, Any]]:
     from rapidresponse.followup import overdue
 
     return overdue(store, now)
+
+
+def past_retention(store: Store, now: datetime, days: int) -> list[str]:
+    """The resolved cases kept longer than the retention period after their last follow-up."""
+    from rapidresponse.retention import past_retention as select
+
+    return [d.ref for d in select(store, now, days)]

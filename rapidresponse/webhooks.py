@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from rapidresponse import audit, engine
+from rapidresponse.casecontacts import logged_sender
 from rapidresponse.clock import Clock, SystemClock
 from rapidresponse.config import CONTACTS_NAME
 from rapidresponse.contacts import Contacts, load_contacts, normalise_number
@@ -172,7 +173,7 @@ def handle_inbound(ctx: Context, from_number: str, body: str, sid: str | None = 
             ).rowcount
             if not fresh:
                 audit.append(ctx.store, at=now, kind="sms.inbound_duplicate", actor=SYSTEM,
-                             detail={"from": number, "sid": sid})
+                             detail={"from": logged_sender(ctx.store, number), "sid": sid})
                 return InboundResult(None)
         return _act_on_reply(ctx, number, body, now)
 
@@ -184,7 +185,7 @@ def _act_on_reply(ctx: Context, number: str, body: str, now: datetime) -> Inboun
     def reject(why: str, case: str | None = None, **extra: Any) -> None:
         with ctx.store.transaction():
             audit.append(ctx.store, at=now, kind="sms.inbound_rejected", actor=SYSTEM, case=case,
-                         detail={"from": number, "why": why, **extra})
+                         detail={"from": logged_sender(ctx.store, number), "why": why, **extra})
 
     if not matches:
         reject("the number is not in the contacts file")

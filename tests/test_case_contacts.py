@@ -117,3 +117,13 @@ def test_contacts_check_does_not_ask_for_case_roles(app: App) -> None:
 
     findings = check_contacts(app.contacts, app.playbooks())
     assert not [f for f in findings if "case:" in f.text]
+
+
+def test_a_reply_from_a_carer_is_logged_with_a_masked_number(app: App, ctx: Context) -> None:
+    from rapidresponse.webhooks import handle_inbound
+
+    reg = register_minor(ctx, app, case_contacts={"carer": CARER})
+    handle_inbound(ctx, CARER, "Is ze al terug?", sid="SM" + "7" * 32)
+    rejected = [e for e in audit.events(app.store) if e["kind"] == "sms.inbound_rejected"]
+    assert rejected and rejected[0]["detail"]["from"] == mask(CARER)
+    assert CARER not in json.dumps(list(audit.events(app.store))) and reg.ref

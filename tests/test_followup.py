@@ -150,6 +150,15 @@ def test_the_return_from_the_command_line(runner: CliRunner, home: Path) -> None
         "care-centre": "done"}
     text = invoke(runner, home, "show", ref).stdout
     assert "After the return" in text and "return-interview" in text
+    unknown = json.loads(invoke(runner, home, "register", "--alias", "Tweedina", "--birth-date",
+                                "2012-01-01", "--missing-since", "1h ago", "--last-seen", "x",
+                                "--json").stdout)["case"]
+    invoke(runner, home, "resolve", unknown, "--outcome", "returned")  # a script: unknown
+    checked = invoke(runner, home, "followup", unknown, "--safe-and-well", "yes")
+    assert checked.exit_code == 0, checked.stderr
+    states = {f["kind"]: f["state"] for f in json.loads(
+        invoke(runner, home, "show", unknown, "--json").stdout)["followups"]}
+    assert states["safe-and-well"] == "done" and states["care-centre"] == "open"
     bad = invoke(runner, home, "followup", ref, "--referral", "Zorbalina", "done")
     assert bad.exit_code == 2 and "Zorbalina" not in bad.stderr
     log = invoke(runner, home, "log", ref, "--json").stdout

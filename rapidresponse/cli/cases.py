@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import sys
+from datetime import datetime, time, timedelta
 from typing import Any
 
 import click
@@ -655,40 +656,100 @@ def log_cmd(env: Env, case: str | None, verify: bool, anchor: str | None, anchor
 
 @click.command()
 @click.argument("case", type=CASE, required=False)
-@click.option("--resolved-before", type=TEXT, metavar="DURATION",
-              help="Purge every case resolved longer ago than this (e.g. 90d).")
+@click.option("--resolved-before", type=TEXT, metavar="WHEN",
+              help="Every case resolved before this: a duration ago (90d) or a date (DD/MM/YYYY).")
+@click.option("--due", is_flag=True,
+              help="Every case past the retention period (config.toml [retention], default 90 days"
+                   " after its last follow-up).")
+@click.option("--unused-profiles", is_flag=True,
+              help="Also profiles nobody used or changed since then, and no kept case points to.")
+@click.option("--force", is_flag=True, help="Purge cases whose follow-ups are still open too.")
+@click.option("--dry-run", is_flag=True, help="Say what would be dropped; change nothing.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @json_option
 @pass_env
-def purge(env: Env, case: str | None, resolved_before: str | None, yes: bool, as_json: bool) -> None:
+def purge(env: Env, case: str | None, resolved_before: str | None, due: bool, unused_profiles: bool,
+          force: bool, dry_run: bool, yes: bool, as_json: bool) -> None:
     """Erase the minor's data from a resolved CASE (or from all resolved long enough ago).
 
     The case stays as a tombstone: its reference, steps, messages and log remain.
     """
     from rapidresponse import retention
+
+    if sum((bool(case), resolved_before is not None, due)) != 1:
+        raise InputError("give a CASE, --resolved-before WHEN or --due")
+    if unused_profiles and case:
+        raise InputError("--unused-profiles goes with --resolved-before or --due, not with a CASE")
+    app = env.app
+    now = app.clock.now()
+    cutoff = None
+    if case:
+        drops = [retention.plan_case(app.store, case)]
+        if drops[0].refused and not force:
+            raise InputError(f"case {drops[0].ref} is kept: {drops[0].refused}")
+    elif due:
+        drops = retention.past_retention(app.store, now, app.settings.retention_days)
+        cutoff = now - timedelta(days=app.settings.retention_days)
+    else:
+        cutoff = _cutoff(resolved_before or "", now, env.tz())
+        drops = retention.resolved_before(app.store, cutoff)
+    chosen = [d for d in drops if force or not d.refused]
+    kept = [d for d in drops if d not in chosen]
+    profiles = retention.unused_profiles(app.store, cutoff) if unused_profiles and cutoff else []
+    if not as_json:
+        _say_what_goes(chosen, kept, profiles)
+    if dry_run or not (chosen or profiles):
+        if as_json:
+            emit_json({"dry_run": dry_run, "cases": [d.as_dict() for d in drops],
+                       "profiles": [p["key"] for p in profiles], "purged": []})
+        else:
+            click.echo("Dry run: nothing purged." if dry_run else "Nothing to purge.")
+        return
+    if not yes and not as_json and not click.confirm(
+            "Erase this personal data? This cannot be undone", err=True):
+        click.echo("Nothing purged.")
+        return
+    ctx = app.context()
+    done = [retention.purge(ctx, d.ref, force=force) for d in chosen]
+    removed = retention.purge_profiles(ctx, cutoff) if profiles and cutoff else []
+    if as_json:
+        emit_json({"dry_run": False, "cases": [d.as_dict() for d in drops], "profiles": removed,
+                   "purged": [p.__dict__ for p in done]})
+        return
+    for p in done:
+        click.echo(f"{p.ref}: personal data erased; tombstone kept.")
+    for key in removed:
+        click.echo(f"Profile {key} erased.")
+
+
+def _cutoff(text: str, now: datetime, tz: Any) -> datetime:
+    """A duration ago ('90d') or the start of a day ('01/09/2026', local)."""
     from rapidresponse.timeutil import parse_duration
 
-    if bool(case) == bool(resolved_before):
-        raise InputError("give either a CASE or --resolved-before DURATION")
-    ctx = env.app.context()
-    if case:
-        if not yes and not as_json:
-            click.confirm(f"Erase the personal data of {case}? This cannot be undone",
-                          abort=True, err=True)
-        done = [retention.purge(ctx, case)]
-    else:
-        try:
-            older = parse_duration(resolved_before or "")
-        except ValueError as exc:
-            raise InputError(f"--resolved-before: {exc}") from None
-        done = retention.purge_due(ctx, older)
-    if as_json:
-        emit_json([p.__dict__ for p in done])
-    else:
-        for p in done:
-            click.echo(f"{p.ref}: personal data erased ({p.notes_removed} notes); tombstone kept.")
-        if not done:
-            click.echo("Nothing to purge.")
+    try:
+        return now - parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        day = parse_date(text, "--resolved-before")
+    except InputError:
+        raise InputError("--resolved-before is neither a duration (90d) nor a date (DD/MM/YYYY)") from None
+    return datetime.combine(day, time(0), tzinfo=tz)
+
+
+def _say_what_goes(chosen: list[Any], kept: list[Any], profiles: list[dict[str, Any]]) -> None:
+    for d in chosen:
+        parts = ["the minor's alias, name, birth date and last place" if d.person else None,
+                 f"{d.notes} note(s)" if d.notes else None,
+                 f"{d.case_contacts} case contact number(s)" if d.case_contacts else None,
+                 f"{d.followups} follow-up(s)" if d.followups else None]
+        shown = ", ".join(p for p in parts if p) or "nothing personal is left"
+        click.echo(f"{d.ref}: drops {shown}" + (" (follow-ups still open: --force)" if d.refused else ""))
+    for d in kept:
+        click.echo(f"{d.ref}: kept — {d.refused}")
+    for p in profiles:
+        since = p["used_at"] or p["changed_at"]
+        click.echo(f"profile {p['key']}: drops the whole profile (unused since {since})")
 
 
 @click.command("indicators")

@@ -97,6 +97,11 @@ def status(env: Env, as_json: bool) -> None:
         for row in report["stand_down_failed"]:
             out.print(f"  [bold red]STAND-DOWN NOT DELIVERED[/]: {row['case_ref']} to {row['role']}"
                       f" ({escape(row['contact'])}, {row['to_number']}) — phone them")
+        if report["past_retention"]:
+            refs = report["past_retention"]
+            out.print(f"  [yellow]past retention[/]: {len(refs)} closed case(s) kept more than"
+                      f" {report['retention_days']} days after their last follow-up"
+                      f" ({', '.join(refs[:5])}{' …' if len(refs) > 5 else ''}) — rapidresponse purge --due")
         for row in report["followups_overdue"]:
             out.print(f"  [bold red]FOLLOW-UP OVERDUE[/]: {row['case_ref']} {row['kind']} was due"
                       f" {when(row['due_at'], tz)} — then: rapidresponse followup {row['case_ref']} ...")
