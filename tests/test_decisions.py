@@ -157,6 +157,9 @@ def test_decide_from_the_cli_and_status_says_what_to_do(home: Path) -> None:
     ref = json.loads(registered.stdout)["case"]
     shown = runner.invoke(cli, [*base, "status"])
     assert "SOCIETAL NECESSITY UNDECIDED" not in shown.stdout  # registered just now
+    human = runner.invoke(cli, [*base, "register", "--alias", "Ander", "--birth-date", "2011-05-05",
+                                "--missing-since", "now", "--last-seen", "x", "--indicator", "hotel"])
+    assert "Societal necessity is undecided" in human.stdout and "rapidresponse decide RR-" in human.stdout
     missing = runner.invoke(cli, [*base, "decide", ref, "--societal-necessity", "yes"])
     assert missing.exit_code == 2 and "--reason" in missing.stderr
     out = runner.invoke(cli, [*base, "decide", ref, "--societal-necessity", "Suspected",

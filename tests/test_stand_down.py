@@ -124,6 +124,10 @@ def test_shipped_texts_speak_dutch_and_never_claim_the_aanmelding(app: App) -> N
     agency = texts["worrying-situation/ask-mandated-agency"]
     assert "verzoek tot contact i.v.m. aanmelding" in agency
     assert not any(t.startswith("{case}: aanmelding") for t in texts.values())
+    # After-return steps run for found and for returned: they must not say "found" only.
+    after = [t for w, t in texts.items() if w.startswith("worrying-situation/")
+             and w.split("/")[1] in {s.id for s in app.playbook("worrying-situation").after_resolved}]
+    assert after and not any("teruggevonden" in t for t in after)
     assert all("risico {grade}" in t for t in texts.values() if "{grade}" in t)
     spoken = [s.voice_template for name in SHIPPED for s in app.playbook(name).all_steps() if s.calls]
     assert spoken and all("risico {grade}" in v for v in spoken if "{grade}" in v)

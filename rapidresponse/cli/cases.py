@@ -229,6 +229,10 @@ def _render_registration(result: dict[str, Any], tz: Any) -> None:
     out.print(f"Acknowledgement code: [bold]{result['ack_code']}[/]   playbook: {result['playbook']}")
     for reason in result["reasons"]:
         out.print(f"  • {reason}")
+    if result["worrying"] and result["societal_necessity"] == "undecided":
+        out.print("[bold yellow]Societal necessity is undecided[/] (the coordinator is asked): decide with"
+                  f" rapidresponse decide {result['case']} --societal-necessity yes|suspected|no"
+                  " --reason \"...\"")
     earlier = result["earlier_episodes"]
     if earlier:
         out.print(f"[bold yellow]Earlier episodes of this minor:[/] {', '.join(earlier)}")
