@@ -42,11 +42,16 @@ class DispatchReport:
         return self.sent + self.failed + self.retrying
 
 
+#: The longest a message ever waits for its next attempt, whatever a provider's Retry-After
+#: says. A `not_before` further ahead than this means the clock went back: due now.
+MAX_RETRY_WAIT = 600.0
+
+
 def backoff(attempt: int, retry_after: float | None = None, rng: random.Random | None = None) -> float:
-    """Exponential with jitter, bounded; never sooner than the provider asked."""
+    """Exponential with jitter, bounded; never sooner than the provider asked (up to 10 min)."""
     ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(attempt - 1, 0))
     delay = ceiling * (0.5 + 0.5 * (rng or random).random())
-    return max(delay, retry_after or 0.0)
+    return max(delay, min(retry_after or 0.0, MAX_RETRY_WAIT))
 
 
 def claim(ctx: Context, settings: Settings, limit: int = MAX_PARALLEL * 4) -> list[dict[str, Any]]:
@@ -56,8 +61,9 @@ def claim(ctx: Context, settings: Settings, limit: int = MAX_PARALLEL * 4) -> li
     deadline = to_iso(now + timedelta(seconds=settings.claim_seconds))
     with ctx.store.transaction():
         rows = ctx.store.all(
-            "SELECT * FROM messages WHERE state = ? AND not_before <= ? ORDER BY id LIMIT ?",
-            [MessageState.QUEUED, stamp, limit],
+            "SELECT * FROM messages WHERE state = ? AND (not_before <= ? OR not_before > ?)"
+            " ORDER BY id LIMIT ?",
+            [MessageState.QUEUED, stamp, to_iso(now + timedelta(seconds=MAX_RETRY_WAIT + 1)), limit],
         )
         stale = ctx.store.all(
             "SELECT * FROM messages WHERE state = ? AND claim_deadline <= ? ORDER BY id LIMIT ?",

@@ -774,8 +774,38 @@ def _finish(ctx: Context, step_row: dict[str, Any], state: str, by: str | None) 
 # ---------------------------------------------------------------- timeouts and outcomes
 
 
+def reanchor_waits(ctx: Context) -> int:
+    """The clock went back (an NTP step, a wrong manual setting): a stage that started later
+    than now measures its wait again from now, so the jump never delays an escalation by its size.
+    """
+    now = to_iso(ctx.clock.now())
+    rows = ctx.store.all(
+        "SELECT id FROM steps WHERE state = ? AND stage_started_at > ? AND ack_deadline IS NOT NULL",
+        [StepState.ACTIVE, now],
+    )
+    for row in rows:
+        with ctx.store.transaction():
+            step_row = ctx.store.one("SELECT * FROM steps WHERE id = ? AND state = ?",
+                                     [row["id"], StepState.ACTIVE])
+            if step_row is None or step_row["ack_deadline"] is None:
+                continue
+            wait = from_iso(step_row["ack_deadline"]) - from_iso(step_row["stage_started_at"])
+            ctx.store.conn.execute(
+                "UPDATE steps SET stage_started_at = ?, ack_deadline = ? WHERE id = ?",
+                [now, to_iso(ctx.clock.now() + wait), row["id"]],
+            )
+            audit.append(
+                ctx.store, at=ctx.clock.now(), kind="step.clock_went_back", actor=SYSTEM,
+                case=ctx.store.scalar("SELECT ref FROM cases WHERE id = ?", [step_row["case_id"]]),
+                detail={"step": step_row["step_key"], "stage_started_at": step_row["stage_started_at"],
+                        "waits_seconds": wait.total_seconds()},
+            )
+    return len(rows)
+
+
 def expire_deadlines(ctx: Context, limit: int = BATCH) -> int:
     """Nobody acknowledged in time: on to the next contact, the escalation role, or exhausted."""
+    reanchor_waits(ctx)
     now = ctx.clock.now()
     rows = ctx.store.all(
         "SELECT id FROM steps WHERE state = ? AND ack_deadline <= ?"

@@ -284,46 +284,6 @@ def test_daemon_catches_up_on_steps_that_fell_due_while_it_was_down(
     assert_no_secrets(daemon.stderr())
 
 
-def test_fifty_concurrent_registrations_against_a_running_daemon(
-    home: Path, start_daemon: Callable[..., DaemonProcess]
-) -> None:
-    daemon = start_daemon()
-    env = {**os.environ, "RAPIDRESPONSE_HOME": str(home)}
-    command = [
-        sys.executable, "-m", "rapidresponse", "register", "--alias", MINOR["alias"],
-        "--birth-date", MINOR["birth_date"], "--last-seen", MINOR["last_seen"],
-        "--missing-since", "now", "--json", "--new-episode",
-    ]
-    procs = [
-        subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for _ in range(50)
-    ]
-    outputs = [proc.communicate(timeout=120) for proc in procs]
-
-    for proc, (_, stderr) in zip(procs, outputs, strict=True):
-        assert proc.returncode == 0, stderr
-        assert "locked" not in stderr.lower(), stderr
-        assert "Error" not in stderr, stderr
-    refs = [json.loads(stdout)["case"] for stdout, _ in outputs]
-    year = refs[0].split("-")[1]
-    assert sorted(refs) == [f"RR-{year}-{n:04d}" for n in range(1, 51)]
-
-    assert query(home, "SELECT COUNT(*) AS n FROM cases")[0]["n"] == 50
-    assert query(home, "SELECT COUNT(*) AS n FROM persons")[0]["n"] == 50
-    registered = Counter(e["case_ref"] for e in events(home, "case.registered"))
-    assert sorted(registered) == sorted(refs) and set(registered.values()) == {1}
-    # The first alerts of each case went out once each, whoever sent them.
-    wait_for(lambda: not query(home, "SELECT 1 FROM messages WHERE state IN ('queued', 'sending')"),
-             "every first alert to be sent")
-    per_target = query(home, "SELECT step_id, to_number, COUNT(*) AS n, MAX(possible_duplicate) AS dup"
-                             " FROM messages GROUP BY step_id, to_number")
-    assert per_target and all(row["n"] == 1 and row["dup"] == 0 for row in per_target)
-    assert daemon.proc.poll() is None
-    assert daemon.stop() == 0
-    verify = run_cli("log", "--verify", home=home)
-    assert verify.returncode == 0, verify.stderr
-
-
 def test_status_and_the_register_warning_follow_the_daemon(
     home: Path, start_daemon: Callable[..., DaemonProcess]
 ) -> None:

@@ -154,6 +154,11 @@ class TwilioStub:
     def fail(self, to: str, code: int, status: int = 400, times: int = 1) -> None:
         self.script(to, *(Reply(status=status, code=code) for _ in range(times)))
 
+    def clear(self, to: str) -> None:
+        """Forget the replies still scripted for `to`: from now on it succeeds."""
+        with self._lock:
+            self._scripts.pop(to, None)
+
     def script_calls(self, to: str, *replies: Reply) -> None:
         """Like `script`, for calls to `to` (texts keep their own queue)."""
         self.script(_call_key(to), *replies)

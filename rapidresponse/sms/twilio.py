@@ -283,7 +283,13 @@ class TwilioTransport:
                 raise classify(status, _code(code), _twilio_text(exc),
                                self._local.http.last_headers) from None
             raise TransientSendError(f"Twilio client error ({type(exc).__name__})", "client") from None
+        except ValueError:  # an answer that is not JSON: a proxy's page, a truncated body
+            raise TransientSendError(
+                "Twilio answered something unreadable (it may have accepted the text)", "garbage",
+                maybe_sent=True,
+            ) from None
         sid = str(created.sid or "")
         if not sid:
-            raise TransientSendError(f"Twilio accepted the {what} but returned no SID", "no-sid")
+            raise TransientSendError(f"Twilio accepted the {what} but returned no SID", "no-sid",
+                                     maybe_sent=True)
         return Sent(sid=sid)
