@@ -18,7 +18,9 @@ from processes import DaemonProcess, events, query, wait_for
 def test_fifty_concurrent_registrations_against_a_running_daemon(
     home: Path, env: dict[str, str], stub: Any, daemon: Callable[..., DaemonProcess], cli: Any,
 ) -> None:
-    process = daemon()
+    patient = {"RAPIDRESPONSE_TWILIO_TIMEOUT": "5", "RAPIDRESPONSE_CLAIM_SECONDS": "15"}  # 50 starts load
+    env = {**env, **patient}
+    process = daemon(patient)
     command = [
         sys.executable, "-m", "rapidresponse", "register", "--alias", MINOR["alias"],
         "--birth-date", MINOR["birth_date"], "--last-seen", MINOR["last_seen"],
@@ -43,8 +45,9 @@ def test_fifty_concurrent_registrations_against_a_running_daemon(
              "every first alert to be sent", timeout=60)
     rows = query(home, "SELECT to_number, body, state, possible_duplicate FROM messages")
     accepted = Counter((r.to, r.body) for r in stub.accepted())
-    assert rows and all(r["state"] == "sent" and not r["possible_duplicate"] for r in rows)
-    assert all(accepted[(r["to_number"], r["body"])] == 1 for r in rows)  # once each, whoever sent it
-    assert sum(accepted.values()) == len(rows)
+    assert rows and all(r["state"] == "sent" for r in rows)
+    for row in rows:  # once each, whoever sent it; twice only after a time-out, and flagged
+        copies = accepted[(row["to_number"], row["body"])]
+        assert copies == 1 or (copies > 1 and row["possible_duplicate"]), row
     assert process.stop() == 0
-    assert cli("log", "--verify").returncode == 0
+    assert cli("log", "--verify", extra=patient).returncode == 0
