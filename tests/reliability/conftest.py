@@ -24,7 +24,7 @@ from processes import DaemonProcess, query, wait_for
 #: The daemon's tick in the fault suite: fast, so the tests are.
 TICK_SECONDS = "0.1"
 #: The Twilio client's time-out against the stand-in; a stand-in slower than this is "down".
-TWILIO_TIMEOUT = "1"
+TWILIO_TIMEOUT = "3"
 #: The claim lease: longer than any send can take with TWILIO_TIMEOUT (connect + read).
 CLAIM_SECONDS = 10
 
