@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, time
 from pathlib import Path
 from typing import Any
@@ -13,6 +13,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from rapidresponse import tomlfile
 from rapidresponse.errors import InputError
 from rapidresponse.lockscreen import revealing_word
+from rapidresponse.problems import TomlLines
+from rapidresponse.rosters import Override, RosterError, Rotation, parse_override, parse_rotation
+from rapidresponse.rosters import chain_order as roster_order
 from rapidresponse.vocab import Vocabulary
 
 DEFAULT_REGION = "BE"
@@ -21,8 +24,8 @@ _ROLE_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 _WINDOW = re.compile(r"^(?P<days>[a-z,\-]+)\s+(?P<start>\d{2}:\d{2})-(?P<end>\d{2}:\d{2})$")
 
 DEFAULT_TIMEZONE = "Europe/Brussels"
-_TOP_KEYS = {"timezone", "callback", "roles"}
-_ROLE_KEYS = {"title", "contacts"}
+_TOP_KEYS = {"timezone", "callback", "roles", "overrides"}
+_ROLE_KEYS = {"title", "contacts", "rotation"}
 _CONTACT_KEYS = {"name", "phone", "hours", "voice"}
 
 
@@ -65,6 +68,7 @@ class Role:
     key: str
     title: str
     contacts: tuple[Contact, ...]
+    rotation: Rotation | None = None  # a duty roster: who is texted first, shift by shift
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,7 @@ class Contacts:
     callback: str  # E.164
     roles: dict[str, Role]
     path: Path | None = None
+    overrides: tuple[Override, ...] = ()  # swaps and holidays: a contact first for a while
 
     @property
     def callback_display(self) -> str:
@@ -87,9 +92,12 @@ class Contacts:
         return self.roles[self.role_words.pick(key)]
 
     def chain_order(self, key: str, moment: datetime) -> tuple[Contact, ...]:
-        """Every contact of a role in the order a `notify = "first"` chain texts them."""
+        """Every contact of a role in the order a `notify = "first"` chain texts them at
+        `moment`: by the roster (an override, the member on duty, the rotation), else file order."""
         role = self.roles.get(key)
-        return role.contacts if role else ()
+        if role is None:
+            return ()
+        return roster_order(key, role.contacts, role.rotation, self.overrides, moment, self.timezone)
 
     def on_duty(self, key: str, moment: datetime) -> tuple[Contact, ...]:
         """Who of a role to message now, in chain order. Nobody on duty means everybody: a miss
@@ -231,10 +239,47 @@ def parse_contacts(text: str, path: Path | None = None) -> Contacts:
     if not isinstance(roles_raw, dict) or not roles_raw:
         raise fail("no roles: add at least one [roles.NAME] table")
     roles: dict[str, Role] = {}
+    lines = TomlLines(text)
     for key, body in roles_raw.items():
         header = _line_of(text, f"[roles.{key}]") or 1
         roles[key] = _parse_role(key, body, text, header, fail)
-    return Contacts(timezone=tz, callback=callback, roles=roles, path=path)
+        if isinstance(body, dict) and "rotation" in body:
+            try:
+                rotation = parse_rotation(body["rotation"], [c.name for c in roles[key].contacts], tz)
+            except RosterError as exc:
+                raise fail(f"role '{key}', rotation: {exc}", _rotation_line(lines, key, str(exc))) from None
+            roles[key] = replace(roles[key], rotation=rotation)
+    overrides = _parse_overrides(raw.get("overrides", []), roles, tz, lines, fail)
+    return Contacts(timezone=tz, callback=callback, roles=roles, path=path, overrides=overrides)
+
+
+def _rotation_line(lines: TomlLines, role: str, problem: str) -> int | None:
+    """The line a rotation's problem is about: the key it names, else the table."""
+    table = f"roles.{role}.rotation"
+    unknown = re.match(r"unknown key '([^']+)'", problem)
+    named = [unknown.group(1)] if unknown else [k for k in ("members", "shift", "start")
+                                                   if f"'{k}'" in problem]
+    if not named and problem.startswith(("member ", "a member ")):
+        named = ["members"]
+    fallback = lines.table(table) or lines.key("rotation", f"roles.{role}")
+    return (lines.key(named[0], table) if named and lines.table(table) else None) or fallback
+
+
+def _parse_overrides(
+    entries: Any, roles: dict[str, Role], tz: ZoneInfo, lines: TomlLines, fail: Any
+) -> tuple[Override, ...]:
+    if not isinstance(entries, list):
+        raise fail("'overrides' must be a list of [[overrides]] tables", lines.key("overrides"))
+    members = {key: [c.name for c in role.contacts] for key, role in roles.items()}
+    found = []
+    for index, entry in enumerate(entries, start=1):
+        try:
+            found.append(parse_override(entry, members, tz))
+        except RosterError as exc:
+            role = entry.get("role") if isinstance(entry, dict) else None
+            about = f"override {index}" + (f" (role '{role}')" if isinstance(role, str) else "")
+            raise fail(f"{about}: {exc}", lines.table("overrides", index)) from None
+    return tuple(found)
 
 
 def _parse_role(key: str, body: Any, text: str, header: int, fail: Any) -> Role:

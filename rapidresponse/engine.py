@@ -410,20 +410,21 @@ class Stage:
 
 
 def chain(ctx: Context, step: Step, case_id: int | None = None) -> list[Stage]:
-    """The stages of a step: a case role resolves to the number on the case (none without one)."""
+    """The stages of a step now: its role in roster order (who is on duty first), then the
+    escalation role; a case role resolves to the number on the case (none without one)."""
+    now = ctx.clock.now()
     if casecontacts.is_case_role(step.role):
         members = casecontacts.members(ctx.store, case_id, step.role) if case_id is not None else ()
     else:
-        role = ctx.contacts.roles.get(step.role)
-        members = role.contacts if role else ()
+        members = ctx.contacts.chain_order(step.role, now)
     stages: list[Stage] = []
     if step.notify == "all":
         stages.append(Stage(step.role, members, False))
     else:
         stages.extend(Stage(step.role, (c,), False) for c in members)
     if step.escalate_to:
-        target = ctx.contacts.roles.get(step.escalate_to)
-        stages.append(Stage(step.escalate_to, target.contacts if target else (), True))
+        target = ctx.contacts.chain_order(step.escalate_to, now)
+        stages.append(Stage(step.escalate_to, target, True))
     return stages
 
 

@@ -41,32 +41,90 @@ def contacts_check(env: Env, as_json: bool) -> None:
 
 
 @contacts.command("list")
+@click.option("--at", "at", type=TEXT, metavar="WHEN",
+              help="Who is on duty at that moment (local time, e.g. '2026-12-24 22:00'); default now.")
 @json_option
 @pass_env
-def contacts_list(env: Env, as_json: bool) -> None:
-    """Show every role and contact, and who is on duty now."""
+def contacts_list(env: Env, at: str | None, as_json: bool) -> None:
+    """Show every role and contact, and who is on duty, in the order they would be texted."""
     from rich.markup import escape
     from rich.table import Table
+
+    from rapidresponse.timeutil import parse_when
 
     app = env.app
     book = app.contacts
     now = app.clock.now()
-    rows = [
-        {"role": role.key, "title": role.title, "name": c.name, "phone": c.phone,
-         "hours": c.hours_text, "on_duty": c in book.on_duty(role.key, now)}
-        for role in book.roles.values()
-        for c in role.contacts
-    ]
+    moment = parse_when(at, now=now, tz=book.timezone, name="--at") if at else now
+    roles = []
+    for role in book.roles.values():
+        on_duty = book.on_duty(role.key, moment)
+        rotation = role.rotation
+        roles.append({
+            "role": role.key, "title": role.title, "on_duty": [c.name for c in on_duty],
+            "rotation": None if rotation is None else {
+                "members": list(rotation.members), "shift": format_duration(rotation.shift),
+                "start": rotation.start.isoformat(sep=" ", timespec="minutes")},
+            "contacts": [{"name": c.name, "phone": c.phone, "hours": c.hours_text,
+                          "on_duty": c in on_duty} for c in role.contacts],
+        })
     if as_json:
-        emit_json(rows)
+        emit_json({"at": moment.astimezone(book.timezone).isoformat(), "roles": roles})
         return
+    click.echo(f"On duty at {moment.astimezone(book.timezone):%a %d %b %Y %H:%M} ({book.timezone.key}),"
+               " in the order a chain texts them:")
     table = Table()
-    for column in ("role", "contact", "phone", "hours", "on duty"):
+    for column in ("role", "order", "contact", "phone", "hours"):
         table.add_column(column)
-    for r in rows:
-        table.add_row(r["role"], escape(r["name"]), r["phone"], escape(r["hours"] or "always"),
-                      "yes" if r["on_duty"] else "no")
+    for r in roles:
+        order = {name: i for i, name in enumerate(r["on_duty"], start=1)}
+        listed = sorted(r["contacts"], key=lambda c: order.get(c["name"], len(order) + 1))
+        for c in listed:
+            table.add_row(r["role"], str(order[c["name"]]) if c["name"] in order else "off duty",
+                          escape(c["name"]), c["phone"], escape(c["hours"] or "always"))
     console().print(table)
+
+
+@contacts.command("roster")
+@click.argument("role", type=TEXT)
+@click.option("--weeks", type=click.IntRange(1, 104), default=4, show_default=True,
+              help="How many weeks ahead.")
+@click.option("--ics", "ics", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Also write the shifts as an iCalendar file a calendar can subscribe to.")
+@json_option
+@pass_env
+def contacts_roster(env: Env, role: str, weeks: int, ics: str | None, as_json: bool) -> None:
+    """Show the coming shifts of ROLE (rotation and overrides): who is texted first, when."""
+    from datetime import timedelta
+    from pathlib import Path
+
+    from rapidresponse.rosters import shifts
+
+    app = env.app
+    book = app.contacts
+    role_obj = book.role(role)
+    tz = book.timezone
+    now = app.clock.now()
+    found = shifts(role_obj.key, role_obj.contacts, role_obj.rotation, book.overrides, tz,
+                   now, now + timedelta(weeks=weeks))
+    if ics:
+        from rapidresponse.ics import write_ics
+
+        write_ics(Path(ics), role_obj, found, now)
+    if as_json:
+        emit_json({"role": role_obj.key, "shifts": [
+            {"contact": s.contact, "start": s.start.astimezone(tz).isoformat(),
+             "end": s.end.astimezone(tz).isoformat(), "override": s.override} for s in found]})
+        return
+    if role_obj.rotation is None:
+        click.echo(f"{role_obj.key} has no rotation: its contacts are texted in file order"
+                   + (" (but for the overrides below)." if found else "."))
+    for s in found:
+        mark = "  (override)" if s.override else ""
+        click.echo(f"{s.start.astimezone(tz):%a %d %b %Y %H:%M} – {s.end.astimezone(tz):%a %d %b %Y %H:%M}"
+                   f"  {s.contact}{mark}")
+    if ics:
+        click.echo(f"Wrote {len(found)} shifts to {ics}.", err=True)
 
 
 @contacts.command("test")
