@@ -19,13 +19,14 @@ from rapidresponse.cli import COMMAND_MODULES, SHORT_HELP, cli
 NOT_FOR_HELP = (
     "rapidresponse.cli.cases", "rapidresponse.cli.coordinator", "rapidresponse.cli.ops",
     "rapidresponse.cli.webhook", "rapidresponse.app", "rapidresponse.engine", "rapidresponse.store",
+    "rapidresponse.config", "rapidresponse.contacts", "rapidresponse.timeutil", "tomllib", "difflib",
     "rich", "phonenumbers", "sqlite3", "sqlite_utils", "twilio", "apscheduler",
 )
 #: Listing cases reads the store: no engine, no rich table per row, no phone-number metadata.
 NOT_FOR_CASES = ("rapidresponse.engine", "rapidresponse.playbooks", "rich", "phonenumbers",
                  "sqlite_utils", "twilio", "apscheduler")
 #: Showing one case needs the engine's view of a step, but sends nothing and validates no number.
-NOT_FOR_SHOW = ("phonenumbers", "sqlite_utils", "twilio", "apscheduler", "rapidresponse.dispatch",
+NOT_FOR_SHOW = ("rich", "phonenumbers", "sqlite_utils", "twilio", "apscheduler", "rapidresponse.dispatch",
                 "rapidresponse.daemon")
 
 _PROBE = """

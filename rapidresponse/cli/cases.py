@@ -24,10 +24,12 @@ from rapidresponse.cli.common import (
     complete_outcomes,
     complete_roles,
     console,
+    echo_wrapped,
     emit_json,
     fit,
     json_option,
     local_detail,
+    paint,
     pass_env,
     styled,
     terminal_width,
@@ -101,11 +103,11 @@ def assessment_fields(view: dict[str, Any]) -> dict[str, Any]:
     return {k: view[k] for k in keys if k in view}
 
 
-def judgement_line(view: dict[str, Any]) -> str:
+def judgement_line(view: dict[str, Any], strong: Any = lambda text: f"[bold red]{text}[/]") -> str:
     """One line a tired officer reads at 3 a.m.: the two judgements and the decision."""
-    alarming = ("[bold red]ALARMING DISAPPEARANCE[/] (onrustwekkende verdwijning)" if view["alarming"]
+    alarming = (f"{strong('ALARMING DISAPPEARANCE')} (onrustwekkende verdwijning)" if view["alarming"]
                 else "not alarming")
-    worrying = ("[bold red]WORRYING SITUATION[/] (verontrustende situatie)" if view["worrying"]
+    worrying = (f"{strong('WORRYING SITUATION')} (verontrustende situatie)" if view["worrying"]
                 else "not (yet) worrying")
     return f"{alarming}; {worrying}; societal necessity: {view['societal_necessity']}"
 
@@ -507,69 +509,59 @@ def show(env: Env, case: str, as_json: bool) -> None:
 
 
 def _render_case(view: dict[str, Any], tz: Any) -> None:
-    from rich.markup import escape
-    from rich.table import Table
+    """Plain lines, not rich tables: nothing is cut or folded mid-word on a narrow terminal (the
+    terminal wraps a long line whole), and one case shows at once, however long its log."""
+    def red(text: str) -> str:
+        return click.style(text, fg="red", bold=True)
 
-    out = console()
-    out.print(f"[bold]{view['case']}[/]  {styled(view['state'])}  grade {styled(view['grade'])}"
-              f"  playbook {view['playbook']}  ack code {view['ack_code']}")
-    out.print(judgement_line(view))
+    lines = [f"{click.style(view['case'], bold=True)}  {paint(view['state'])}  grade {paint(view['grade'])}"
+             f"  playbook {view['playbook']}  ack code {view['ack_code']}",
+             judgement_line(view, red)]
     if view["necessity_decided_by"]:
-        out.print(f"Societal necessity decided by {escape(view['necessity_decided_by'])}"
-                  f" {when(view['necessity_decided_at'], tz)}")
+        lines.append(f"Societal necessity decided by {view['necessity_decided_by']}"
+                     f" {when(view['necessity_decided_at'], tz)}")
     person = view["person"]
     if person:
-        out.print(f"Minor: {escape(person['alias'])}"
-                  + (f" ({escape(person['name'])})" if person["name"] else "")
-                  + f", born {person['birth_date']}, age {view['age']}, placement {view['placement']}")
-        out.print(f"Last seen: {escape(person['last_seen'])}")
+        lines.append(f"Minor: {person['alias']}" + (f" ({person['name']})" if person["name"] else "")
+                     + f", born {person['birth_date']}, age {view['age']}, placement {view['placement']}")
+        lines.append(f"Last seen: {person['last_seen']}")
     named = {kind: number for kind, number in view["case_contacts"].items() if number}
     if named:
-        out.print("Around her: " + ", ".join(f"{kind} {number}" for kind, number in named.items()))
+        lines.append("Around her: " + ", ".join(f"{kind} {number}" for kind, number in named.items()))
     if view["profile"]:
-        out.print(f"Profile: {view['profile']} (rapidresponse profiles show ALIAS)")
-    out.print(f"Missing since {when(view['missing_since'], tz)}; registered"
-              f" {when(view['registered_at'], tz)} by {escape(view['registered_by'])}")
+        lines.append(f"Profile: {view['profile']} (rapidresponse profiles show ALIAS)")
+    lines.append(f"Missing since {when(view['missing_since'], tz)}; registered"
+                 f" {when(view['registered_at'], tz)} by {view['registered_by']}")
     if view["outcome"]:
-        out.print(f"Resolved {when(view['resolved_at'], tz)}: {view['outcome']}")
-    for reason in view["reasons"]:
-        out.print(f"  • {reason}")
-    table = Table(title="Steps", title_justify="left")
-    for column in ("step", "role", "due", "state", "messages", "next"):
-        table.add_column(column, overflow="fold")
+        lines.append(f"Resolved {when(view['resolved_at'], tz)}: {view['outcome']}")
+    lines += [f"  • {reason}" for reason in view["reasons"]]
+    lines.append(click.style("\nSteps", bold=True))
     for step in view["steps"]:
-        msgs = "\n".join(
-            f"{when(m['at'], tz)} {escape(m['contact'])}{' call' if m.get('channel') == 'voice' else ''}"
-            f" {styled(m['state'])}"
-            + (" (possible duplicate)" if m["possible_duplicate"] else "")
-            for m in step["messages"]
-        )
-        nxt = f"{step['next']['what']} {when(step['next']['at'], tz)}" if step["next"] else ""
-        if step["overdue"]:
-            nxt = f"[bold red]overdue[/] {nxt}"
-        state = styled(step["state"])
-        if step["finished_by"]:
-            state += f"\nby {escape(step['finished_by'])}"
-        table.add_row(step["id"], step["role"], when(step["due_at"], tz), state, msgs, nxt)
-    out.print(table)
+        by = f" by {step['finished_by']}" if step["finished_by"] else ""
+        lines.append(f"  {step['id']}  {step['role']}  due {when(step['due_at'], tz)}"
+                     f"  {paint(step['state'])}{by}")
+        for m in step["messages"]:
+            call = " call" if m.get("channel") == "voice" else ""
+            duplicate = " (possible duplicate)" if m["possible_duplicate"] else ""
+            lines.append(f"      {when(m['at'], tz)} {m['contact']}{call} {paint(m['state'])}{duplicate}")
+        if step["next"]:
+            overdue = red("OVERDUE") + " " if step["overdue"] else ""
+            lines.append(f"      {overdue}next: {step['next']['what']} {when(step['next']['at'], tz)}")
     if view["followups"]:
-        out.print("[bold]After the return[/]")
+        lines.append(click.style("\nAfter the return", bold=True))
         for f in view["followups"]:
-            state = "[bold red]OVERDUE[/]" if f["overdue"] else styled(f["state"])
-            done = f", {when(f['answered_at'], tz)} by {escape(f['answered_by'])}" if f["answered_by"] else ""
-            out.print(f"  {f['kind']}: {state} (due {when(f['due_at'], tz)}{done})")
+            state = red("OVERDUE") if f["overdue"] else paint(f["state"])
+            done = f", {when(f['answered_at'], tz)} by {f['answered_by']}" if f["answered_by"] else ""
+            lines.append(f"  {f['kind']}: {state} (due {when(f['due_at'], tz)}{done})")
     if view["notes"]:
-        out.print("[bold]Notes[/]")
-        for n in view["notes"]:
-            out.print(f"  {when(n['at'], tz)} {escape(n['author'])} ({n['kind']}): {escape(n['text'])}")
-    events = Table(title="Log", title_justify="left")
-    for column in ("seq", "at", "actor", "event", "detail"):
-        events.add_column(column, overflow="fold")
+        lines.append(click.style("\nNotes", bold=True))
+        lines += [f"  {when(n['at'], tz)} {n['author']} ({n['kind']}): {n['text']}" for n in view["notes"]]
+    lines.append(click.style("\nLog", bold=True))
     for e in view["events"]:
-        events.add_row(str(e["seq"]), when(e["at"], tz), escape(e["actor"]), e["kind"],
-                       escape(review.detail_summary(local_detail(e["detail"], tz))))
-    out.print(events)
-    out.print(zone_note(tz))
+        lines.append(f"  {e['seq']:>4}  {when(e['at'], tz)}  {e['actor']}  {e['kind']}"
+                     f"  {review.detail_summary(local_detail(e['detail'], tz))}".rstrip())
+    lines.append(zone_note(tz))
+    echo_wrapped(lines)
 
 
 @click.command("log")

@@ -2,30 +2,29 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
 import click
 
-from rapidresponse.config import CONTACTS_NAME, resolve_home, resolve_operator
-from rapidresponse.contacts import DEFAULT_TIMEZONE
 from rapidresponse.errors import InputError
-from rapidresponse.timeutil import from_iso
-from rapidresponse.vocab import Vocabulary
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # `--help` imports this module: everything else is loaded where it is used
+    from zoneinfo import ZoneInfo
+
     from rapidresponse.app import App
+    from rapidresponse.vocab import Vocabulary
 
 
 class Env:
     """Built once per command; the App and its store are opened only when a command asks."""
 
     def __init__(self, home: str | None, operator: str | None) -> None:
+        from rapidresponse.config import resolve_home
+
         self.home = resolve_home(home)
         self._operator = operator
         self._app: App | None = None
@@ -36,6 +35,7 @@ class Env:
         that only read a case or list cases do without."""
         if self._app is None:
             from rapidresponse.app import App
+            from rapidresponse.config import resolve_operator
 
             app = App(self.home, resolve_operator(self._operator))
             app.settings  # noqa: B018 (not useless: config.toml is checked before any command writes)
@@ -44,6 +44,7 @@ class Env:
 
     def tz(self) -> ZoneInfo:
         """The zone times are shown in: the contacts file's, read without validating it."""
+        from rapidresponse.config import CONTACTS_NAME
         from rapidresponse.contacts import display_timezone
 
         return display_timezone(self.home / CONTACTS_NAME)
@@ -121,7 +122,14 @@ class CaseRef(Utf8Text):
 
         text = super().convert(value, param, ctx)
         env = ctx.find_object(Env) if ctx is not None else None
-        tz = env.tz() if env is not None else ZoneInfo(DEFAULT_TIMEZONE)
+        if env is not None:
+            tz = env.tz()
+        else:
+            from zoneinfo import ZoneInfo
+
+            from rapidresponse.contacts import DEFAULT_TIMEZONE
+
+            tz = ZoneInfo(DEFAULT_TIMEZONE)
         return expand_ref(text, datetime.now(tz).year)
 
     def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
@@ -149,6 +157,8 @@ CASE = CaseRef()
 
 def _completion_home(ctx: click.Context) -> Path:
     """The home while the shell asks for completions: the group's callback has not run then."""
+    from rapidresponse.config import resolve_home
+
     return resolve_home(ctx.find_root().params.get("home"))
 
 
@@ -169,6 +179,7 @@ def complete_words(words: Callable[[click.Context], Iterable[str]]) -> Callable[
 
 def _role_words(ctx: click.Context) -> Iterable[str]:
     from rapidresponse import tomlfile
+    from rapidresponse.config import CONTACTS_NAME
 
     roles = tomlfile.load(_completion_home(ctx) / CONTACTS_NAME).get("roles", {})
     return sorted(roles) if isinstance(roles, dict) else []
@@ -208,6 +219,8 @@ def when(value: str | None, tz: ZoneInfo, *, seconds: bool = True) -> str:
     (a date 400 days ago must not pass for last month)."""
     if not value:
         return "—"
+    from rapidresponse.timeutil import from_iso
+
     moment = from_iso(value).astimezone(tz)
     year = "" if moment.year == datetime.now(tz).year else " %Y"
     return moment.strftime(f"%a %d %b{year} %H:%M{':%S' if seconds else ''}")
@@ -217,9 +230,19 @@ _STORED_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 
 
 def local_detail(detail: dict[str, Any], tz: ZoneInfo) -> dict[str, Any]:
-    """An event's detail with its stored UTC times shown local, like every other time on screen."""
-    return {k: when(v, tz) if isinstance(v, str) and _STORED_TIME.match(v) else v
-            for k, v in detail.items()}
+    """An event's detail with its stored UTC times shown local (nested ones too), like every
+    other time on screen."""
+
+    def local(value: Any) -> Any:
+        if isinstance(value, str) and _STORED_TIME.match(value):
+            return when(value, tz)
+        if isinstance(value, list):
+            return [local(v) for v in value]
+        if isinstance(value, dict):
+            return {k: local(v) for k, v in value.items()}
+        return value
+
+    return {k: local(v) for k, v in detail.items()}
 
 
 def zone_note(tz: ZoneInfo) -> str:
@@ -238,6 +261,25 @@ def fit(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(0, width - 1)] + "…"
 
 
+def echo_wrapped(lines: list[str]) -> None:
+    """Print plain lines wrapped at the terminal's width between words, never inside one: a
+    reference or a phone number is never split. Continuations are indented under their line."""
+    import textwrap
+
+    width = terminal_width()
+    out = []
+    for line in lines:
+        for part in line.split("\n"):
+            if len(click.unstyle(part)) <= width:
+                out.append(part)
+                continue
+            part = click.unstyle(part)  # a line too long to fit loses its colour, not its words
+            indent = " " * (len(part) - len(part.lstrip(" ")) + 4)
+            out += textwrap.wrap(part, width, subsequent_indent=indent, break_long_words=False,
+                                 break_on_hyphens=False)
+    click.echo("\n".join(out))
+
+
 def aligned(cells: list[str], widths: list[int]) -> str:
     """One row of a plain table: each cell padded to its column's width, the last one free."""
     padded = [cell.ljust(width) for cell, width in zip(cells, widths, strict=False)]
@@ -245,6 +287,8 @@ def aligned(cells: list[str], widths: list[int]) -> str:
 
 
 def emit_json(value: Any) -> None:
+    import json
+
     click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
 
 
@@ -258,6 +302,15 @@ STATE_STYLE = {
     "queued": "cyan", "sending": "yellow", "failed": "bold red", "undelivered": "bold red",
     "open": "yellow", "resolved": "green", "HIGH": "bold red", "MEDIUM": "yellow", "LOW": "green",
 }
+
+
+def paint(value: str) -> str:
+    """`styled` for plain output (click.echo drops the colour when the output is not a terminal)."""
+    style = STATE_STYLE.get(value, "")
+    colour = next((w for w in style.split() if w not in ("bold", "dim")), None)
+    if not style:
+        return value
+    return click.style(value, fg=colour, bold="bold" in style, dim="dim" in style)
 
 
 def styled(value: str) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from rapidresponse.cli.common import console, styled, when, zone_note
+from rapidresponse.cli.common import console, styled, when
 
 
 @click.command()
@@ -129,7 +129,6 @@ def _epilogue(home: Path, ref: str) -> bool:
         out.print(f"Audit log intact: {check.count} events, head {check.head}.")
     else:
         out.print(f"[bold red]Audit log BROKEN at event {check.bad_seq}: {check.problem}[/]")
-    out.print(zone_note(tz))
     return check.ok
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from rapidresponse.cli.common import Env, console, emit_json, json_option, pass_env, when
+from rapidresponse.cli.common import Env, console, emit_json, json_option, pass_env, when, zone_note
 
 
 @click.command()
@@ -107,6 +107,7 @@ def status(env: Env, as_json: bool) -> None:
                       f" {when(row['due_at'], tz)} — then: rapidresponse followup {row['case_ref']} ...")
         for row in report["failed_messages"]:
             out.print(f"  [red]failed[/]: {row['case_ref']} {row['failed']} message(s) to {row['role']}")
+        out.print(zone_note(tz))
     sys.exit(1 if report["needs_attention"] else 0)
 
 

@@ -7,7 +7,18 @@ from typing import Any
 
 import click
 
-from rapidresponse.cli.common import CASE, TEXT, Env, console, emit_json, json_option, pass_env, styled, when
+from rapidresponse.cli.common import (
+    CASE,
+    TEXT,
+    Env,
+    console,
+    emit_json,
+    json_option,
+    pass_env,
+    styled,
+    when,
+    zone_note,
+)
 from rapidresponse.timeutil import format_duration
 
 
@@ -60,6 +71,7 @@ def _render_timeline(story: Any, tz: Any) -> None:
                       f"+{_elapsed(e.since_registration_seconds)}", what, state,
                       _elapsed(e.delay_seconds) if e.delay_seconds is not None else "")
     out.print(table)
+    out.print(zone_note(tz))
 
 
 @click.command("report")
