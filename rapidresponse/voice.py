@@ -22,6 +22,7 @@ KEY_REPEAT = "2"
 GATHER_SECONDS = 8
 RING_SECONDS = 30
 
+TWIML_PATH = "/twilio/voice/twiml"
 KEY_PATH = "/twilio/voice/key"
 CALL_STATUS_PATH = "/twilio/voice/status"
 
@@ -32,6 +33,8 @@ SAY_ACKED = "Bevestigd. Dank u. Tot ziens."
 SAY_NOTHING_WAITING = "Hiervoor wacht niets meer op uw bevestiging. Tot ziens."
 SAY_UNKNOWN_KEY = "Die toets is niet gekend."
 SAY_ALREADY = "Uw toets werd al verwerkt. Tot ziens."
+SAY_NOT_NEEDED = ("Bericht van rapidresponse: deze oproep is niet meer nodig, de melding werd al"
+                  " beantwoord of afgesloten. Tot ziens.")
 SAY_TEST_OK = "Test geslaagd: uw toets kwam aan. Dank u. Tot ziens."
 
 #: Twilio's final call states → ours: answered counts as delivered; not answered moves the
@@ -59,6 +62,11 @@ def spoken_values(values: Mapping[str, Any]) -> dict[str, Any]:
         plus = number.startswith("+")
         out["callback"] = ("plus " if plus else "") + _spell(number.lstrip("+"))
     return out
+
+
+def twiml_url(public_url: str, message_id: int) -> str:
+    """Where Twilio fetches what the call says once it is answered (signed like every request)."""
+    return f"{public_url.rstrip('/')}{TWIML_PATH}?m={message_id}"
 
 
 def key_url(public_url: str, message_id: int) -> str:

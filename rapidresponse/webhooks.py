@@ -47,9 +47,11 @@ from rapidresponse.voice import (
     NO_KEY,
     SAY_ACKED,
     SAY_ALREADY,
+    SAY_NOT_NEEDED,
     SAY_NOTHING_WAITING,
     SAY_TEST_OK,
     SAY_UNKNOWN_KEY,
+    TWIML_PATH,
     goodbye,
     key_url,
     twiml,
@@ -93,6 +95,27 @@ def case_for_ack_code(store: Store, code: str) -> dict[str, Any] | None:
     )
 
 
+def call_answered(ctx: Context, message_id: int, call_sid: str, public_url: str) -> str:
+    """What a call says once it is answered: its text and the one-key prompt, or, when its
+    step ended meanwhile (acknowledged, or the case resolved), only that it is not needed."""
+    now = ctx.clock.now()
+    with ctx.store.transaction():
+        msg = ctx.store.one("SELECT * FROM messages WHERE id = ? AND channel = ?",
+                            [message_id, Channel.VOICE])
+        if msg is None or (msg["sid"] and msg["sid"] != call_sid):
+            audit.append(ctx.store, at=now, kind="call.rejected", actor=SYSTEM,
+                         detail={"message": message_id, "sid": call_sid,
+                                 "why": "no call of ours with this SID"})
+            return goodbye(SAY_NOT_NEEDED)
+        wanted = engine.alert_wanted(ctx.store, msg)
+        audit.append(ctx.store, at=now, kind="call.picked_up", actor=SYSTEM,
+                     case=case_ref(ctx, msg["case_id"]),
+                     detail={**message_detail(ctx, msg), "sid": call_sid, "still_wanted": wanted})
+        if not wanted:
+            return goodbye(SAY_NOT_NEEDED)
+        return twiml(msg["body"], key_url(public_url, message_id))
+
+
 def handle_key(ctx: Context, message_id: int, call_sid: str, digits: str, public_url: str) -> str:
     """A key pressed during a call; returns the TwiML that answers it.
 
@@ -105,7 +128,7 @@ def handle_key(ctx: Context, message_id: int, call_sid: str, digits: str, public
         msg = ctx.store.one("SELECT * FROM messages WHERE id = ? AND channel = ?",
                             [message_id, Channel.VOICE])
         if msg is None or (msg["sid"] and msg["sid"] != call_sid):
-            audit.append(ctx.store, at=now, kind="call.key_rejected", actor=SYSTEM,
+            audit.append(ctx.store, at=now, kind="call.rejected", actor=SYSTEM,
                          detail={"message": message_id, "sid": call_sid,
                                  "why": "no call of ours with this SID"})
             return goodbye(SAY_NOTHING_WAITING)
@@ -261,7 +284,7 @@ class WebhookApp:
         self._stores: list[Store] = []
         self.routes: dict[str, Callable[[_Form], tuple[str, str, bytes]]] = {
             STATUS_PATH: self._status, INBOUND_PATH: self._inbound,
-            KEY_PATH: self._key, CALL_STATUS_PATH: self._call_status,
+            TWIML_PATH: self._twiml, KEY_PATH: self._key, CALL_STATUS_PATH: self._call_status,
         }
 
     # -- per-thread resources
@@ -395,17 +418,27 @@ class WebhookApp:
             raise BadRequest("400 Bad Request", "ErrorCode is malformed")
         return self._receipt(sid, status, error_code)
 
-    def _key(self, form: _Form) -> tuple[str, str, bytes]:
+    def _call_of(self, form: _Form) -> tuple[str, int]:
+        """The CallSid and our message id (from the signed URL's query) of a call request."""
         sid = form.value("CallSid")
         if not _CALL_SID.match(sid):
             raise BadRequest("400 Bad Request", "CallSid is missing or malformed")
         message = (form.query.get("m") or [""])[-1]
         if not message.isdigit() or len(message) > 18:
             raise BadRequest("400 Bad Request", "the call's reference is missing or malformed")
+        return sid, int(message)
+
+    def _twiml(self, form: _Form) -> tuple[str, str, bytes]:
+        sid, message = self._call_of(form)
+        answer = call_answered(self.context(), message, sid, self.public_url)
+        return "200 OK", "application/xml; charset=utf-8", answer.encode("utf-8")
+
+    def _key(self, form: _Form) -> tuple[str, str, bytes]:
+        sid, message = self._call_of(form)
         digits = form.value("Digits").strip()
         if not re.fullmatch(r"[0-9*#]?", digits):
             raise BadRequest("400 Bad Request", "Digits is malformed")
-        answer = handle_key(self.context(), int(message), sid, digits, self.public_url)
+        answer = handle_key(self.context(), message, sid, digits, self.public_url)
         return "200 OK", "application/xml; charset=utf-8", answer.encode("utf-8")
 
     def _inbound(self, form: _Form) -> tuple[str, str, bytes]:

@@ -174,10 +174,18 @@ def test_a_call_goes_through_the_real_client(twilio_stub: TwilioStub) -> None:
     assert sent.sid == rec.sid and rec.sid.startswith("CA") and len(rec.sid) == 34
     assert rec.status_callback == f"{PUBLIC}/twilio/voice/status"
     assert rec.form["StatusCallbackEvent"] == "completed"
-    assert rec.twiml is not None
-    (gather,) = parse_twiml(rec.twiml).iter("Gather")
-    assert gather.get("action") == f"{PUBLIC}{KEY_PATH}?m=7"
+    # what to say is fetched from the signed webhook when the call is answered
+    assert rec.form["Url"] == f"{PUBLIC}/twilio/voice/twiml?m=7" and rec.form["Method"] == "POST"
+    assert rec.twiml is None
     assert not twilio_stub.texts()
+
+
+def test_without_a_public_url_the_twiml_goes_inline(twilio_stub: TwilioStub) -> None:
+    TwilioTransport(twilio_stub.env()).call(PROSECUTOR, "Dossier R R.", 7)
+    [rec] = twilio_stub.calls()
+    assert rec.twiml is not None and "Url" not in rec.form and rec.status_callback is None
+    root = parse_twiml(rec.twiml)
+    assert not list(root.iter("Gather")) and "Dossier R R." in [s.text for s in root.iter("Say")]
 
 
 def test_calls_come_from_the_caller_id_when_texts_come_from_a_name(twilio_stub: TwilioStub) -> None:
@@ -327,12 +335,28 @@ def post(webapp: Any, path: str, params: dict[str, str], *, query: str = "",
     return seen["status"], text
 
 
-def press(webapp: Any, call: Any, digits: str, *, sign: bool = True) -> tuple[str, str]:
-    """The key press of a placed call, posted to the Gather's own action URL."""
-    (gather,) = parse_twiml(call.twiml).iter("Gather")
+def answer(webapp: Any, call: Any) -> str:
+    """The callee picks up: Twilio fetches the call's TwiML from the URL it was given."""
+    path, query = call.form["Url"].removeprefix(PUBLIC).split("?", 1)
+    params = {"CallSid": call.sid, "AccountSid": ACCOUNT_SID, "From": FROM_NUMBER, "To": call.to,
+              "CallStatus": "in-progress", "Direction": "outbound-api"}
+    status, text = post(webapp, path, params, query=query)
+    assert status == "200 OK"
+    return text
+
+
+def key_request(webapp: Any, call: Any, digits: str) -> tuple[dict[str, str], str]:
+    """Answer the call, and build the request its Gather's action URL gets for `digits`."""
+    (gather,) = parse_twiml(answer(webapp, call)).iter("Gather")
     query = gather.get("action").split("?", 1)[1]
     params = {"CallSid": call.sid, "AccountSid": ACCOUNT_SID, "From": FROM_NUMBER, "To": call.to,
               "Digits": digits, "CallStatus": "in-progress", "Direction": "outbound-api"}
+    return params, query
+
+
+def press(webapp: Any, call: Any, digits: str, *, sign: bool = True) -> tuple[str, str]:
+    """The key press of an answered call, posted to its Gather's own action URL."""
+    params, query = key_request(webapp, call, digits)
     return post(webapp, KEY_PATH, params, query=query, sign=sign)
 
 
@@ -343,7 +367,8 @@ def call_status(webapp: Any, call: Any, status: str) -> tuple[str, str]:
 
 
 def test_a_call_follows_an_unacknowledged_text_and_says_nothing_identifying(
-    ctx: Any, clock: Any, settings: Any, phone: Any, twilio_stub: TwilioStub, calls_case: Any
+    ctx: Any, clock: Any, settings: Any, phone: Any, twilio_stub: TwilioStub, webapp: Any,
+    calls_case: Any
 ) -> None:
     assert [r.to for r in twilio_stub.texts()] == [PROSECUTOR] and not twilio_stub.calls()
     later(clock, ctx, phone, settings, minutes=4, seconds=59)
@@ -351,14 +376,17 @@ def test_a_call_follows_an_unacknowledged_text_and_says_nothing_identifying(
     later(clock, ctx, phone, settings, seconds=1)
     [call] = twilio_stub.calls()
     assert call.to == PROSECUTOR and call.from_ == FROM_NUMBER
-    root = parse_twiml(call.twiml)
+    spoken_twiml = answer(webapp, call)
+    root = parse_twiml(spoken_twiml)
     (gather,) = root.iter("Gather")
     assert gather.get("numDigits") == "1" and gather.get("action").startswith(PUBLIC + KEY_PATH)
     says = [s for s in root.iter("Say")]
     assert all(s.get("language") == "nl-BE" for s in says)
     spoken = " ".join(s.text or "" for s in gather.iter("Say"))
     assert "R R, 2 0 2 6, 0 0 0 1" in spoken and "plus 3 2, 4 7 0" in spoken
-    assert_no_secrets(call.twiml)
+    assert_no_secrets(spoken_twiml)
+    [picked_up] = events(ctx, "call.picked_up")
+    assert picked_up["detail"]["still_wanted"] is True and picked_up["detail"]["sid"] == call.sid
     [calling] = events(ctx, "step.calling")
     assert calling["detail"]["reason"] == "text not acknowledged in time"
     [placed] = events(ctx, "call.placed")
@@ -450,10 +478,11 @@ def test_a_replayed_key_press_changes_nothing(
 ) -> None:
     later(clock, ctx, phone, settings, minutes=5)
     [call] = twilio_stub.calls()
-    press(webapp, call, "1")
+    params, query = key_request(webapp, call, "1")
+    post(webapp, KEY_PATH, params, query=query)
     later(clock, ctx, phone, settings, minutes=25)  # the next step for the same role waits
     assert step_state(ctx, "later") == "active"
-    status, answer = press(webapp, call, "1")  # the same request again
+    status, answer = post(webapp, KEY_PATH, params, query=query)  # the same request again
     assert status == "200 OK" and "al verwerkt" in answer
     assert step_state(ctx, "later") == "active"
     assert len(events(ctx, "step.acknowledged")) == 1
@@ -494,6 +523,23 @@ def test_no_call_after_the_case_is_resolved(
     assert not twilio_stub.calls()
     assert [r.to for r in twilio_stub.texts()] == [PROSECUTOR, PROSECUTOR]  # alert, stand-down
     assert events(ctx, "call.cancelled")
+
+
+def test_a_call_answered_after_the_stand_down_says_only_that_it_is_not_needed(
+    ctx: Any, clock: Any, settings: Any, phone: Any, twilio_stub: TwilioStub, webapp: Any,
+    calls_case: Any
+) -> None:
+    from rapidresponse import engine
+
+    later(clock, ctx, phone, settings, minutes=5)
+    [call] = twilio_stub.calls()  # ringing ...
+    engine.resolve(ctx, calls_case.ref, "found")  # ... while the minor is found
+    said = answer(webapp, call)
+    root = parse_twiml(said)
+    assert not list(root.iter("Gather")) and "niet meer nodig" in said
+    assert "Dringend bericht" not in said
+    [picked_up] = events(ctx, "call.picked_up")
+    assert picked_up["detail"]["still_wanted"] is False
 
 
 def test_a_resolved_case_is_never_called_for(
@@ -608,7 +654,7 @@ def test_the_worrying_playbook_calls_the_prosecutor_then_the_coordinator_after_5
 
 
 def test_contacts_test_call_places_one_call_per_contact(
-    home: Any, runner: Any, twilio_stub: TwilioStub, voice_env: dict[str, str]
+    home: Any, runner: Any, twilio_stub: TwilioStub, webapp: Any
 ) -> None:
     from rapidresponse.cli import cli
 
@@ -618,7 +664,7 @@ def test_contacts_test_call_places_one_call_per_contact(
     result = runner.invoke(cli, ["--home", str(home), "contacts", "test", "youth_prosecutor", "--call"])
     assert result.exit_code == 0, result.output
     assert [c.to for c in twilio_stub.calls()] == [PROSECUTOR] and not twilio_stub.texts()
-    assert "Testoproep" in twilio_stub.calls()[0].twiml
+    assert "Testoproep" in answer(webapp, twilio_stub.calls()[0])
     assert "not called (voice = false)" in result.output and ": sent" in result.output
 
 

@@ -237,21 +237,24 @@ class TwilioTransport:
         return self._create(self._client().messages, params, "text")
 
     def call(self, to: str, speech: str, message_id: int) -> Sent:
-        """One call with its TwiML inline; the key press and the final status come back to
-        the signed webhooks under RAPIDRESPONSE_PUBLIC_URL (without it, no key can arrive)."""
-        from rapidresponse.voice import CALL_STATUS_PATH, RING_SECONDS, key_url, twiml
+        """One call. With RAPIDRESPONSE_PUBLIC_URL, Twilio fetches what to say from the signed
+        webhook when the call is answered (so a call answered after the stand-down says only
+        that it is no longer needed), and sends the key press and the final status there too.
+        Without it the TwiML goes inline: the call speaks, but no key can arrive."""
+        from rapidresponse.voice import CALL_STATUS_PATH, RING_SECONDS, twiml, twiml_url
 
         cfg = self.config
         if not cfg.caller_id:
             # Every call would fail the same way: wait (status turns red), don't burn the chain.
             raise TransientSendError("no number to call from: set TWILIO_CALLER_ID (an E.164 number)",
                                      "caller-id")
-        gather = key_url(cfg.public_url, message_id) if cfg.public_url else None
-        params: dict[str, Any] = {"to": to, "from_": cfg.caller_id, "twiml": twiml(speech, gather),
-                                  "timeout": RING_SECONDS}
+        params: dict[str, Any] = {"to": to, "from_": cfg.caller_id, "timeout": RING_SECONDS}
         if cfg.public_url:
-            params.update(status_callback=f"{cfg.public_url}{CALL_STATUS_PATH}",
+            params.update(url=twiml_url(cfg.public_url, message_id), method="POST",
+                          status_callback=f"{cfg.public_url}{CALL_STATUS_PATH}",
                           status_callback_event=["completed"], status_callback_method="POST")
+        else:
+            params["twiml"] = twiml(speech, None)
         return self._create(self._client().calls, params, "call")
 
     def _create(self, resource: Any, params: dict[str, Any], what: str) -> Sent:
