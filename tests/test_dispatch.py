@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from conftest import RecordingTransport, register_minor, tick, write_playbook
+from processes import wait_for
 from rapidresponse import dispatch, engine
 from rapidresponse.app import App
 from rapidresponse.clock import FakeClock
@@ -49,6 +50,12 @@ message = "{case}: teruggevonden. Geen actie meer nodig."
 def start_case(app: App, ctx: Context) -> str:
     write_playbook(app.home, "short", SHORT_CHAIN)
     return str(register_minor(ctx, app, playbook=app.playbook("short")).ref)
+
+
+def start_case_texting_both(app: App, ctx: Context) -> None:
+    """A case whose step texts both youth prosecutors at once."""
+    write_playbook(app.home, "short", SHORT_CHAIN.replace('notify = "first"', 'notify = "all"'))
+    register_minor(ctx, app, playbook=app.playbook("short"))
 
 
 def texts_to(transport: RecordingTransport, number: str) -> list[str]:
@@ -281,9 +288,7 @@ def test_a_transport_bug_keeps_the_message(
 
 
 def test_parallel_sends_record_each_result(app: App, ctx: Context, settings: Settings) -> None:
-    both = SHORT_CHAIN.replace('notify = "first"', 'notify = "all"')
-    write_playbook(app.home, "short", both)
-    register_minor(ctx, app, playbook=app.playbook("short"))
+    start_case_texting_both(app, ctx)
     gate = threading.Barrier(2, timeout=5)  # both sends are in flight at once, or this hangs
 
     class Together(RecordingTransport):
@@ -294,3 +299,48 @@ def test_parallel_sends_record_each_result(app: App, ctx: Context, settings: Set
     report = tick(ctx, Together(), settings)
     assert sorted(r["to"] for r in report.sent) == sorted([YP1, YP2])
     assert json.loads(json.dumps(report.sent))  # the report is plain data for --json
+
+
+# ---------------------------------------------------------------- the senders off the tick
+
+
+def test_a_send_that_hangs_holds_one_sender_and_no_other_message(
+    app: App, ctx: Context, settings: Settings,
+) -> None:
+    start_case_texting_both(app, ctx)
+    release = threading.Event()
+
+    class Hangs(RecordingTransport):
+        def send(self, to: str, body: str) -> Sent:
+            if to == YP1:
+                assert release.wait(10)
+            return super().send(to, body)
+
+    transport = Hangs()
+    senders = dispatch.SenderPool(db_path=ctx.store.path, clock=ctx.clock, contacts=lambda: ctx.contacts,
+                                  transport=transport, settings=settings, workers=4)
+    try:
+        cycle = dispatch.process_all(ctx, settings, capacity=senders.capacity())
+        assert (cycle.fired, len(cycle.claimed)) == (1, 2)
+        senders.submit(cycle.claimed)  # returns at once: the cycle never waits for the network
+        wait_for(lambda: message_rows(ctx, YP2)[0]["state"] == MessageState.SENT,
+                 "YP2's text, not held behind YP1's", timeout=5)
+        assert message_rows(ctx, YP1)[0]["state"] == MessageState.SENDING
+        assert senders.capacity() == 3  # one sender held, the rest free
+        release.set()
+    finally:
+        release.set()
+        senders.shutdown()
+    assert message_rows(ctx, YP1)[0]["state"] == MessageState.SENT
+    assert senders.capacity() == 4
+
+
+def test_the_cycle_claims_no_more_than_the_free_senders(
+    app: App, ctx: Context, settings: Settings,
+) -> None:
+    start_case_texting_both(app, ctx)
+    cycle = dispatch.process_all(ctx, settings, capacity=1)
+    assert len(cycle.claimed) == 1
+    queued = ctx.store.scalar("SELECT COUNT(*) FROM messages WHERE state = 'queued'")
+    assert queued == 1  # waits in the outbox, its lease not yet running
+    assert dispatch.process_all(ctx, settings, capacity=0).claimed == []
