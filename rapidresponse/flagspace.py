@@ -9,8 +9,8 @@ are today, whatever the flags are called.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from datetime import date
 from functools import lru_cache
 from typing import Any
@@ -46,7 +46,7 @@ class Sample:
 
 
 def _samples() -> Iterator[Sample]:
-    """Every input that can matter, simplest first."""
+    """Every registration input that can matter, simplest first."""
     names = list(INDICATORS)
     for size in range(MAX_INDICATORS + 1):
         for chosen in itertools.combinations(names, size):
@@ -54,9 +54,9 @@ def _samples() -> Iterator[Sample]:
                 birth = _BIRTH_DATES[0] if under_13 else _BIRTH_DATES[1]
                 result = assess(birth_date=birth, missing_day=_MISSING_DAY, indicators=chosen,
                                 suspected_victim=suspected, lowering_reason=LOWERING_REASON)
-                for necessity, extra in itertools.product(NECESSITY_VALUES, flag_combinations()):
+                for necessity in NECESSITY_VALUES:
                     yield Sample(chosen, suspected, necessity, under_13,
-                                 frozenset(case_flags(result.flags, necessity)) | extra, result.grade)
+                                 frozenset(case_flags(result.flags, necessity)), result.grade)
 
 
 @lru_cache(maxsize=1)
@@ -65,11 +65,23 @@ def _all() -> tuple[Sample, ...]:
 
 
 @lru_cache(maxsize=1)
-def outcomes() -> dict[frozenset[str], Sample]:
-    """Each reachable flag set with the simplest input that yields it."""
+def registrable() -> dict[frozenset[str], Sample]:
+    """Each flag set a case can have when it is registered, with the simplest input for it."""
     found: dict[frozenset[str], Sample] = {}
     for sample in _all():
         found.setdefault(sample.flags, sample)
+    return found
+
+
+@lru_cache(maxsize=1)
+def outcomes() -> dict[frozenset[str], Sample]:
+    """Each flag set a case can carry: a registration's, with any of the flags that come from
+    elsewhere (the minor's history, the answers at the return). Combined after the assessment
+    (not for every input), so the check stays fast however many such flags there are."""
+    found: dict[frozenset[str], Sample] = {}
+    for flags, sample in registrable().items():
+        for extra in flag_combinations():
+            found.setdefault(flags | extra, replace(sample, flags=flags | extra))
     return found
 
 
@@ -78,16 +90,19 @@ def grade_words() -> tuple[str, ...]:
     return tuple(dict.fromkeys(s.grade_word for s in _all()))
 
 
-def smallest_superset(flags: Iterable[str]) -> Sample | None:
-    """The simplest case whose flags include all of `flags` (None if the rules never allow it)."""
+def smallest_superset(
+    flags: Iterable[str], pool: Mapping[frozenset[str], Sample] | None = None
+) -> Sample | None:
+    """The simplest case (of `pool`, default every case) whose flags include all of `flags`;
+    None if the rules never allow it."""
     wanted = set(flags)
-    fitting = [s for f, s in outcomes().items() if wanted <= f]
+    fitting = [s for f, s in (outcomes() if pool is None else pool).items() if wanted <= f]
     return min(fitting, key=lambda s: (len(s.flags), sorted(s.flags)), default=None)
 
 
-def firing_most(steps: Iterable[Any]) -> Sample:
+def firing_most(steps: Iterable[Any], pool: Mapping[frozenset[str], Sample] | None = None) -> Sample:
     """The simplest case that fires the most of these steps (anything with `applies(flags)`):
     the example a playbook is shown and simulated with when no flags are given."""
     chosen = list(steps)
-    return max(outcomes().values(),
+    return max((outcomes() if pool is None else pool).values(),
                key=lambda s: (sum(step.applies(s.flags) for step in chosen), -len(s.flags)))

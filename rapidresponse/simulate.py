@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from rapidresponse import audit, engine, flagspace
-from rapidresponse.assessment import FLAGS, GRADE_WORDS
+from rapidresponse.assessment import GRADE_WORDS
 from rapidresponse.clock import FakeClock
 from rapidresponse.config import Settings
 from rapidresponse.contacts import Contacts
 from rapidresponse.dispatch import run_pass
 from rapidresponse.engine import Context, Person
 from rapidresponse.errors import InputError
-from rapidresponse.playbooks import Playbook, Step
+from rapidresponse.playbooks import FLAG_WORDS, Playbook, Step
 from rapidresponse.sms import PermanentSendError, Sent
 from rapidresponse.states import MessageState, StepState
 from rapidresponse.store import Store, create_store
@@ -38,7 +38,6 @@ ACTOR = "simulation"
 HORIZON = timedelta(days=30)
 #: The fictitious minor of every simulation; kept only in the throw-away database.
 SIM_PERSON_ALIAS = "Simulatie"
-FLAG_WORDS = Vocabulary.of("flag", FLAGS, listed_as="flags:")
 
 
 @dataclass(frozen=True)
@@ -101,14 +100,20 @@ def parse_action(text: str, kind: str, choices: Iterable[str]) -> Action:
 
 def choose_flags(playbook: Playbook, wanted: Iterable[str] | None) -> flagspace.Sample:
     """The case to replay: the simplest one with the wanted flags, or by default the one that
-    fires the most of the playbook's steps."""
+    fires the most of the playbook's steps. A fresh registration: flags that come from the minor's
+    history or from the answers at the return cannot be replayed."""
+    pool = flagspace.registrable()
     if wanted is not None:
         names = [FLAG_WORDS.pick(w, what="a flag of --flags") for w in wanted]
-        sample = flagspace.smallest_superset(names)
+        elsewhere = [n for n in names if not any(n in flags for flags in pool)]
+        if elsewhere:
+            raise InputError("a simulated case is registered afresh, so it cannot carry "
+                             + ", ".join(elsewhere) + " (set by the minor's history or at the return)")
+        sample = flagspace.smallest_superset(names, pool)
         if sample is None:
             raise InputError("no assessment has all of these flags at once: " + ", ".join(names))
         return sample
-    return flagspace.firing_most(playbook.steps)
+    return flagspace.firing_most(playbook.steps, pool)
 
 
 class SimulatedTransport:

@@ -133,6 +133,7 @@ def test_mistakes_are_one_sentence_that_does_not_repeat_the_word(runner: CliRunn
         (["--resolve", "found@soon"], "--resolve: 'soon' is not a duration"),
         (["--fail", "Zorbalina"], "the contact of --fail is not a known contact"),
         (["--flags", "Zorbalina"], "a flag of --flags is not a known flag"),
+        (["--flags", "repeat-episodes"], "registered afresh, so it cannot carry repeat-episodes"),
     ]:
         result = runner.invoke(cli, ["--home", str(home), "playbooks", "simulate", "worrying-situation", *args])
         assert result.exit_code == 2, (args, result.output)
