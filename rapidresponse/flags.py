@@ -24,6 +24,10 @@ SAFE_AND_WELL_UNKNOWN = "safe-and-well-unknown"  # nobody could say yet
 SEXUAL_VIOLENCE_NOT_RULED_OUT = "sexual-violence-not-ruled-out"  # 'no' or 'unknown'
 RETURN_FLAGS = (NOT_SAFE_AND_WELL, SAFE_AND_WELL_UNKNOWN, SEXUAL_VIOLENCE_NOT_RULED_OUT)
 
+#: The follow-ups the return opens (`rapidresponse.followup`); an after-return step may say
+#: `closes = "return-interview"`: recording that follow-up finishes it.
+FOLLOWUP_KINDS = ("safe-and-well", "return-interview", "reference-centre", "care-centre")
+
 #: Everything a `when` may name.
 WHEN_FLAGS = (*ASSESSMENT_FLAGS, *EPISODE_FLAGS, *RETURN_FLAGS)
 

@@ -22,17 +22,14 @@ from typing import Any
 from rapidresponse import audit, engine
 from rapidresponse.engine import Context, get_case
 from rapidresponse.errors import InputError
-from rapidresponse.flags import ANSWERS, return_flags
-from rapidresponse.states import RETURNED_OUTCOMES, CaseState
+from rapidresponse.flags import ANSWERS, FOLLOWUP_KINDS, return_flags
+from rapidresponse.states import RETURNED_OUTCOMES, RUNNING_STEPS, CaseState, Phase, StepState, sql
 from rapidresponse.store import Store
 from rapidresponse.timeutil import to_iso
 from rapidresponse.vocab import Vocabulary
 
-SAFE_AND_WELL = "safe-and-well"
-RETURN_INTERVIEW = "return-interview"
-REFERENCE_CENTRE = "reference-centre"
-CARE_CENTRE = "care-centre"
-KINDS = (SAFE_AND_WELL, RETURN_INTERVIEW, REFERENCE_CENTRE, CARE_CENTRE)
+SAFE_AND_WELL, RETURN_INTERVIEW, REFERENCE_CENTRE, CARE_CENTRE = FOLLOWUP_KINDS
+KINDS = FOLLOWUP_KINDS
 REFERRALS = (REFERENCE_CENTRE, CARE_CENTRE)
 
 #: How long after the return each follow-up may take.
@@ -157,10 +154,26 @@ def record(
                      "late": bool(row and row["state"] == OPEN and row["due_at"] < to_iso(now))}
             if index == 0 and note:
                 entry["note"] = engine._note(ctx, case["id"], "followup", note)
+            closed = _close_steps(ctx, case["id"], kind)
+            if closed:
+                entry["steps_closed"] = closed
             audit.append(ctx.store, at=now, kind="followup.recorded", actor=ctx.actor,
                          case=case["ref"], detail=entry)
             done.append(entry)
     return done
+
+
+def _close_steps(ctx: Context, case_id: int, kind: str) -> list[str]:
+    """The after-return steps that say `closes = KIND` are done once it is recorded: a reminder
+    about an interview that took place is noise at 3 a.m."""
+    rows = [
+        row for row in ctx.store.all(
+            f"SELECT * FROM steps WHERE case_id = ? AND phase = ? AND state IN {sql(RUNNING_STEPS)}",
+            [case_id, Phase.AFTER_RESOLVED])
+        if engine.step_definition(ctx.store, row).closes == kind
+    ]
+    return [r["step_key"] for r in engine.stop_chain(ctx, case_id, steps=rows, state=StepState.DONE,
+                                                       by=ctx.actor)]
 
 
 def _result(kind: str, value: str) -> str:

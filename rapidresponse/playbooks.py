@@ -20,7 +20,7 @@ from rapidresponse import tomlfile
 from rapidresponse.casecontacts import CASE_ROLES, is_case_role
 from rapidresponse.contacts import role_vocabulary
 from rapidresponse.errors import InputError
-from rapidresponse.flags import WHEN_FLAGS
+from rapidresponse.flags import FOLLOWUP_KINDS, RETURN_FLAGS, WHEN_FLAGS
 from rapidresponse.lockscreen import REVEALING_WORDS as REVEALING_WORDS  # where it used to live
 from rapidresponse.lockscreen import revealing_word
 from rapidresponse.problems import ERROR, Problem, TomlLines
@@ -47,7 +47,7 @@ _ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _TOP_KEYS = {"name", "title", "steps", "on_resolved", "after_resolved"}
 _STEP_KEYS = {
     "id", "at", "from", "role", "when", "notify", "message", "ack_within", "escalate_to",
-    "repeat", "call", "call_after", "voice",
+    "repeat", "call", "call_after", "voice", "closes",
 }
 #: `[on_resolved]`: a stand-down text per outcome; `message` (the older form) stands in for an
 #: outcome without its own text.
@@ -75,6 +75,7 @@ class Step:
     call_after: timedelta | None = None  # call when the text is not acknowledged by then
     voice: str | None = None  # the spoken text; None: DEFAULT_VOICE
     index: int = dataclasses.field(default=0, compare=False)  # its place among [[steps]], from 1
+    closes: str | None = None  # the follow-up whose recording finishes this after-return step
 
     @property
     def calls(self) -> bool:
@@ -374,6 +375,9 @@ def _parse_step(
         flag = condition[len(NOT):] if condition.startswith(NOT) else condition
         if flag not in WHEN_FLAGS:
             bad("when", FLAG_WORDS.unknown_sentence(flag, what="a flag") + "; 'not FLAG' negates one")
+        elif flag in RETURN_FLAGS and section != "after_resolved":
+            bad("when", f"'{flag}' is answered when the minor is back: it holds only for"
+                        " [[after_resolved]] steps")
     notify = entry.get("notify", "first")
     if notify not in ("first", "all"):
         bad("notify", "must be 'first' or 'all'")
@@ -409,13 +413,18 @@ def _parse_step(
     if isinstance(escalate_to, str) and is_case_role(escalate_to):
         bad("escalate_to", "escalate to a role of the contacts file, not to a case contact")
     call, call_after, voice = _call_fields(entry, ack_within, bad)
+    closes = entry.get("closes")
+    if closes is not None and section != "after_resolved":
+        bad("closes", "only an [[after_resolved]] step is closed by a follow-up")
+    elif closes is not None and closes not in FOLLOWUP_KINDS:
+        bad("closes", f"must be one of {', '.join(FOLLOWUP_KINDS)}")
     if len(report.problems) > before:
         return None
     assert at is not None and isinstance(step_id, str) and isinstance(role, str)
     return Step(
         id=step_id, at=at, base=base, role=role, message=message, when=tuple(when),
         notify=notify, ack_within=ack_within, escalate_to=escalate_to, repeat=repeat,
-        call=call, call_after=call_after, voice=voice, index=index,
+        call=call, call_after=call_after, voice=voice, index=index, closes=closes,
     )
 
 

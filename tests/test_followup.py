@@ -4,6 +4,7 @@ every follow-up is recorded or shows as overdue."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from rapidresponse.clock import FakeClock
 from rapidresponse.engine import Context
 from rapidresponse.errors import InputError
 from rapidresponse.review import status
+from rapidresponse.timeutil import to_iso
 
 CARE_CENTRE = "+32470000081"
 
@@ -163,3 +165,75 @@ def test_the_return_from_the_command_line(runner: CliRunner, home: Path) -> None
     assert bad.exit_code == 2 and "Zorbalina" not in bad.stderr
     log = invoke(runner, home, "log", ref, "--json").stdout
     assert_no_secrets(log)
+
+
+def test_on_a_terminal_resolve_asks_the_two_questions(runner: CliRunner, home: Path) -> None:
+    """A real process whose stdin is a terminal (a pseudo-terminal): the officer is asked."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    registered = invoke(runner, home, "register", "--alias", MINOR["alias"], "--birth-date",
+                        MINOR["birth_date"], "--missing-since", "1h ago", "--last-seen",
+                        MINOR["last_seen"], "--json")
+    ref = json.loads(registered.stdout)["case"]
+    controller, terminal = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "rapidresponse", "resolve", ref, "--outcome", "found"],
+            stdin=terminal, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "RAPIDRESPONSE_HOME": str(home)},
+        )
+        os.write(controller, b"no\nyes\n")
+        _, err = process.communicate(timeout=60)
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    assert process.returncode == 0, err
+    assert "Is she safe and well?" in err and "ruled out?" in err
+    shown = json.loads(invoke(runner, home, "show", ref, "--json").stdout)
+    states = {f["kind"]: f["state"] for f in shown["followups"]}
+    assert states["safe-and-well"] == "no" and "care-centre" not in states
+    assert {s["id"] for s in shown["steps"]} >= {"not-safe-and-well"}
+
+
+def test_a_return_flag_in_a_search_step_is_refused(app: App) -> None:
+    from rapidresponse.playbooks import parse_playbook
+
+    text = """
+name = "terug"
+[[steps]]
+id = "te-vroeg"
+at = "0m"
+role = "coordinator"
+when = ["sexual-violence-not-ruled-out"]
+message = "{case}: bel {callback}."
+"""
+    with pytest.raises(InputError, match="only for \\[\\[after_resolved\\]\\] steps"):
+        parse_playbook(text, source="terug.toml", roles=app.contacts.roles)
+    parse_playbook(text.replace("[[steps]]", "[[steps]]\nid = \"zoek\"\nat = \"0m\"\nrole = \"police\"\n"
+                                "message = \"{case}: zoek.\"\n\n[[after_resolved]]"),
+                   source="terug.toml", roles=app.contacts.roles)
+
+
+def test_recording_a_follow_up_finishes_the_step_that_reminds_of_it(
+    app: App, ctx: Context, clock: FakeClock, transport: RecordingTransport, settings: Any,
+) -> None:
+    reg = register_minor(ctx, app)
+    followup.resolve(ctx, reg.ref, "found", safe_and_well="yes", sexual_violence_ruled_out="no")
+    tick(ctx, transport, settings)
+    [done] = followup.record(ctx, reg.ref, [("care-centre", "done")])
+    assert done["steps_closed"] == ["alert-care-centre"]
+    [done] = followup.record(ctx, reg.ref, [("return-interview", "done")])
+    assert done["steps_closed"] == ["return-interview-due"]
+    clock.advance(hours=73)
+    tick(ctx, transport, settings)
+    reminded = app.store.scalar(
+        "SELECT COUNT(*) FROM messages m JOIN steps s ON s.id = m.step_id"
+        " WHERE s.step_key IN ('return-interview-due', 'alert-care-centre') AND m.created_at > ?",
+        [to_iso(clock.now() - timedelta(hours=1))])
+    assert reminded == 0  # no reminder of a done interview, no escalation of a done referral
+    states = dict(app.store.conn.execute(
+        "SELECT step_key, state FROM steps WHERE phase = 'after_resolved'").fetchall())
+    assert states["return-interview-due"] == "done" and states["alert-care-centre"] == "done"
