@@ -25,7 +25,6 @@ from pathlib import Path
 
 from rapidresponse.app import App, init_home
 from rapidresponse.clock import FakeClock
-from rapidresponse.config import CONTACTS_NAME
 from rapidresponse.daemon import Daemon
 from rapidresponse.dispatch import run_pass
 from rapidresponse.engine import Person, register
@@ -140,8 +139,7 @@ def in_process_pass_ms(home: Path, runs: int) -> list[float]:
     app = App(home, "benchmark")
     with open(os.devnull, "w") as sink:
         daemon = Daemon(home=app.home, store=app.store, settings=app.settings,
-                        transport=NullTransport(), clock=app.clock,
-                        contacts_path=app.home / CONTACTS_NAME, out=sink)
+                        transport=NullTransport(), clock=app.clock, out=sink)
         times = []
         for _ in range(runs):
             started = time.perf_counter()

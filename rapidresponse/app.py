@@ -19,20 +19,21 @@ from rapidresponse.config import (
     Settings,
     load_settings,
 )
-from rapidresponse.contacts import Contacts, load_contacts
-from rapidresponse.errors import InputError, OperationalFailure
+from rapidresponse.errors import OperationalFailure
 from rapidresponse.store import Store, create_store, open_store
 
 if TYPE_CHECKING:  # loaded where used: a command that only reads a case needs none of them
     from importlib import resources
+    from zoneinfo import ZoneInfo
 
     from rapidresponse.assessment import Assessment
+    from rapidresponse.contacts import Contacts
+    from rapidresponse.contactsource import ContactsState
     from rapidresponse.engine import Context
     from rapidresponse.playbooks import Playbook
     from rapidresponse.sms import Transport
 
 WORRYING_PLAYBOOK = "worrying-situation"
-LAST_GOOD_CONTACTS = "contacts.last-good.toml"
 DEFAULT_PLAYBOOK = "missing-minor"
 PROSECUTOR = "youth_prosecutor"
 
@@ -52,53 +53,54 @@ class App:
         return open_store(self.home)
 
     warnings: list[str] = field(default_factory=list)
+    #: Set by a command that reported the contacts' problems itself (`contacts check`).
+    contacts_reported: bool = False
+
+    def closing_warnings(self) -> list[str]:
+        """What to warn about as the command ends: the fallback, if contacts were used."""
+        found = list(self.warnings)
+        state = self.__dict__.get("contacts_state")
+        if state is not None and state.broken and not self.contacts_reported:
+            found.append(state.summary())
+        return found
 
     @cached_property
-    def contacts(self) -> Contacts:
-        """contacts.toml; if an edit broke it, the last good copy, with a warning.
+    def contacts_state(self) -> ContactsState:
+        """contacts.toml if it passes every check, else the last good copy, with a warning.
 
-        A coordinator's typo must not stop a registration at 3 a.m.: the last file that loaded
-        is kept beside it (0600) and used until the file is fixed; `status` shows it in red.
+        A coordinator's typo must not stop a registration at 3 a.m. (`rapidresponse.contactsource`).
         """
-        path = self.home / CONTACTS_NAME
-        good = self.home / LAST_GOOD_CONTACTS
-        try:
-            book = load_contacts(path)
-        except InputError as exc:
-            if not good.exists() or not path.exists():
-                raise
-            self.warnings.append(
-                f"{exc} — using the last good copy ({good.name}) until contacts.toml is fixed"
-            )
-            return load_contacts(good)
-        text = path.read_bytes()
-        if not good.exists() or good.read_bytes() != text:
-            fd = os.open(good, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as out:
-                out.write(text)
-        return book
+        from rapidresponse import contactsource
 
-    def contacts_problem(self) -> str | None:
-        """Why contacts.toml does not load now, if it does not."""
-        try:
-            load_contacts(self.home / CONTACTS_NAME)
-        except InputError as exc:
-            return str(exc)
-        return None
+        return contactsource.load(self.home, self.store)
+
+    @property
+    def contacts(self) -> Contacts:
+        """The contacts in force; OperationalFailure when there is no usable copy at all."""
+        return self.contacts_state.require()
+
+    @property
+    def timezone(self) -> ZoneInfo:
+        return self.contacts_state.timezone
 
     @property
     def playbooks_dir(self) -> Path:
         return self.home / PLAYBOOKS_DIR
 
     def context(self, actor: str | None = None) -> Context:
+        """With no usable contacts at all, a context whose contacts have no roles: a case can
+        still be registered, and nothing can be sent (`ContactsState.usable`)."""
+        from rapidresponse.contacts import Contacts
         from rapidresponse.engine import Context
 
-        return Context(self.store, self.clock, self.contacts, actor or self.operator)
+        book = self.contacts_state.contacts or Contacts.unusable(self.contacts_state.timezone)
+        return Context(self.store, self.clock, book, actor or self.operator)
 
     def playbook(self, name: str) -> Playbook:
         from rapidresponse.playbooks import load_playbook
 
-        return load_playbook(self.playbooks_dir, name, self.contacts.roles)
+        book = self.contacts_state.contacts
+        return load_playbook(self.playbooks_dir, name, book.roles if book else None)
 
     def playbook_for(self, assessment: Assessment) -> Playbook:
         playbook = self.playbook(WORRYING_PLAYBOOK if assessment.worrying else DEFAULT_PLAYBOOK)
@@ -116,7 +118,8 @@ class App:
     def playbooks(self) -> list[Playbook]:
         from rapidresponse.playbooks import load_all
 
-        return load_all(self.playbooks_dir, self.contacts.roles)
+        book = self.contacts_state.contacts
+        return load_all(self.playbooks_dir, book.roles if book else None)
 
     def transport(self) -> Transport:
         from rapidresponse.sms import make_transport

@@ -79,9 +79,14 @@ class Contacts:
     path: Path | None = None
     overrides: tuple[Override, ...] = ()  # swaps and holidays: a contact first for a while
 
+    @classmethod
+    def unusable(cls, timezone: ZoneInfo) -> Contacts:
+        """No roles, no callback: what runs when no contacts file was ever usable."""
+        return cls(timezone=timezone, callback="", roles={}, path=None)
+
     @property
     def callback_display(self) -> str:
-        return display_number(self.callback)
+        return display_number(self.callback) if self.callback else "—"
 
     @property
     def role_words(self) -> Vocabulary:
@@ -214,43 +219,64 @@ def load_contacts(path: Path) -> Contacts:
 
 
 def parse_contacts(text: str, path: Path | None = None) -> Contacts:
+    """The contacts, or InputError with the first problem (`read_contacts` lists them all)."""
+    book, problems = read_contacts(text, path)
+    if problems or book is None:
+        raise InputError(problems[0])
+    return book
+
+
+def read_contacts(text: str, path: Path | None = None) -> tuple[Contacts | None, list[str]]:
+    """Every problem of the file, each a sentence naming the file and line; the contacts if none."""
     where = str(path) if path else "contacts"
+    problems: list[str] = []
 
-    def fail(message: str, line: int | None = None) -> InputError:
+    def fail(message: str, line: int | None = None) -> None:
         at = f", line {line}" if line else ""
-        return InputError(f"{where}{at}: {message}")
+        problems.append(f"{where}{at}: {message}")
 
-    raw = tomlfile.parse(text, where)
-    unknown = set(raw) - _TOP_KEYS
-    if unknown:
-        key = sorted(unknown)[0]
-        raise fail(f"unknown key '{key}'", _line_of(text, key))
+    try:
+        raw = tomlfile.parse(text, where)
+    except InputError as exc:
+        return None, [str(exc)]
+    for key in sorted(set(raw) - _TOP_KEYS):
+        fail(f"unknown key '{key}'", _line_of(text, key))
+    tz = ZoneInfo("Europe/Brussels")
     try:
         tz = ZoneInfo(str(raw.get("timezone", DEFAULT_TIMEZONE)))
     except (ZoneInfoNotFoundError, ValueError):
-        raise fail(f"unknown time zone '{raw.get('timezone')}'", _line_of(text, "timezone")) from None
+        fail(f"unknown time zone '{raw.get('timezone')}'", _line_of(text, "timezone"))
+    callback = ""
     if "callback" not in raw:
-        raise fail("'callback' (the coordination desk's number, quoted in messages) is missing")
-    try:
-        callback = normalise_number(str(raw["callback"]))
-    except ValueError as exc:
-        raise fail(f"callback: {exc}", _line_of(text, "callback")) from None
+        fail("'callback' (the coordination desk's number, quoted in messages) is missing")
+    else:
+        try:
+            callback = normalise_number(str(raw["callback"]))
+        except ValueError as exc:
+            fail(f"callback: {exc}", _line_of(text, "callback"))
     roles_raw = raw.get("roles")
-    if not isinstance(roles_raw, dict) or not roles_raw:
-        raise fail("no roles: add at least one [roles.NAME] table")
     roles: dict[str, Role] = {}
     lines = TomlLines(text)
-    for key, body in roles_raw.items():
-        header = _line_of(text, f"[roles.{key}]") or 1
-        roles[key] = _parse_role(key, body, text, header, fail)
-        if isinstance(body, dict) and "rotation" in body:
-            try:
-                rotation = parse_rotation(body["rotation"], [c.name for c in roles[key].contacts], tz)
-            except RosterError as exc:
-                raise fail(f"role '{key}', rotation: {exc}", _rotation_line(lines, key, str(exc))) from None
-            roles[key] = replace(roles[key], rotation=rotation)
+    if not isinstance(roles_raw, dict) or not roles_raw:
+        fail("no roles: add at least one [roles.NAME] table")
+    else:
+        for key, body in roles_raw.items():
+            header = _line_of(text, f"[roles.{key}]") or 1
+            role = _parse_role(key, body, text, header, fail)
+            if role is None:
+                continue
+            roles[key] = role
+            if isinstance(body, dict) and "rotation" in body:
+                try:
+                    rotation = parse_rotation(body["rotation"], [c.name for c in role.contacts], tz)
+                except RosterError as exc:
+                    fail(f"role '{key}', rotation: {exc}", _rotation_line(lines, key, str(exc)))
+                    continue
+                roles[key] = replace(role, rotation=rotation)
     overrides = _parse_overrides(raw.get("overrides", []), roles, tz, lines, fail)
-    return Contacts(timezone=tz, callback=callback, roles=roles, path=path, overrides=overrides)
+    if problems:
+        return None, problems
+    return Contacts(timezone=tz, callback=callback, roles=roles, path=path, overrides=overrides), []
 
 
 def _rotation_line(lines: TomlLines, role: str, problem: str) -> int | None:
@@ -268,8 +294,10 @@ def _rotation_line(lines: TomlLines, role: str, problem: str) -> int | None:
 def _parse_overrides(
     entries: Any, roles: dict[str, Role], tz: ZoneInfo, lines: TomlLines, fail: Any
 ) -> tuple[Override, ...]:
+    """The overrides that parse; each problem is reported through `fail`."""
     if not isinstance(entries, list):
-        raise fail("'overrides' must be a list of [[overrides]] tables", lines.key("overrides"))
+        fail("'overrides' must be a list of [[overrides]] tables", lines.key("overrides"))
+        return ()
     members = {key: [c.name for c in role.contacts] for key, role in roles.items()}
     found = []
     for index, entry in enumerate(entries, start=1):
@@ -278,64 +306,84 @@ def _parse_overrides(
         except RosterError as exc:
             role = entry.get("role") if isinstance(entry, dict) else None
             about = f"override {index}" + (f" (role '{role}')" if isinstance(role, str) else "")
-            raise fail(f"{about}: {exc}", lines.table("overrides", index)) from None
+            fail(f"{about}: {exc}", lines.table("overrides", index))
     return tuple(found)
 
 
-def _parse_role(key: str, body: Any, text: str, header: int, fail: Any) -> Role:
+def _parse_role(key: str, body: Any, text: str, header: int, fail: Any) -> Role | None:
+    """The role, or None after reporting each of its problems through `fail`."""
     if not _ROLE_KEY.match(key):
-        raise fail(f"role '{key}': a role name is lower case letters, digits and _", header)
+        fail(f"role '{key}': a role name is lower case letters, digits and _", header)
+        return None
     if not isinstance(body, dict):
-        raise fail(f"role '{key}' must be a table", header)
-    unknown = set(body) - _ROLE_KEYS
-    if unknown:
-        bad = sorted(unknown)[0]
-        raise fail(f"role '{key}': unknown key '{bad}'", _line_of(text, bad, header))
+        fail(f"role '{key}' must be a table", header)
+        return None
+    ok = True
+    for bad in sorted(set(body) - _ROLE_KEYS):
+        fail(f"role '{key}': unknown key '{bad}'", _line_of(text, bad, header))
+        ok = False
     entries = body.get("contacts")
     if not isinstance(entries, list) or not entries:
-        raise fail(f"role '{key}' has no contacts", header)
+        fail(f"role '{key}' has no contacts", header)
+        entries = []
+        ok = False
     contacts: list[Contact] = []
     seen: set[str] = set()
     for index, entry in enumerate(entries, start=1):
-        label = f"role '{key}', contact {index}"
-        if not isinstance(entry, dict):
-            raise fail(f"{label} must be a table like {{ name = ..., phone = ... }}", header)
-        name = str(entry.get("name", "")).strip()
-        line = _line_of(text, name, header) if name else header
-        if name:
-            label = f"role '{key}', contact '{name}'"
-        unknown = set(entry) - _CONTACT_KEYS
-        if unknown:
-            raise fail(f"{label}: unknown key '{sorted(unknown)[0]}'", line)
-        if not name:
-            raise fail(f"{label}: 'name' is missing", line)
-        if "phone" not in entry:
-            raise fail(f"{label}: 'phone' is missing", line)
-        try:
-            phone = normalise_number(str(entry["phone"]))
-        except ValueError as exc:
-            raise fail(f"{label}: {exc}", line) from None
-        if phone in seen:
-            raise fail(f"{label}: {phone} is listed twice in this role", line)
-        seen.add(phone)
-        hours_text = entry.get("hours")
-        hours: tuple[Window, ...] = ()
-        if hours_text is not None:
-            try:
-                hours = parse_hours(str(hours_text))
-            except ValueError as exc:
-                raise fail(f"{label}: {exc}", line) from None
-        voice = entry.get("voice", True)
-        if not isinstance(voice, bool):
-            raise fail(f"{label}: 'voice' must be true or false", line)
-        contacts.append(Contact(name=name, phone=phone, hours=hours, hours_text=hours_text,
-                                voice=voice))
+        contact = _parse_contact(key, index, entry, text, header, seen, fail)
+        if contact is None:
+            ok = False
+        else:
+            contacts.append(contact)
     title = str(body.get("title") or key.replace("_", " "))
     word = revealing_word(title)
     if word:
         line = _line_of(text, "title", header) if "title" in body else header
-        raise fail(f"role '{key}': the title contains '{word}…', which reveals the case on a lock"
-                   " screen (messages quote it as {role_title})", line)
-    return Role(key=key, title=title, contacts=tuple(contacts))
+        fail(f"role '{key}': the title contains '{word}…', which reveals the case on a lock"
+             " screen (messages quote it as {role_title})", line)
+        ok = False
+    return Role(key=key, title=title, contacts=tuple(contacts)) if ok else None
 
 
+def _parse_contact(key: str, index: int, entry: Any, text: str, header: int, seen: set[str],
+                   fail: Any) -> Contact | None:
+    label = f"role '{key}', contact {index}"
+    if not isinstance(entry, dict):
+        fail(f"{label} must be a table like {{ name = ..., phone = ... }}", header)
+        return None
+    name = str(entry.get("name", "")).strip()
+    line = _line_of(text, name, header) if name else header
+    if name:
+        label = f"role '{key}', contact '{name}'"
+    unknown = set(entry) - _CONTACT_KEYS
+    if unknown:
+        fail(f"{label}: unknown key '{sorted(unknown)[0]}'", line)
+        return None
+    if not name:
+        fail(f"{label}: 'name' is missing", line)
+        return None
+    if "phone" not in entry:
+        fail(f"{label}: 'phone' is missing", line)
+        return None
+    try:
+        phone = normalise_number(str(entry["phone"]))
+    except ValueError as exc:
+        fail(f"{label}: {exc}", line)
+        return None
+    if phone in seen:
+        fail(f"{label}: {phone} is listed twice in this role", line)
+        return None
+    seen.add(phone)
+    hours_text = entry.get("hours")
+    hours: tuple[Window, ...] = ()
+    if hours_text is not None:
+        try:
+            hours = parse_hours(str(hours_text))
+        except ValueError as exc:
+            fail(f"{label}: {exc}", line)
+            return None
+    voice = entry.get("voice", True)
+    if not isinstance(voice, bool):
+        fail(f"{label}: 'voice' must be true or false", line)
+        return None
+    return Contact(name=name, phone=phone, hours=hours, hours_text=hours_text, voice=voice)

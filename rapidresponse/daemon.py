@@ -12,7 +12,6 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,8 +20,9 @@ from zoneinfo import ZoneInfo
 
 from rapidresponse import audit
 from rapidresponse.clock import Clock
-from rapidresponse.config import LOCK_NAME, Settings
-from rapidresponse.contacts import Contacts, display_timezone, load_contacts
+from rapidresponse.config import CONTACTS_NAME, LOCK_NAME, Settings
+from rapidresponse.contacts import Contacts, display_timezone
+from rapidresponse.contactsource import ContactsSource
 from rapidresponse.dispatch import SenderPool, process_all, run_pass
 from rapidresponse.engine import SYSTEM, Context
 from rapidresponse.errors import OperationalFailure, RapidResponseError
@@ -57,30 +57,6 @@ class DaemonLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
-
-
-class ContactsWatcher:
-    """Reload contacts.toml when it changes; a broken edit keeps the last good file in force."""
-
-    def __init__(self, path: Path, report: Callable[[str], None]) -> None:
-        self.path = path
-        self._report = report
-        self._mtime = path.stat().st_mtime_ns
-        self.contacts = load_contacts(path)
-
-    def current(self) -> Contacts:
-        try:
-            mtime = self.path.stat().st_mtime_ns
-        except FileNotFoundError:
-            return self.contacts
-        if mtime != self._mtime:
-            self._mtime = mtime
-            try:
-                self.contacts = load_contacts(self.path)
-                self._report("contacts reloaded")
-            except RapidResponseError as exc:
-                self._report(f"contacts file rejected, keeping the previous one: {exc}")
-        return self.contacts
 
 
 def write_heartbeat(
@@ -171,7 +147,6 @@ class Daemon:
         settings: Settings,
         transport: Transport,
         clock: Clock,
-        contacts_path: Path,
         out: IO[str] | None = None,
     ) -> None:
         self.home = home
@@ -180,10 +155,12 @@ class Daemon:
         self.transport = transport
         self.clock = clock
         self.out = out or sys.stderr
-        self.tz = display_timezone(contacts_path)
+        self.tz = display_timezone(home / CONTACTS_NAME)
         self._zone_said = False
         self._say_lock = threading.Lock()
-        self.watcher = ContactsWatcher(contacts_path, self.say)
+        self.contacts = ContactsSource(home)
+        self._contacts_seen: str | None = None  # the last contacts problem said ('' for none)
+        self._book = Contacts.unusable(self.tz)  # what the last pass ran on, for the senders
         self.started_at = clock.now()
         self._stop = threading.Event()
         self._db_lock = threading.Lock()  # the tick's connection: one user at a time
@@ -210,8 +187,12 @@ class Daemon:
     def tick(self) -> bool:
         """One pass; False when it failed (the next one tries again)."""
         with self._db_lock:
-            ctx = Context(self.store, self.clock, self.watcher.current(), SYSTEM)
             try:
+                book = self._contacts_in_force()
+                if book is None:  # no usable copy at all: the steps wait, `status` says why
+                    self._last_tick = self.clock.now()
+                    return True
+                ctx = Context(self.store, self.clock, book, SYSTEM)
                 if self.senders is None:
                     run_pass(ctx, self.transport, self.settings, stop=self._stop)
                 else:
@@ -226,6 +207,24 @@ class Daemon:
                 return False
             self._last_tick = self.clock.now()  # a pass that keeps failing shows as stuck
             return True
+
+    def _contacts_in_force(self) -> Contacts | None:
+        """The contacts for this pass (`contactsource`); says so when what is in force changes."""
+        first = self._contacts_seen is None
+        state, changed = self.contacts.current(self.store)
+        if changed and (state.summary() or "") != self._contacts_seen:
+            if state.broken:
+                self.say(f"{self.now_local()} contacts.rejected {state.summary()}")
+            elif not first:
+                self.say(f"{self.now_local()} contacts.reloaded {state.using}")
+            self._contacts_seen = state.summary() or ""
+        if state.contacts is not None:
+            self._book = state.contacts
+        return state.contacts
+
+    def contacts_in_force(self) -> Contacts:
+        """For the senders' threads: what the tick last ran on."""
+        return self._book
 
     def _cycle(self, ctx: Context, senders: SenderPool) -> None:
         """Fire, time out and claim for the free senders, until nothing more falls due now;
@@ -299,7 +298,7 @@ class Daemon:
             timezone="UTC",
         )
         self.senders = SenderPool(
-            db_path=self.store.path, clock=self.clock, contacts=self.watcher.current,
+            db_path=self.store.path, clock=self.clock, contacts=self.contacts_in_force,
             transport=self.transport, settings=self.settings, report=self.say,
         )
         try:

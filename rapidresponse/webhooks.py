@@ -24,8 +24,8 @@ from urllib.parse import parse_qs, urlsplit
 from rapidresponse import audit, engine
 from rapidresponse.casecontacts import logged_sender
 from rapidresponse.clock import Clock, SystemClock
-from rapidresponse.config import CONTACTS_NAME
-from rapidresponse.contacts import Contacts, load_contacts, normalise_number
+from rapidresponse.contacts import Contacts, normalise_number
+from rapidresponse.contactsource import ContactsSource
 from rapidresponse.engine import SYSTEM, Context
 from rapidresponse.errors import InputError, OperationalFailure
 from rapidresponse.receipts import (
@@ -279,7 +279,7 @@ class WebhookApp:
         self.unknown_sid_wait = unknown_sid_wait
         self._validator = RequestValidator(auth_token)
         self._local = threading.local()
-        self._contacts: tuple[int, Contacts] | None = None
+        self._contacts = ContactsSource(home)
         self._contacts_lock = threading.Lock()
         self._stores: list[Store] = []
         self.routes: dict[str, Callable[[_Form], tuple[str, str, bytes]]] = {
@@ -299,22 +299,12 @@ class WebhookApp:
         return store
 
     def contacts(self) -> Contacts:
-        """Reloaded when the file changes; a broken edit keeps the last good one."""
-        path = self.home / CONTACTS_NAME
-        try:
-            mtime = path.stat().st_mtime_ns
-        except FileNotFoundError:
-            if self._contacts is None:
-                raise
-            return self._contacts[1]
+        """The contacts in force (`rapidresponse.contactsource`): a broken edit keeps the last
+        good copy; with no usable copy at all, no number is known and nothing is acknowledged."""
+        store = self.store()
         with self._contacts_lock:
-            if self._contacts is None or self._contacts[0] != mtime:
-                try:
-                    self._contacts = (mtime, load_contacts(path))
-                except InputError:
-                    if self._contacts is None:
-                        raise
-            return self._contacts[1]
+            state, _ = self._contacts.current(store)
+        return state.contacts or Contacts.unusable(state.timezone)
 
     def context(self) -> Context:
         return Context(self.store(), self.clock, self.contacts(), SYSTEM)
@@ -475,7 +465,6 @@ def make_app(home: Path, *, clock: Clock | None = None, env: Mapping[str, str] |
     if problems:
         raise OperationalFailure("cannot serve webhooks: " + "; ".join(problems))
     open_store(home).close()  # fail now, not on the first request, if there is no database
-    load_contacts(home / CONTACTS_NAME)
     return WebhookApp(home, auth_token=token, public_url=public, clock=clock,
                       unknown_sid_wait=unknown_sid_wait)
 

@@ -262,7 +262,7 @@ def test_the_daemon_writes_anchors_where_config_toml_says(app: App, clock, trans
             return None
 
     daemon = Daemon(home=app.home, store=app.store, settings=settings, transport=transport,
-                    clock=clock, contacts_path=app.home / "contacts.toml", out=Out())  # type: ignore[arg-type]
+                    clock=clock, out=Out())  # type: ignore[arg-type]
     daemon.anchor()
     clock.advance(minutes=10)
     daemon.anchor()

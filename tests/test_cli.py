@@ -285,16 +285,6 @@ def test_bytes_that_are_not_utf8_from_a_real_shell(home: Path) -> None:
     assert counts(home) == (0, 0, 0, 0)
 
 
-def test_malformed_contacts_file_is_refused_before_anything_is_written(runner: CliRunner, home: Path) -> None:
-    contacts = home / "contacts.toml"
-    contacts.write_text(contacts.read_text().replace("+32 470 00 00 01", "+32 470"))
-    before = counts(home)
-    result = invoke(runner, home, *register_args())
-    assert result.exit_code == 2
-    assert "contacts.toml, line" in result.stderr and "youth_prosecutor" in result.stderr
-    assert counts(home) == before
-
-
 def test_malformed_playbook_is_refused_before_anything_is_written(runner: CliRunner, home: Path) -> None:
     path = home / "playbooks" / "missing-minor.toml"
     path.write_text(path.read_text().replace('at = "2h"', 'at = "two hours"'))

@@ -351,7 +351,7 @@ def test_a_pass_that_fails_prints_no_stored_text_and_does_not_count_as_alive(
     monkeypatch.setattr(daemon_module, "run_pass", failing_pass)
     out = io.StringIO()
     daemon = Daemon(home=app.home, store=app.store, settings=app.settings, transport=ConsoleTransport(),
-                    clock=app.clock, contacts_path=app.home / "contacts.toml", out=out)
+                    clock=app.clock, out=out)
     daemon.tick()
     assert "tick.failed KeyError" in out.getvalue() and "Zorbalina" not in out.getvalue()
     assert daemon._last_tick is None

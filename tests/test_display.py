@@ -17,7 +17,6 @@ from conftest import MINOR
 from rapidresponse.app import App
 from rapidresponse.cli import cli
 from rapidresponse.cli.common import when
-from rapidresponse.config import CONTACTS_NAME
 from rapidresponse.daemon import Daemon
 from rapidresponse.sms import Sent
 from rapidresponse.timeutil import to_iso
@@ -79,7 +78,7 @@ def test_the_daemon_prints_local_times_and_names_the_zone_once(app: App, home: P
     register_minor(app.context(), app)  # 14:00 in Brussels on the fake clock
     out = io.StringIO()
     daemon = Daemon(home=home, store=app.store, settings=app.settings, transport=Null(), clock=app.clock,
-                    contacts_path=home / CONTACTS_NAME, out=out)
+                    out=out)
     assert daemon.once() and daemon.once()
     lines = out.getvalue().splitlines()
     assert lines[0] == "# rapidresponse: times are Europe/Brussels local time"

@@ -40,14 +40,23 @@ def test_a_broken_contacts_file_falls_back_to_the_last_good_copy(home: Path) -> 
     second = runner.invoke(cli, ["--home", str(home), *REGISTER, "--new-episode"])
     assert second.exit_code == 0, second.stderr
     assert json.loads(second.stdout)["sent"]  # the alerts went out
-    assert "using the last good copy" in second.stderr and "contacts.toml, line" in second.stderr
+    assert "running on the last good copy" in second.stderr and "contacts.toml, line" in second.stderr
     shown = runner.invoke(cli, ["--home", str(home), "status", "--json"])
     assert shown.exit_code == 1
     assert "youth_prosecutor" in json.loads(shown.stdout)["contacts_problem"]
 
 
-def test_without_a_last_good_copy_a_broken_contacts_file_is_bad_input(home: Path) -> None:
+def test_without_any_usable_copy_the_case_is_registered_and_its_alerts_wait(home: Path) -> None:
     contacts = home / "contacts.toml"
     contacts.write_text(contacts.read_text().replace("+32 470 00 00 02", "+32 470"))
-    result = CliRunner().invoke(cli, ["--home", str(home), *REGISTER])
-    assert result.exit_code == 2 and "contacts.toml, line" in result.stderr
+    runner = CliRunner()
+    result = runner.invoke(cli, ["--home", str(home), *REGISTER])
+    assert result.exit_code == 1, result.stderr  # recorded, but nothing could be sent
+    case = json.loads(result.stdout)
+    assert case["case"].startswith("RR-") and case["sent"] == []
+    assert "the case is registered but no alert was sent" in result.stderr
+    assert "no usable copy: alerts wait until contacts.toml is fixed" in result.stderr
+    assert not (home / "contacts.last-good.toml").exists()
+    shown = runner.invoke(cli, ["--home", str(home), "status", "--json"])
+    assert shown.exit_code == 1
+    assert "no usable copy" in json.loads(shown.stdout)["contacts_problem"]

@@ -50,6 +50,9 @@ def _dispatch_now(env: Env) -> tuple[bool, str | None]:
     from rapidresponse.dispatch import run_pass
 
     app = env.app
+    state = app.contacts_state
+    if not state.usable:  # the steps stay due; the daemon fires them once contacts.toml is fixed
+        return False, f"no usable contacts file ({state.summary()})"
     try:
         transport = app.transport()
     except RapidResponseError as exc:
@@ -149,7 +152,7 @@ def register(env: Env, profile: str | None, alias: str | None, birth_date: str |
     from rapidresponse import engine
 
     app = env.app
-    tz = app.contacts.timezone
+    tz = app.timezone
     numbers = case_contact_numbers(phones)
     if profile is not None:
         from rapidresponse.profiles import for_episode

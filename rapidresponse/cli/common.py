@@ -51,7 +51,7 @@ class Env:
 
     def close(self) -> None:
         if self._app is not None:
-            for warning in self._app.warnings:
+            for warning in self._app.closing_warnings():
                 click.echo(f"Warning: {warning}", err=True)
             self._app.close()
 

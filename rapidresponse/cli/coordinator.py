@@ -19,23 +19,31 @@ def contacts() -> None:
 @json_option
 @pass_env
 def contacts_check(env: Env, as_json: bool) -> None:
-    """Validate contacts.toml against every playbook. Exit 2 on an error."""
-    from rapidresponse.checks import check_contacts
-    from rapidresponse.playbooks import load_all
+    """Check contacts.toml: it parses and serves every role a playbook uses. Exit 2 listing
+    every problem (what runs meanwhile is the last good copy)."""
+    from rapidresponse.checks import Finding, check_contacts
+    from rapidresponse.contactsource import loadable_playbooks
 
     app = env.app
-    book = app.contacts
-    playbooks = load_all(app.playbooks_dir)  # roles are what we check here
-    findings = check_contacts(book, playbooks)
+    app.contacts_reported = True
+    state = app.contacts_state
+    findings = [Finding("error", problem) for problem in state.problems]
+    if state.parsed is not None:  # roles missing are among state.problems (running cases too)
+        findings += [f for f in check_contacts(state.parsed, loadable_playbooks(app.home))
+                     if not f.text.endswith("no entry in the contacts file")]
     errors = [f for f in findings if f.level == "error"]
+    roles = len(state.parsed.roles) if state.parsed else 0
     if as_json:
-        emit_json({"ok": not errors, "roles": len(book.roles), "playbooks": len(playbooks),
-                   "findings": [f.__dict__ for f in findings]})
+        emit_json({"ok": not errors, "roles": roles, "roles_used": len(state.used),
+                   "in_force": state.using, "findings": [f.__dict__ for f in findings]})
     else:
         for f in findings:
             click.echo(f"{f.level}: {f.text}", err=f.level == "error")
-        if not errors:
-            click.echo(f"Contacts OK: {len(book.roles)} roles serve {len(playbooks)} playbooks.")
+        if state.broken:
+            click.echo(f"contacts.toml is not in force: {state.fallback_sentence()}.", err=True)
+        elif not errors:
+            click.echo(f"Contacts OK: {roles} roles serve every role the playbooks use"
+                       f" ({len(state.used)}).")
     if errors:
         sys.exit(2)
 

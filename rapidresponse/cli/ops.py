@@ -26,13 +26,12 @@ def init(env: Env) -> None:
 @pass_env
 def run(env: Env, once: bool) -> None:
     """Run the daemon: fire steps on time, escalate, retry, until SIGINT/SIGTERM."""
-    from rapidresponse.config import CONTACTS_NAME
     from rapidresponse.daemon import Daemon
 
     app = env.app
     daemon = Daemon(
         home=app.home, store=app.store, settings=app.settings, transport=app.transport(),
-        clock=app.clock, contacts_path=app.home / CONTACTS_NAME,
+        clock=app.clock,
     )
     if once:
         if not daemon.once():
@@ -51,7 +50,7 @@ def status(env: Env, as_json: bool) -> None:
     from rapidresponse.review import status as compute
 
     app = env.app
-    report = compute(app.store, app.clock.now(), app.settings, app.contacts_problem())
+    report = compute(app.store, app.clock.now(), app.settings, app.contacts_state.summary())
     if as_json:
         emit_json(report)
     else:
