@@ -1,7 +1,7 @@
 """Twilio's webhooks as a plain WSGI application: delivery receipts and acknowledgement replies,
 and for calls their key presses and final status.
 
-Deployable under any WSGI server; `rapidresponse webhook` serves it with wsgiref behind a TLS
+Deployable under any WSGI server; `rapidresponse webhook` serves it with waitress behind a TLS
 reverse proxy. Every request must carry a valid `X-Twilio-Signature` computed over
 `RAPIDRESPONSE_PUBLIC_URL` + path, or it gets 403 and changes nothing. Replies and errors never
 carry personal data of the minor (these paths never read it), and never a traceback.
@@ -469,29 +469,61 @@ def make_app(home: Path, *, clock: Clock | None = None, env: Mapping[str, str] |
                       unknown_sid_wait=unknown_sid_wait)
 
 
+#: Requests served at once; the rest wait in waitress's queue, never on a socket.
+SERVER_THREADS = 8
+#: A connection idle this long is closed (waitress checks every CLEANUP_INTERVAL seconds).
+#: Twilio gives up after 15 s, so a client this slow is not Twilio.
+CHANNEL_TIMEOUT = 10
+CLEANUP_INTERVAL = 2
+#: Open connections at most; more are not accepted until some close.
+CONNECTION_LIMIT = 200
+MAX_HEADERS = 16 * 1024
+
+
 def serve(app: WebhookApp, host: str, port: int, *, ready: Callable[[Any], None] | None = None) -> None:
-    """Serve with wsgiref until interrupted. Put a TLS reverse proxy in front of it."""
-    from wsgiref.simple_server import WSGIRequestHandler, make_server
+    """Serve with waitress until interrupted (SIGINT/SIGTERM raise KeyboardInterrupt).
 
-    class QuietHandler(WSGIRequestHandler):
-        """Method, path and status only: never a query string, a header or a body."""
+    waitress reads each request, body included, on its event loop and hands only complete
+    requests to its threads: an idle or slow client (headers promising a body that never comes)
+    holds a socket, not a thread, and is dropped after CHANNEL_TIMEOUT. Bodies over MAX_BODY get
+    413 without being read. Put a TLS reverse proxy in front of it.
+    """
+    import logging
 
-        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-            method, _, rest = self.requestline.partition(" ")
-            path = rest.split(" ")[0].split("?")[0]
-            sys.stderr.write(f"{to_iso(app.clock.now())} webhook {method} {path} {code}\n")
+    from waitress.server import create_server
 
-        def log_message(self, format: str, *args: Any) -> None:
-            sys.stderr.write(f"{to_iso(app.clock.now())} webhook.bad_request\n")
-
+    # waitress's own lines may quote a request; our access line says method, path and status only.
+    logging.getLogger("waitress").setLevel(logging.CRITICAL)
     try:
-        server = make_server(host, port, app, handler_class=QuietHandler)
+        server = create_server(
+            _access_log(app), host=host, port=port, threads=SERVER_THREADS,
+            channel_timeout=CHANNEL_TIMEOUT, cleanup_interval=CLEANUP_INTERVAL,
+            connection_limit=CONNECTION_LIMIT, max_request_body_size=MAX_BODY,
+            max_request_header_size=MAX_HEADERS, expose_tracebacks=False, ident="rapidresponse",
+            clear_untrusted_proxy_headers=True,
+        )
     except OSError as exc:
         raise OperationalFailure(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    with server:
+    try:
         if ready is not None:
             ready(server)
-        try:
-            server.serve_forever()
-        finally:
-            app.close()
+        server.run()  # returns after closing itself on KeyboardInterrupt
+    finally:
+        server.close()
+        app.close()
+
+
+def _access_log(app: WebhookApp) -> Callable[[Mapping[str, Any], StartResponse], Iterable[bytes]]:
+    """One line per request: method, path and status; never a query string, header or body."""
+
+    def logged(environ: Mapping[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        def start(status: str, headers: list[tuple[str, str]], *rest: Any) -> Any:
+            method = environ.get("REQUEST_METHOD", "-")
+            path = environ.get("PATH_INFO") or "/"
+            shown = path if path in app.routes else "(other)"
+            sys.stderr.write(f"{to_iso(app.clock.now())} webhook {method} {shown} {status.split()[0]}\n")
+            return start_response(status, headers, *rest)
+
+        return app(environ, start)
+
+    return logged

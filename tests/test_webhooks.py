@@ -444,7 +444,7 @@ def test_parse_ack(text: str, code: str | None) -> None:
 # ---------------------------------------------------------------- over real HTTP
 
 
-def test_served_over_http_with_wsgiref(ctx: Context, sent_case: Any, webapp: WebhookApp) -> None:
+def test_served_over_http_by_waitress(ctx: Context, sent_case: Any, webapp: WebhookApp) -> None:
     servers: list[Any] = []
     ready = threading.Event()
 
@@ -456,7 +456,7 @@ def test_served_over_http_with_wsgiref(ctx: Context, sent_case: Any, webapp: Web
                               kwargs={"ready": on_ready}, daemon=True)
     thread.start()
     assert ready.wait(5)
-    port = servers[0].server_port
+    port = servers[0].effective_port
     params = inbound(PROSECUTOR, f"ACK {sent_case.ack_code}")
     signature = RequestValidator(AUTH_TOKEN).compute_signature(PUBLIC + "/twilio/inbound", params)
     request = urllib.request.Request(f"http://127.0.0.1:{port}/twilio/inbound",
@@ -472,8 +472,9 @@ def test_served_over_http_with_wsgiref(ctx: Context, sent_case: Any, webapp: Web
             urllib.request.urlopen(forged, timeout=5)
         assert err.value.code == 403
     finally:
-        servers[0].shutdown()
+        servers[0].close()
         thread.join(5)
+    assert not thread.is_alive()
     assert step_state(ctx) == "acknowledged"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 
 import click
@@ -29,10 +30,9 @@ def webhook(env: Env, host: str, port: int) -> None:
         raise KeyboardInterrupt  # SIGTERM (systemd, docker stop) ends as cleanly as Ctrl-C
 
     signal.signal(signal.SIGTERM, stop)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # waitress usually takes it and returns
         serve(app, host, port, ready=ready)
-    except KeyboardInterrupt:
-        click.echo("Webhook server stopped.", err=True)
+    click.echo("Webhook server stopped.", err=True)
 
 
 COMMANDS = [webhook]
