@@ -18,7 +18,7 @@ from typing import IO, Any
 
 from rapidresponse.app import App, init_home
 from rapidresponse.clock import ScaledClock
-from rapidresponse.config import CONFIG_NAME, CONTACTS_NAME
+from rapidresponse.config import CONFIG_NAME
 from rapidresponse.timeutil import from_iso
 
 #: Ten minutes of the demo's clock to one real second is too fast to watch; an hour a minute is not.
@@ -153,8 +153,7 @@ class Demo:
 
         daemon_app = App(self.home, OPERATOR, self.clock)
         daemon = Daemon(home=self.home, store=daemon_app.store, settings=daemon_app.settings,
-                        transport=daemon_app.transport(), clock=self.clock,
-                        contacts_path=self.home / CONTACTS_NAME, out=self.daemon_out)
+                        transport=daemon_app.transport(), clock=self.clock, out=self.daemon_out)
         self.ref = register_case(self.app)
         self.say(self.clock.now(), f"The duty officer registers {self.ref}: a worrying situation."
                  " The daemon sends the first texts.")
