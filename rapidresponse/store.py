@@ -464,6 +464,13 @@ def m013_followups(db: Database) -> None:
     )
 
 
+@migration
+def m014_steps_by_state_and_case(db: Database) -> None:
+    # `cases` counts each open case's waiting and exhausted steps to put the urgent ones first:
+    # with 10,000 open cases, an index seek per case instead of a scan of their steps.
+    db.execute("CREATE INDEX IF NOT EXISTS steps_state_case ON steps (state, case_id)")
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     busy = busy_timeout_ms()
     conn = sqlite3.connect(

@@ -23,7 +23,8 @@ NOT_FOR_HELP = (
     "rich", "phonenumbers", "sqlite3", "sqlite_utils", "twilio", "apscheduler",
 )
 #: Listing cases reads the store: no engine, no rich table per row, no phone-number metadata.
-NOT_FOR_CASES = ("rapidresponse.engine", "rapidresponse.playbooks", "rich", "phonenumbers",
+NOT_FOR_CASES = ("rapidresponse.engine", "rapidresponse.playbooks", "rapidresponse.audit", "rich",
+                 "phonenumbers",
                  "sqlite_utils", "twilio", "apscheduler")
 #: Showing one case needs the engine's view of a step, but sends nothing and validates no number.
 NOT_FOR_SHOW = ("rich", "phonenumbers", "sqlite_utils", "twilio", "apscheduler", "rapidresponse.dispatch",

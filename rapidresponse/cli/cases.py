@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from rapidresponse import audit, review
+from rapidresponse import review
 from rapidresponse.assessment import NECESSITY_WORDS, PLACEMENT_WORDS
 from rapidresponse.cli.common import (
     CASE,
@@ -585,6 +585,7 @@ def log_cmd(env: Env, case: str | None, verify: bool, anchor: str | None, anchor
     """List the audit log (of one CASE), print its head, or verify that it is intact."""
     from pathlib import Path
 
+    from rapidresponse import audit
     from rapidresponse.anchors import anchor_line, read_anchors
 
     store = env.app.store
