@@ -36,6 +36,8 @@ class Line:
     repeat: int
     text: str
     length: Length
+    call: str | None = None  # 'at once' or the call_after duration; None: never calls
+    spoken: str | None = None  # what the call says, as a voice reads it
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -45,6 +47,7 @@ class Line:
             "escalation_recipients": list(self.escalation_recipients), "ack_within": self.ack_within,
             "repeat": self.repeat, "text": self.text, "encoding": self.length.encoding,
             "units": self.length.units, "segments": self.length.segments,
+            "call": self.call, "spoken": self.spoken,
         }
 
 
@@ -77,13 +80,20 @@ def _who(contacts: Contacts, role: str, now: datetime) -> tuple[tuple[str, ...],
 def _line(contacts: Contacts, step: Step, phase: str, now: datetime, grade: str) -> Line:
     recipients, off = _who(contacts, step.role, now)
     escalation, _ = _who(contacts, step.escalate_to, now) if step.escalate_to else ((), ())
-    text = render(step.message, example_values(contacts, step.role, now, step.at, grade))
+    values = example_values(contacts, step.role, now, step.at, grade)
+    text = render(step.message, values)
+    call = spoken = None
+    if step.calls:
+        from rapidresponse.voice import spoken_values
+
+        call = "at once" if step.call else format_duration(step.call_after) if step.call_after else None
+        spoken = render(step.voice_template, spoken_values(values))
     return Line(
         phase=phase, id=step.id, offset=f"{format_duration(step.at)} after {_BASES[step.base]}",
         role=step.role, when=step.when, notify=step.notify, recipients=recipients, off_duty=off,
         escalate_to=step.escalate_to, escalation_recipients=escalation,
         ack_within=format_duration(step.ack_within) if step.ack_within else None,
-        repeat=step.repeat, text=text, length=measure(text),
+        repeat=step.repeat, text=text, length=measure(text), call=call, spoken=spoken,
     )
 
 

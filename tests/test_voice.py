@@ -737,3 +737,18 @@ def test_register_places_an_immediate_call_and_says_so(home: Any, runner: Any) -
         (PROSECUTOR, "sms", "sent"), (PROSECUTOR, "voice", "sent")]
     assert "[call console] to +32470000001, says: Dringend bericht" in result.stderr
     assert_no_secrets(result.stderr)
+
+
+def test_playbooks_show_says_when_a_step_calls_and_what_the_call_says(home: Any, runner: Any) -> None:
+    from rapidresponse.cli import cli
+
+    result = runner.invoke(cli, ["--home", str(home), "playbooks", "show", "worrying-situation"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    first = lines.index(next(line for line in lines if "alert-youth-prosecutor" in line))
+    block = "\n".join(lines[first:first + 8])
+    assert "no ACK within 5m: calls the same contact" in block
+    assert "says: “Dringend bericht van rapidresponse" in block and "R R, 2 0 2 6" in block
+    assert "waits 15m after the call for ACK" in block
+    child_focus = lines.index(next(line for line in lines if "alert-child-focus" in line))
+    assert "calls" not in "\n".join(lines[child_focus:child_focus + 5])

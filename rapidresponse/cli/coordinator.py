@@ -285,11 +285,19 @@ def playbooks_show(env: Env, name: str, as_json: bool) -> None:
             click.echo("    texts: everyone who got an alert for the case")
         click.echo(f"    text: “{line.text}”")
         click.echo(f"    {line.length.describe()}")
+        if line.call == "at once":
+            click.echo("    calls at once too (press 1 to acknowledge, 2 to repeat)")
+        elif line.call:
+            click.echo(f"    no ACK within {line.call}: calls the same contact (press 1 to acknowledge,"
+                       " 2 to repeat)")
+        if line.spoken:
+            click.echo(f"    says: “{line.spoken}”")
         if line.ack_within:
             then = (f"then {line.escalate_to} ({', '.join(line.escalation_recipients)})"
                     if line.escalate_to else "then nobody (exhausted)")
             again = f"; the whole chain {line.repeat + 1} times" if line.repeat else ""
-            click.echo(f"    waits {line.ack_within} for ACK per contact, {then}{again}")
+            after = " after the call" if line.call and line.call != "at once" else ""
+            click.echo(f"    waits {line.ack_within}{after} for ACK per contact, {then}{again}")
         elif line.phase != "stand-down":
             click.echo("    no acknowledgement asked")
 
