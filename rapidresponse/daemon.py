@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 from zoneinfo import ZoneInfo
 
-from rapidresponse import audit
+from rapidresponse import audit, erasure
 from rapidresponse.clock import Clock
 from rapidresponse.config import CONTACTS_NAME, LOCK_NAME, Settings
 from rapidresponse.contacts import Contacts, display_timezone
@@ -244,6 +244,17 @@ class Daemon:
                             last_tick=self._last_tick)
         except Exception as exc:
             self.say(f"{self.now_local()} heartbeat.failed {type(exc).__name__}")
+            return
+        self.finish_erasure(self._beat_store)
+
+    def finish_erasure(self, store: Store) -> None:
+        """A purge that found a reader in the way left old copies in the WAL: retry, never wait."""
+        try:
+            erasure.finish(store, self.clock.now(), SYSTEM)
+        except Exception as exc:  # a busy moment: the next beat tries again
+            if store.conn.in_transaction:
+                store.conn.execute("ROLLBACK")
+            self.say(f"{self.now_local()} erasure.failed {type(exc).__name__}")
 
     def anchor(self) -> None:
         """Write the log's head to the anchor file and syslog, on a connection of its own.
@@ -273,6 +284,7 @@ class Daemon:
             if ok:
                 write_heartbeat(self.store, self.clock.now(), self.started_at,
                                 last_tick=self._last_tick, mode="once")
+                self.finish_erasure(self.store)
             return ok
         finally:
             audit.remove_listener(self._print_event)

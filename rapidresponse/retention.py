@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from rapidresponse import audit, casecontacts, engine
+from rapidresponse import audit, casecontacts, engine, erasure
 from rapidresponse.engine import Context, get_case
 from rapidresponse.errors import InputError
 from rapidresponse.states import CaseState
@@ -60,6 +60,8 @@ class Purged:
     steps_cancelled: int
     case_contacts_removed: int = 0
     followups_removed: int = 0
+    #: Old copies may remain in the WAL while another process reads; the daemon finishes it.
+    erasure_pending: bool = False
 
 
 def drop_of(store: Store, case: dict[str, Any]) -> Drop:
@@ -131,9 +133,10 @@ def purge(ctx: Context, ref: str, *, force: bool = False) -> Purged:
             detail["forced"] = f"{drop.open_followups} follow-up(s) were still open"
         audit.append(ctx.store, at=now, kind="case.purged", actor=ctx.actor, case=case["ref"],
                      detail=detail)
-    # secure_delete zeroed the freed pages; fold the WAL in so no old copy lingers there either.
-    ctx.store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    return Purged(case["ref"], notes, cancelled, contacts, followups)
+    # secure_delete overwrote the rows; old copies stay in the WAL until it is emptied, which
+    # never waits for a reader: if one is in the way, the erasure is pending (see `erasure`).
+    erased = erasure.finish(ctx.store, ctx.clock.now(), ctx.actor)
+    return Purged(case["ref"], notes, cancelled, contacts, followups, erasure_pending=not erased)
 
 
 def purge_due(ctx: Context, older_than: timedelta) -> list[Purged]:
@@ -168,5 +171,5 @@ def purge_profiles(ctx: Context, cutoff: datetime) -> list[str]:
             audit.append(ctx.store, at=ctx.clock.now(), kind="profile.purged", actor=ctx.actor,
                          detail={"profile": row["key"], "unused_since": to_iso(cutoff)})
             removed.append(row["key"])
-    ctx.store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    erasure.finish(ctx.store, ctx.clock.now(), ctx.actor)  # pending shows in `status` if not
     return removed

@@ -8,6 +8,7 @@ from typing import Any
 
 from rapidresponse.assessment import KINDS, POLICE_CRITERION, RED_FLAG, RISK_FACTOR, UNDECIDED_FLAG
 from rapidresponse.config import Settings
+from rapidresponse.erasure import pending as pending_erasure
 from rapidresponse.store import Store
 from rapidresponse.timeutil import from_iso, to_iso
 
@@ -212,6 +213,7 @@ def status(
         [to_iso(now - timedelta(days=7))],
     )
     undecided = undecided_cases(store, now)
+    erasure_pending = pending_erasure(store)  # old copies of purged data in the WAL
     return {
         "daemon": beat.as_dict(),
         "open_cases": open_cases,
@@ -227,9 +229,10 @@ def status(
         "past_retention": retention_due,  # a reminder, not an alarm: 'purge --due'
         "retention_days": settings.retention_days,
         "contacts_problem": contacts_problem,
+        "erasure_pending": erasure_pending,
         "needs_attention": (not beat.alive) or beat.stuck or bool(exhausted) or bool(overdue)
         or bool(stuck_messages) or bool(stand_down_failed) or bool(contacts_problem)
-        or bool(undecided) or bool(followups_overdue),
+        or bool(undecided) or bool(followups_overdue) or erasure_pending,
     }
 
 

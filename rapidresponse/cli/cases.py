@@ -712,14 +712,26 @@ def purge(env: Env, case: str | None, resolved_before: str | None, due: bool, un
     ctx = app.context()
     done = [retention.purge(ctx, d.ref, force=force) for d in chosen]
     removed = retention.purge_profiles(ctx, cutoff) if profiles and cutoff else []
+    from rapidresponse import erasure
+
+    pending = erasure.pending(app.store)
     if as_json:
         emit_json({"dry_run": False, "cases": [d.as_dict() for d in drops], "profiles": removed,
-                   "purged": [p.__dict__ for p in done]})
-        return
-    for p in done:
-        click.echo(f"{p.ref}: personal data erased; tombstone kept.")
-    for key in removed:
-        click.echo(f"Profile {key} erased.")
+                   "purged": [p.__dict__ for p in done], "erasure_pending": pending})
+    else:
+        for p in done:
+            click.echo(f"{p.ref}: personal data deleted; tombstone kept.")
+        for key in removed:
+            click.echo(f"Profile {key} deleted.")
+    if pending:
+        # Not a success: the deleted data still have copies on disk (the write-ahead log).
+        click.echo("Error: erasure pending — another process is reading the database (a backup, a"
+                   " sqlite3 shell), so old copies remain in its write-ahead log. The daemon (or"
+                   " 'run --once') finishes the erasure once it has gone; 'status' shows it until"
+                   " then.", err=True)
+        sys.exit(1)
+    if not as_json:
+        click.echo("Erased: no copy left in the database or its write-ahead log.")
 
 
 def _cutoff(text: str, now: datetime, tz: Any) -> datetime:

@@ -87,6 +87,10 @@ def status(env: Env, as_json: bool) -> None:
         for row in report["overdue"]:
             out.print(f"  [bold red]OVERDUE[/]: {row['case_ref']} {row['step_key']} ({row['role']})"
                       f" was due {when(row['due_at'], tz)}")
+        if report["erasure_pending"]:
+            out.print("  [bold red]ERASURE PENDING[/]: purged data still has old copies in the"
+                      " database's write-ahead log while another process reads it (a backup, a"
+                      " sqlite3 shell); the daemon finishes it once that process has gone")
         if report["contacts_problem"]:
             out.print(f"  [bold red]CONTACTS FILE BROKEN[/]: {escape(report['contacts_problem'])}")
         for row in report["not_getting_through"]:
