@@ -273,7 +273,7 @@ def refuse_second_open_case(store: Store, person: Person) -> None:
     same, params = same_minor(person)
     ref = store.scalar(
         f"SELECT c.ref FROM cases c JOIN persons p ON p.case_id = c.id WHERE {same}"
-        " AND c.state = 'open' ORDER BY c.id LIMIT 1",
+        f" AND c.state = '{CaseState.OPEN}' ORDER BY c.id LIMIT 1",
         params,
     )
     if ref:
@@ -555,8 +555,8 @@ def _queue_calls(
 
 def _stage_messages(ctx: Context, step_row: dict[str, Any]) -> list[dict[str, Any]]:
     return ctx.store.all(
-        "SELECT * FROM messages WHERE step_id = ? AND round = ? AND position = ? AND kind = 'alert'"
-        " ORDER BY id",
+        "SELECT * FROM messages WHERE step_id = ? AND round = ? AND position = ?"
+        f" AND kind = '{MessageKind.ALERT}' ORDER BY id",
         [step_row["id"], step_row["round"], step_row["position"]],
     )
 

@@ -9,6 +9,15 @@ from typing import Any
 from rapidresponse.assessment import KINDS, POLICE_CRITERION, RED_FLAG, RISK_FACTOR, UNDECIDED_FLAG
 from rapidresponse.config import Settings
 from rapidresponse.erasure import pending as pending_erasure
+from rapidresponse.states import (
+    NOT_DELIVERED,
+    UNSENT,
+    CaseState,
+    MessageKind,
+    MessageState,
+    StepState,
+    sql,
+)
 from rapidresponse.store import Store
 from rapidresponse.timeutil import from_iso, to_iso
 
@@ -72,9 +81,9 @@ def step_view(store: Store, case: dict[str, Any], now: datetime) -> list[dict[st
             for m in messages if m["step_id"] == row["id"]
         ]
         nxt = None
-        if row["state"] == "pending":
+        if row["state"] == StepState.PENDING:
             nxt = {"what": "fires", "at": row["due_at"]}
-        elif row["state"] == "active" and row["ack_deadline"]:
+        elif row["state"] == StepState.ACTIVE and row["ack_deadline"]:
             nxt = {"what": "escalates if not acknowledged", "at": row["ack_deadline"]}
         views.append(
             {
@@ -83,7 +92,7 @@ def step_view(store: Store, case: dict[str, Any], now: datetime) -> list[dict[st
                 "escalated": bool(row["escalated"]), "escalate_to": step.escalate_to,
                 "ack_within": step.ack_within.total_seconds() if step.ack_within else None,
                 "finished_at": row["finished_at"], "finished_by": row["finished_by"],
-                "overdue": row["state"] == "pending" and from_iso(row["due_at"]) < now,
+                "overdue": row["state"] == StepState.PENDING and from_iso(row["due_at"]) < now,
                 "messages": sent, "next": nxt,
             }
         )
@@ -161,7 +170,8 @@ def list_cases(
 
 def open_refs(store: Store) -> list[str]:
     """The open cases' references, newest first: what a shell completes a CASE argument to."""
-    return [r["ref"] for r in store.all("SELECT ref FROM cases WHERE state = 'open' ORDER BY id DESC")]
+    return [r["ref"] for r in store.all("SELECT ref FROM cases WHERE state = ? ORDER BY id DESC",
+                                        [CaseState.OPEN])]
 
 
 def status(
@@ -175,42 +185,45 @@ def status(
     stamp = to_iso(now)
     followups_overdue = overdue_followups(store, now)
     retention_due = past_retention(store, now, settings.retention_days)
-    open_cases = store.scalar("SELECT COUNT(*) FROM cases WHERE state = 'open'")
+    open_cases = store.scalar("SELECT COUNT(*) FROM cases WHERE state = ?", [CaseState.OPEN])
     waiting = store.all(
         "SELECT c.ref AS case_ref, s.step_key, s.role, s.ack_deadline, s.escalated FROM steps s"
-        " JOIN cases c ON c.id = s.case_id WHERE s.state = 'active' AND s.ack_deadline IS NOT NULL"
-        " ORDER BY s.ack_deadline"
+        " JOIN cases c ON c.id = s.case_id WHERE s.state = ? AND s.ack_deadline IS NOT NULL"
+        " ORDER BY s.ack_deadline",
+        [StepState.ACTIVE],
     )
     exhausted = store.all(
         "SELECT c.ref AS case_ref, s.step_key, s.role, s.finished_at FROM steps s"
-        " JOIN cases c ON c.id = s.case_id WHERE s.state = 'exhausted' AND c.state = 'open'"
-        " ORDER BY s.finished_at"
+        " JOIN cases c ON c.id = s.case_id WHERE s.state = ? AND c.state = ?"
+        " ORDER BY s.finished_at",
+        [StepState.EXHAUSTED, CaseState.OPEN],
     )
     overdue = store.all(
         "SELECT c.ref AS case_ref, s.step_key, s.role, s.due_at FROM steps s"
-        " JOIN cases c ON c.id = s.case_id WHERE s.state = 'pending' AND s.due_at <= ?"
+        " JOIN cases c ON c.id = s.case_id WHERE s.state = ? AND s.due_at <= ?"
         " ORDER BY s.due_at",
-        [stamp],
+        [StepState.PENDING, stamp],
     )
     failed_roles = store.all(
         "SELECT c.ref AS case_ref, m.role, COUNT(*) AS failed FROM messages m"
-        " JOIN cases c ON c.id = m.case_id WHERE c.state = 'open'"
-        " AND m.state IN ('failed', 'undelivered') GROUP BY c.ref, m.role"
+        " JOIN cases c ON c.id = m.case_id WHERE c.state = ?"
+        f" AND m.state IN {sql(NOT_DELIVERED)} GROUP BY c.ref, m.role",
+        [CaseState.OPEN],
     )
-    queued = store.scalar("SELECT COUNT(*) FROM messages WHERE state IN ('queued', 'sending')")
+    queued = store.scalar(f"SELECT COUNT(*) FROM messages WHERE state IN {sql(UNSENT)}")
     # Texts the provider keeps refusing for now (outage, rate limit, wrong credentials).
     stuck_messages = store.all(
         "SELECT c.ref AS case_ref, m.role, m.contact, m.attempts, m.error_text, m.created_at"
         " FROM messages m LEFT JOIN cases c ON c.id = m.case_id"
-        " WHERE m.state = 'queued' AND m.attempts >= ? ORDER BY m.created_at",
-        [settings.max_attempts],
+        " WHERE m.state = ? AND m.attempts >= ? ORDER BY m.created_at",
+        [MessageState.QUEUED, settings.max_attempts],
     )
     # A stand-down that did not arrive leaves a contact searching for a minor who was found.
     stand_down_failed = store.all(
         "SELECT c.ref AS case_ref, m.role, m.contact, m.to_number, m.error_text FROM messages m"
-        " JOIN cases c ON c.id = m.case_id WHERE m.kind = 'stand_down'"
-        " AND m.state IN ('failed', 'undelivered') AND m.final_at >= ? ORDER BY m.id",
-        [to_iso(now - timedelta(days=7))],
+        " JOIN cases c ON c.id = m.case_id WHERE m.kind = ?"
+        f" AND m.state IN {sql(NOT_DELIVERED)} AND m.final_at >= ? ORDER BY m.id",
+        [MessageKind.STAND_DOWN, to_iso(now - timedelta(days=7))],
     )
     undecided = undecided_cases(store, now)
     erasure_pending = pending_erasure(store)  # old copies of purged data in the WAL
