@@ -197,8 +197,7 @@ def assess(
         raise InputError(
             f"the person was {age} when they went missing: rapidresponse is for minors"
         )
-    if placement not in PLACEMENTS:
-        raise InputError(f"unknown placement '{placement}': choose {', '.join(PLACEMENTS)}")
+    placement = PLACEMENT_WORDS.pick(placement)
     given = list(indicators)
     if placement in CARE_PLACEMENTS:
         given.append(PLACEMENT_FACTOR)
