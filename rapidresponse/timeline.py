@@ -187,6 +187,15 @@ class _Builder:
         entry.what = f"step {d.get('step')} EXHAUSTED: nobody of {d.get('role')} answered"
         entry.extra = {"rounds": d.get("rounds"), "reason": d.get("reason")}
 
+    def _step_skipped(self, entry: Entry, d: dict[str, Any]) -> None:
+        entry.what = f"step {d.get('step')} skipped for {d.get('role')}: {d.get('reason')}"
+        entry.extra = _plain(d)
+
+    def _step_skipped_contact(self, entry: Entry, d: dict[str, Any]) -> None:
+        entry.what = (f"step {d.get('step')}: contact {d.get('position', 0) + 1} of {d.get('role')}"
+                      f" skipped ({d.get('why')})")
+        entry.extra = _plain(d)
+
     def _step_done(self, entry: Entry, d: dict[str, Any]) -> None:
         entry.what = f"step {d.get('step')} done (sent, no acknowledgement asked)"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -168,3 +169,35 @@ def test_the_return_and_its_follow_ups_are_in_the_story(app: App, ctx: Context, 
     recorded = entries["followup.recorded"]
     assert recorded.what == "follow-up return-interview recorded by officer-test: done, late"
     assert recorded.since_registration_seconds == 80 * 3600
+
+
+def test_the_story_reads_on_an_80_column_screen(app: App, ref: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One line per event (its local time first), only the description wrapping under itself,
+    and no step id, role or contact name broken across lines."""
+    monkeypatch.setenv("COLUMNS", "80")
+    entries = timeline(app.store, ref).entries
+    app.close()
+    shown = CliRunner().invoke(cli, ["--home", str(app.home), "timeline", ref])
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
+    assert all(len(line) <= 80 for line in lines), [line for line in lines if len(line) > 80]
+    event_lines = [line for line in lines if re.match(r"\d\d:\d\d:\d\d  ", line)]
+    assert len(event_lines) == len(entries)
+    words = {w for line in lines for w in line.split()}
+    for e in entries:
+        for name in (e.step, e.lane):
+            if name:
+                assert any(name in w for w in words), name
+    assert CF_BACKUP in " ".join(" ".join(lines).split())
+    ack = next(line for line in event_lines if "acknowledged by child_focus" in line)
+    assert "+2h4m" in ack and "+4m" in ack  # since missing, since registration
+    assert "4m after the alert" in " ".join(lines[lines.index(ack):lines.index(ack) + 3])
+    assert_no_secrets(shown.output)
+
+
+def test_a_skipped_step_says_which_and_why(app: App, ctx: Context, transport: Any, settings: Any) -> None:
+    ref = register_minor(ctx, app).ref
+    tick(ctx, transport, settings)
+    skipped = [e for e in timeline(app.store, ref).entries if e.kind == "step.skipped"]
+    assert skipped, "the shipped playbook informs the carer; this case names none"
+    assert skipped[0].what == f"step {skipped[0].step} skipped for case:carer: the case names no carer"

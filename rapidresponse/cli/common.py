@@ -280,6 +280,19 @@ def echo_wrapped(lines: list[str]) -> None:
     click.echo("\n".join(out))
 
 
+def hanging(head: str, text: str, width: int | None = None) -> list[str]:
+    """One event as a line: `head`, then `text` wrapped under itself at the terminal's width.
+
+    Only the text wraps, and only between words: an identifier (a step id, a role, a time)
+    is never broken, even when it is longer than the room left (the line then runs over).
+    """
+    import textwrap
+
+    room = max(24, (width or terminal_width()) - len(head))
+    lines = textwrap.wrap(text, room, break_long_words=False, break_on_hyphens=False) or [""]
+    return [head + lines[0], *(" " * len(head) + line for line in lines[1:])]
+
+
 def aligned(cells: list[str], widths: list[int]) -> str:
     """One row of a plain table: each cell padded to its column's width, the last one free."""
     padded = [cell.ljust(width) for cell, width in zip(cells, widths, strict=False)]

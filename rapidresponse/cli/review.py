@@ -13,13 +13,13 @@ from rapidresponse.cli.common import (
     Env,
     console,
     emit_json,
+    hanging,
     json_option,
     pass_env,
-    styled,
     when,
     zone_note,
 )
-from rapidresponse.timeutil import format_duration
+from rapidresponse.timeutil import format_duration, from_iso
 
 
 def _elapsed(seconds: float | None) -> str:
@@ -46,32 +46,43 @@ def timeline_cmd(env: Env, case: str, as_json: bool) -> None:
 
 
 def _render_timeline(story: Any, tz: Any) -> None:
-    from rich.markup import escape
-    from rich.table import Table
+    """The case's story on one screen: one line per event (local time, elapsed since missing
+    and since registration, what happened, its state and delay); only the description wraps,
+    indented under itself, and the day is said once when it changes."""
+    for line in hanging(f"{story.case}  {story.state}  ", f"missing since {when(story.missing_since, tz)},"
+                        f" registered {when(story.registered_at, tz)}"):
+        click.echo(line)
+    missing = [f"+{_elapsed(e.since_missing_seconds)}" for e in story.entries]
+    registered = [f"+{_elapsed(e.since_registration_seconds)}" for e in story.entries]
+    wide_m = max([len("missing"), *map(len, missing)])
+    wide_r = max([len("reg."), *map(len, registered)])
+    click.echo(f"{'time':>8}  {'missing':>{wide_m}}  {'reg.':>{wide_r}}  what")
+    day = None
+    for e, since_missing, since_registered in zip(story.entries, missing, registered, strict=True):
+        moment = from_iso(e.at).astimezone(tz)
+        if moment.date() != day:
+            day = moment.date()
+            click.echo(when(e.at, tz)[: -len(" 00:00:00")])
+        head = f"{moment:%H:%M:%S}  {since_missing:>{wide_m}}  {since_registered:>{wide_r}}  "
+        lines = hanging(head, _story_text(e, tz))
+        alarm = e.kind == "step.exhausted" or e.state in ("failed", "undelivered")
+        for line in lines:
+            click.echo(click.style(line, fg="red", bold=True) if alarm else line)
+    click.echo(zone_note(tz))
 
-    out = console()
-    out.print(f"[bold]{story.case}[/]  {styled(story.state)}  missing since {when(story.missing_since, tz)},"
-              f" registered {when(story.registered_at, tz)}")
-    table = Table(title_justify="left")
-    for column, justify in (("time", "left"), ("since missing", "right"), ("since reg.", "right"),
-                            ("what", "left"), ("state", "left"), ("delay", "right")):
-        table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
-    for e in story.entries:
-        state = ""
-        if e.state:
-            state = styled(e.state)
-            if e.state_at and e.state_at != e.at:
-                state += f" {when(e.state_at, tz)[-8:]}"
-        what = escape(e.what)
-        if e.contact and e.kind.startswith("message."):
-            what += f" ({escape(e.contact)})"
-        if e.kind == "step.exhausted":
-            what = f"[bold red]{what}[/]"
-        table.add_row(when(e.at, tz), f"+{_elapsed(e.since_missing_seconds)}",
-                      f"+{_elapsed(e.since_registration_seconds)}", what, state,
-                      _elapsed(e.delay_seconds) if e.delay_seconds is not None else "")
-    out.print(table)
-    out.print(zone_note(tz))
+
+def _story_text(e: Any, tz: Any) -> str:
+    """What happened, with who it reached, its state (and when that was known) and its delay."""
+    text = e.what
+    if e.contact and e.kind.startswith("message."):
+        text += f" ({e.contact})"
+    if e.state:
+        text += f": {e.state}"
+        if e.state_at and e.state_at != e.at:
+            text += f" at {from_iso(e.state_at).astimezone(tz):%H:%M:%S}"
+    if e.delay_seconds is not None:
+        text += f"; {_elapsed(e.delay_seconds)} after the alert"
+    return text
 
 
 @click.command("report")
