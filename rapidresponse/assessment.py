@@ -88,6 +88,8 @@ PLACEMENT_FACTOR = "youth-care-placement"
 #: Societal necessity (maatschappelijke noodzaak): decided by someone, never presumed.
 NECESSITY_VALUES = ("undecided", "suspected", "yes", "no")
 NECESSITY_DECISIONS = ("yes", "suspected", "no")
+#: Where every case starts, unless the officer decides at registration: a decision, never presumed.
+NECESSITY_AT_REGISTRATION = "undecided"
 #: A decision as people type it (Dutch words too); 'undecided' is where a case starts.
 NECESSITY_WORDS = Vocabulary.of(
     "decision on societal necessity", NECESSITY_DECISIONS,

@@ -18,6 +18,7 @@ from typing import Any
 from rapidresponse import audit, casecontacts
 from rapidresponse.assessment import (
     GRADE_WORDS,
+    NECESSITY_AT_REGISTRATION,
     PLACEMENT_WORDS,
     Assessment,
     assess,
@@ -105,7 +106,7 @@ def register(
     placement: str = "home",
     indicators: tuple[str, ...] = (),
     suspected_victim: bool | None = None,
-    societal_necessity: str = "undecided",
+    societal_necessity: str = NECESSITY_AT_REGISTRATION,
     reason: str | None = None,
     new_episode: bool = False,
     case_contacts: Mapping[str, str] | None = None,
@@ -199,7 +200,7 @@ def register(
             detail={**result.as_dict(), "flags": list(flags),
                     **({"why": why} if result.victim_judgement == "lowered" else {})},
         )
-        if necessity != "undecided":
+        if necessity != NECESSITY_AT_REGISTRATION:
             record_decision(ctx, int(case_id), ref, necessity, why)
         steps = _plan(ctx, case_id, ref, playbook, flags, Phase.MAIN,
                       {"registered": now, "missing": missing_since})

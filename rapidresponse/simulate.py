@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rapidresponse import audit, engine, flagspace
-from rapidresponse.assessment import GRADE_WORDS
+from rapidresponse.assessment import GRADE_WORDS, NECESSITY_AT_REGISTRATION
 from rapidresponse.clock import FakeClock
 from rapidresponse.config import Settings
 from rapidresponse.contacts import Contacts
@@ -103,17 +103,19 @@ def choose_flags(playbook: Playbook, wanted: Iterable[str] | None) -> flagspace.
     fires the most of the playbook's steps. A fresh registration: flags that come from the minor's
     history or from the answers at the return cannot be replayed."""
     pool = flagspace.registrable()
+    # Like a real registration: societal necessity undecided, unless the flags need a decision.
+    as_registered = {f: s for f, s in pool.items() if s.societal_necessity == NECESSITY_AT_REGISTRATION}
     if wanted is not None:
         names = [FLAG_WORDS.pick(w, what="a flag of --flags") for w in wanted]
         elsewhere = [n for n in names if not any(n in flags for flags in pool)]
         if elsewhere:
             raise InputError("a simulated case is registered afresh, so it cannot carry "
                              + ", ".join(elsewhere) + " (set by the minor's history or at the return)")
-        sample = flagspace.smallest_superset(names, pool)
+        sample = flagspace.smallest_superset(names, as_registered) or flagspace.smallest_superset(names, pool)
         if sample is None:
             raise InputError("no assessment has all of these flags at once: " + ", ".join(names))
         return sample
-    return flagspace.firing_most(playbook.steps, pool)
+    return flagspace.firing_most(playbook.steps, as_registered)
 
 
 class SimulatedTransport:
@@ -154,6 +156,9 @@ def simulate(
     resolve: Action | None = None,
 ) -> Simulation:
     """Register a fictitious case at `start` and run it to the end on the real engine."""
+    # The log keeps milliseconds: a start with microseconds would put every offset a hair short
+    # of the playbook's own (15m shown as 14m59s).
+    start = start.replace(microsecond=0)
     sample = choose_flags(playbook, flags)
     failing = _failing_numbers(contacts, fail)
     actions = sorted(

@@ -83,12 +83,32 @@ def test_resolved_at_30_minutes_stands_down_and_plans_the_return(app: App) -> No
 
 
 def test_started_on_a_sunday_night_skips_who_is_off_duty(app: App) -> None:
-    night = run(app, start=SUNDAY_NIGHT)
+    night = run(app, start=SUNDAY_NIGHT, flags=["societal-necessity"])
     skipped = [e for e in night.events if e.kind == "step.skipped_contact"]
     assert skipped[0].step == "ask-mandated-agency" and OCJ in skipped[0].text
     assert texts(night, "ask-mandated-agency")[0] == (0, VK)
-    day = run(app, start=MONDAY_MORNING)
+    day = run(app, start=MONDAY_MORNING, flags=["societal-necessity"])
     assert texts(day, "ask-mandated-agency")[0] == (0, OCJ)
+
+
+def test_offsets_read_as_the_playbook_says_whatever_the_start_second(app: App) -> None:
+    """A start with sub-second precision (as 'now' has) must not show 15m as 14m59s."""
+    sim = run(app, start=MONDAY_MORNING + timedelta(seconds=7, microseconds=654321))
+    offsets = {e.offset for e in sim.events}
+    assert {timedelta(minutes=5), timedelta(minutes=15), timedelta(minutes=20)} <= offsets
+    assert all(o.microseconds == 0 for o in offsets)
+
+
+def test_the_worrying_case_starts_undecided_like_a_registration(app: App) -> None:
+    """Societal necessity is decided, never presumed: the default replay asks the coordinator to
+    decide and texts no mandated agency; flags that need a decision get one."""
+    sim = run(app)
+    assert "societal-necessity-undecided" in sim.flags and "societal-necessity" not in sim.flags
+    assert texts(sim, "decide-societal-necessity")
+    assert "ask-mandated-agency" not in states(sim)
+    assert "societal-necessity-undecided" in run(app, flags=["worrying"]).flags
+    decided = run(app, flags=["societal-necessity"])
+    assert "ask-mandated-agency" in states(decided) and "decide-societal-necessity" not in states(decided)
 
 
 def test_flags_choose_the_simplest_case_the_rules_allow(app: App) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from rapidresponse import review
-from rapidresponse.assessment import NECESSITY_WORDS, PLACEMENT_WORDS
+from rapidresponse.assessment import NECESSITY_AT_REGISTRATION, NECESSITY_WORDS, PLACEMENT_WORDS
 from rapidresponse.cli.common import (
     CASE,
     TEXT,
@@ -175,7 +175,7 @@ def register(env: Env, profile: str | None, alias: str | None, birth_date: str |
     registration = engine.register(
         app.context(), person=person, missing_since=missing.moment, playbook=chosen,
         playbooks_for=app.playbook_for, placement=placement or "home", indicators=indicators,
-        suspected_victim=suspected_victim, societal_necessity=societal_necessity or "undecided",
+        suspected_victim=suspected_victim, societal_necessity=societal_necessity or NECESSITY_AT_REGISTRATION,
         reason=reason, new_episode=new_episode, case_contacts=numbers,
     )
     ok, transport_error = _dispatch_now(env)
