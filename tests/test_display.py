@@ -84,3 +84,22 @@ def test_the_daemon_prints_local_times_and_names_the_zone_once(app: App, home: P
     assert lines[0] == "# rapidresponse: times are Europe/Brussels local time"
     assert sum(line.startswith("#") for line in lines) == 1
     assert len(lines) > 1 and all(line.startswith("2026-11-28 14:00:00.") for line in lines[1:])
+
+
+def test_register_at_80_columns_keeps_every_step_id_role_and_number_whole(
+    runner: CliRunner, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    result = runner.invoke(cli, ["--home", str(home), "register", "--alias", MINOR["alias"],
+                                 "--birth-date", "2011-03-02", "--missing-since", "2h ago",
+                                 "--last-seen", MINOR["last_seen"], "--indicator", "older-partner",
+                                 "--suspected-victim"])
+    assert result.exit_code == 0, result.stderr
+    words = {word for line in result.stdout.splitlines() for word in line.split()}
+    shown = json.loads(runner.invoke(cli, ["--home", str(home), "show", "1", "--json"]).stdout)
+    steps = [s["id"] for s in shown["steps"]]
+    assert "consult-reference-magistrate" in steps
+    for step in steps:
+        assert step in words, step
+    assert {"reference_magistrate", "youth_prosecutor", "+32470000001"} <= words
+    assert "…" not in result.stdout

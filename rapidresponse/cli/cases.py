@@ -221,9 +221,6 @@ def register(env: Env, profile: str | None, alias: str | None, birth_date: str |
 
 
 def _render_registration(result: dict[str, Any], tz: Any) -> None:
-    from rich.markup import escape
-    from rich.table import Table
-
     from rapidresponse import engine
 
     out = console()
@@ -244,21 +241,26 @@ def _render_registration(result: dict[str, Any], tz: Any) -> None:
         if result["episodes_in_30_days"] >= engine.MULTI_AGENCY_EPISODES:
             out.print(f"[bold red]{result['episodes_in_30_days']} episodes in 30 days: repeat-runaway"
                       " added; a multi-agency meeting (casusoverleg) is planned for the coordinator.[/]")
-    table = Table(title="Planned steps", title_justify="left")
-    for column in ("step", "role", "due", "state"):
-        table.add_column(column, overflow="fold")
-    for step in result["steps"]:
-        table.add_row(step["id"], step["role"], when(step["due_at"], tz), styled(step["state"]))
-    out.print(table)
+    # A plain layout: identifiers (a step id, a role, a number) are never cut nor folded, and
+    # the one free-text column (the contact's name) comes last, where it may run on.
+    out.print("\n[bold]Planned steps[/]")
+    _print_plain(out, ["step", "role", "due", "state"],
+                 [[s["id"], s["role"], when(s["due_at"], tz, seconds=False), s["state"]]
+                  for s in result["steps"]])
     if result["sent"]:
-        sent = Table(title="Alerts", title_justify="left")
-        for column in ("role", "contact", "to", "how", "state"):
-            sent.add_column(column, overflow="fold")
-        for msg in result["sent"]:
-            how = "call" if msg["channel"] == "voice" else "text"
-            sent.add_row(msg["role"], escape(msg["contact"]), msg["to"], how, styled(msg["state"]))
-        out.print(sent)
+        out.print("\n[bold]Alerts[/]")
+        _print_plain(out, ["role", "to", "how", "state", "contact"],
+                     [[m["role"], m["to"], "call" if m["channel"] == "voice" else "text", m["state"],
+                       m["contact"]] for m in result["sent"]])
     out.print(zone_note(tz))
+
+
+def _print_plain(out: Any, header: list[str], rows: list[list[str]]) -> None:
+    from rich.markup import escape
+
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)][:-1]
+    for cells in [header, *rows]:
+        out.print(escape(aligned(cells, widths)), soft_wrap=True)
 
 
 @click.command()
