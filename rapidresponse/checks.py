@@ -184,10 +184,11 @@ def _sms_lengths(playbook: Playbook, lines: TomlLines, contacts: Contacts | None
     problems = []
     for section, pool in _sections(playbook):
         for step in pool:
-            problem = _sms_length(playbook, step.message, step.roles(),
-                                  lines.key("message", section, step.index), step, contacts)
-            if problem:
-                problems.append(problem)
+            for key, text in (("message", step.message), ("withdraw_message", step.withdraw_message)):
+                problem = text and _sms_length(playbook, text, step.roles(),
+                                               lines.key(key, section, step.index), step, contacts)
+                if problem:
+                    problems.append(problem)
     roles = sorted({r for s in playbook.steps for r in s.roles()}) or ["coordinator"]
     texts = {"message": playbook.stand_down, **playbook.stand_downs}
     for key, text in texts.items():

@@ -3,8 +3,9 @@
 The addendum: a worrying situation *can* be reported to the mandated agency (OCJ/VK) on
 (suspected) societal necessity. Until someone decides, the worrying playbook keeps asking the
 coordinator; `yes` or `suspected` start the steps that ask the agency for contact from the moment
-of the decision; `no` cancels those not yet finished. Who decided and when is on the case and in
-the log; the reason is kept as a note (the log records its id only).
+of the decision; `no` cancels those not yet finished, and every number such a step already
+texted gets its `withdraw_message` (the request for contact is withdrawn). Who decided and when
+is on the case and in the log; the reason is kept as a note (the log records its id only).
 """
 
 from __future__ import annotations

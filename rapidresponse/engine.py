@@ -1026,17 +1026,23 @@ def _queue_stand_down(ctx: Context, case: dict[str, Any], playbook: Playbook, ou
     """One stand-down per number that got (or may have got) an alert for the case, in the
     playbook's words for this outcome."""
     text = playbook.stand_down_for(outcome)
-    if not text:
-        return 0
+    return queue_stand_downs(ctx, case, text) if text else 0
+
+
+def queue_stand_downs(ctx: Context, case: dict[str, Any], text: str,
+                      step_ids: list[int] | None = None) -> int:
+    """One text in `text`'s words per number that got (or may have got) an alert of the case,
+    or of these steps only: the one rule for the end of a search and for a request withdrawn."""
     # A send that was tried and may have arrived (in flight, or retried after a time-out) counts
     # as reached: a needless stand-down is better than a contact left searching.
     tried = (MessageState.QUEUED, MessageState.CANCELLED)
     maybe = (MessageState.SENDING, MessageState.UNCONFIRMED, *ACCEPTED)
+    scope = "" if step_ids is None else f" AND step_id IN ({', '.join('?' * len(step_ids))})"
     reached = ctx.store.all(
         "SELECT role, contact, to_number FROM messages WHERE id IN (SELECT MIN(id) FROM messages"
-        f" WHERE case_id = ? AND kind = ? AND (state IN {sql(maybe)}"
+        f" WHERE case_id = ? AND kind = ?{scope} AND (state IN {sql(maybe)}"
         f" OR (state IN {sql(tried)} AND attempts > 0)) GROUP BY to_number) ORDER BY id",
-        [case["id"], MessageKind.ALERT],
+        [case["id"], MessageKind.ALERT, *(step_ids or [])],
     )
     for row in reached:
         body = render(text, template_values(ctx, case, row["role"]))

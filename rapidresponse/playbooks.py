@@ -47,7 +47,7 @@ _ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _TOP_KEYS = {"name", "title", "steps", "on_resolved", "after_resolved"}
 _STEP_KEYS = {
     "id", "at", "from", "role", "when", "notify", "message", "ack_within", "escalate_to",
-    "repeat", "call", "call_after", "voice", "closes",
+    "repeat", "call", "call_after", "voice", "closes", "withdraw_message",
 }
 #: `[on_resolved]`: a stand-down text per outcome; `message` (the older form) stands in for an
 #: outcome without its own text.
@@ -76,6 +76,9 @@ class Step:
     voice: str | None = None  # the spoken text; None: DEFAULT_VOICE
     index: int = dataclasses.field(default=0, compare=False)  # its place among [[steps]], from 1
     closes: str | None = None  # the follow-up whose recording finishes this after-return step
+    #: Sent to every number the step's alerts reached once its `when` stops holding (a decision
+    #: of 'no' after the mandated agency was asked for contact): the request is withdrawn.
+    withdraw_message: str | None = None
 
     @property
     def calls(self) -> bool:
@@ -418,6 +421,17 @@ def _parse_step(
         bad("closes", "only an [[after_resolved]] step is closed by a follow-up")
     elif closes is not None and closes not in FOLLOWUP_KINDS:
         bad("closes", f"must be one of {', '.join(FOLLOWUP_KINDS)}")
+    withdraw_message = entry.get("withdraw_message")
+    if withdraw_message is not None:
+        if not isinstance(withdraw_message, str) or not withdraw_message.strip():
+            bad("withdraw_message", "the text that withdraws the request must be text")
+        elif not when:
+            bad("withdraw_message", "the step has no 'when': it never stops holding, so nothing is withdrawn")
+        else:
+            try:
+                lint_template(withdraw_message)
+            except ValueError as exc:
+                bad("withdraw_message", str(exc))
     if len(report.problems) > before:
         return None
     assert at is not None and isinstance(step_id, str) and isinstance(role, str)
@@ -425,6 +439,7 @@ def _parse_step(
         id=step_id, at=at, base=base, role=role, message=message, when=tuple(when),
         notify=notify, ack_within=ack_within, escalate_to=escalate_to, repeat=repeat,
         call=call, call_after=call_after, voice=voice, index=index, closes=closes,
+        withdraw_message=withdraw_message,
     )
 
 

@@ -26,6 +26,7 @@ from rapidresponse.engine import (
     _plan,
     case_playbook,
     get_case,
+    queue_stand_downs,
     step_definition,
     stop_chain,
 )
@@ -137,6 +138,7 @@ def follow_flags(
     stale = [r for r in latest.values() if r["state"] in RUNNING_STEPS
              and not step_definition(ctx.store, r).applies(flags)]
     cancelled = cancel_steps(ctx, case, stale, "its flags no longer hold")
+    _withdraw(ctx, case, list(latest.values()), json.loads(case["flags"]), flags)
     wanted = [s.id for s in playbook.steps if s.applies(flags)
               and (s.id not in latest or latest[s.id]["state"] == StepState.CANCELLED)]
     if not wanted:
@@ -153,6 +155,21 @@ def follow_flags(
         generation=generation,
     )
     return cancelled, planned
+
+
+def _withdraw(ctx: Context, case: dict[str, Any], rows: list[dict[str, Any]],
+              before: list[str], after: tuple[str, ...]) -> None:
+    """A step whose `when` held and no longer does, finished or not, with a `withdraw_message`:
+    every number its alerts reached (or may have) is told, in the playbook's words."""
+    for row in rows:
+        step = step_definition(ctx.store, row)
+        if not step.withdraw_message or not step.applies(before) or step.applies(after):
+            continue
+        told = queue_stand_downs(ctx, case, step.withdraw_message, step_ids=[row["id"]])
+        if told:
+            audit.append(ctx.store, at=ctx.clock.now(), kind="step.withdrawn", actor=ctx.actor,
+                         case=case["ref"], detail={"step": row["step_key"], "role": row["role"],
+                                                   "messages": told})
 
 
 def cancel_steps(

@@ -196,6 +196,11 @@ class _Builder:
                       f" skipped ({d.get('why')})")
         entry.extra = _plain(d)
 
+    def _step_withdrawn(self, entry: Entry, d: dict[str, Any]) -> None:
+        entry.what = (f"step {d.get('step')} no longer holds: its request withdrawn to"
+                      f" {d.get('messages')} number(s) it reached")
+        entry.extra = _plain(d)
+
     def _step_done(self, entry: Entry, d: dict[str, Any]) -> None:
         entry.what = f"step {d.get('step')} done (sent, no acknowledgement asked)"
 

@@ -102,7 +102,8 @@ def test_changing_yes_to_no_cancels_the_request_not_yet_answered_and_back_plans_
     again = decide(ctx, reg.ref, "suspected", "new information")
     assert {s["id"] for s in again.planned} == {"ask-mandated-agency", "confirm-aanmelding"}
     tick(ctx, transport, settings)
-    assert len(agency_texts(transport)) == 2
+    _asked, withdrawn, asked_again = agency_texts(transport)
+    assert "ingetrokken" in withdrawn and "ingetrokken" not in asked_again
     kinds = [e["detail"]["societal_necessity"] for e in audit.events(ctx.store, reg.ref)
              if e["kind"] == "case.decided"]
     assert kinds == ["yes", "no", "suspected"]
@@ -195,3 +196,41 @@ def test_status_on_the_command_line_names_the_undecided_case_and_the_command(hom
         assert_no_secrets(shown.stdout + shown.stderr)
         runner.invoke(cli, [*base, "decide", ref, "--societal-necessity", "nee", "--reason", "geen"])
         assert "SOCIETAL NECESSITY UNDECIDED" not in runner.invoke(cli, [*base, "status"]).stdout
+
+
+def test_deciding_no_after_the_agency_was_texted_withdraws_the_request(
+    app: App, ctx: Context, clock: FakeClock, transport, settings  # type: ignore[no-untyped-def]
+) -> None:
+    """The agency was asked for contact about an aanmelding: 'no' tells every number that got
+    (or may have got) the request, in one GSM-7 segment, the case reference only; logged."""
+    from rapidresponse.segments import measure
+
+    reg = register_minor(ctx, app, societal_necessity="yes", reason=WHY)
+    tick(ctx, transport, settings)
+    [(asked, _)] = [(to, body) for to, body in transport.sent if to in AGENCY]
+    clock.advance(minutes=20)
+    decide(ctx, reg.ref, "no", WHY)
+    tick(ctx, transport, settings)
+    withdrawn = [(to, body) for to, body in transport.sent if to in AGENCY][1:]
+    assert withdrawn == [(asked, f"{reg.ref}: verzoek tot contact i.v.m. aanmelding ingetrokken."
+                                 f" Vragen: {app.contacts.callback_display}.")]
+    length = measure(withdrawn[0][1])
+    assert length.segments == 1 and not length.outside
+    assert_no_secrets(withdrawn[0][1])
+    events = list(audit.events(ctx.store, reg.ref))
+    [told] = [e for e in events if e["kind"] == "step.withdrawn"]
+    assert told["detail"] == {"step": "ask-mandated-agency", "role": "mandated_agency", "messages": 1}
+    assert any(e["kind"] == "sms.stand_down" and e["detail"]["to"] == asked for e in events)
+    decide(ctx, reg.ref, "no", "still no")  # nothing held that stopped holding: nobody told twice
+    tick(ctx, transport, settings)
+    assert len([to for to, _ in transport.sent if to in AGENCY]) == 2
+
+
+def test_deciding_no_before_the_request_went_out_sends_the_agency_nothing(
+    app: App, ctx: Context, transport, settings  # type: ignore[no-untyped-def]
+) -> None:
+    reg = register_minor(ctx, app, societal_necessity="yes", reason=WHY)
+    decide(ctx, reg.ref, "no", WHY)  # the request was still queued: cancelled, never sent
+    tick(ctx, transport, settings)
+    assert not agency_texts(transport)
+    assert not [e for e in audit.events(ctx.store, reg.ref) if e["kind"] == "step.withdrawn"]

@@ -132,3 +132,16 @@ def test_render_fills_only_the_allowed_fields() -> None:
 
 def test_lint_accepts_plain_dutch() -> None:
     lint_template("{case}: vermiste minderjarige, graad {grade}. Bel {callback}. Antwoord ACK {ack}")
+
+
+def test_a_withdraw_message_is_linted_like_every_text() -> None:
+    conditional = BASE + 'when = ["societal-necessity"]\n'
+    ok = parse(conditional + 'withdraw_message = "{case}: verzoek ingetrokken. Vragen: {callback}."\n')
+    assert ok.steps[0].withdraw_message == "{case}: verzoek ingetrokken. Vragen: {callback}."
+    for text, problem in [('"{case}: {alias} gevonden"', "identify the minor"),
+                          ('"{case}: {bogus}"', "unknown field"),
+                          ('"verzoek ingetrokken"', "must carry {case}")]:
+        with pytest.raises(InputError, match=re.escape(problem)):
+            parse(conditional + f"withdraw_message = {text}\n")
+    with pytest.raises(InputError, match="never stops holding"):
+        parse(BASE + 'withdraw_message = "{case}: ingetrokken"\n')
