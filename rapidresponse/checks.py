@@ -20,7 +20,7 @@ from rapidresponse.contacts import Contacts, is_mobile, parse_contacts
 from rapidresponse.errors import InputError
 from rapidresponse.playbooks import Playbook, Step, render, validate_playbook, when_holds
 from rapidresponse.problems import ERROR, WARNING, Problem, TomlLines
-from rapidresponse.segments import measure
+from rapidresponse.segments import measure, outside_gsm7
 from rapidresponse.states import OUTCOMES
 from rapidresponse.timeutil import format_duration
 
@@ -69,6 +69,7 @@ def check_playbook(playbook: Playbook, lines: TomlLines, contacts: Contacts | No
         + _never_fire(playbook, lines)
         + _ack_overlaps(playbook, lines)
         + _sms_lengths(playbook, lines, contacts)
+        + _titles_in_texts(playbook, lines, contacts)
     )
 
 
@@ -203,6 +204,29 @@ def _sms_lengths(playbook: Playbook, lines: TomlLines, contacts: Contacts | None
             WARNING, playbook.source, lines.key("message", "on_resolved"), "[on_resolved]",
             "one 'message' stands down every outcome: a withdrawn report would be told the same"
             f" as a minor found; give a text per outcome ({', '.join(OUTCOMES)})"))
+    return problems
+
+
+def _titles_in_texts(playbook: Playbook, lines: TomlLines, contacts: Contacts | None) -> list[Problem]:
+    """A role's title outside GSM-7 (an en dash, curly quotes) that a text quotes via
+    {role_title} turns that whole text into UCS-2: 70 characters a segment instead of 160."""
+    if contacts is None:
+        return []
+    problems = []
+    for section, pool in _sections(playbook):
+        for step in pool:
+            for key, text in (("message", step.message), ("withdraw_message", step.withdraw_message)):
+                if not text or "{role_title}" not in text:
+                    continue
+                for role in step.roles():
+                    title = contacts.roles[role].title if role in contacts.roles else ""
+                    outside = outside_gsm7(title)
+                    if outside:
+                        problems.append(_problem(
+                            playbook, WARNING, lines.key(key, section, step.index), step,
+                            f"{key} quotes {{role_title}}, and the title of role '{role}' has"
+                            f" {', '.join(repr(c) for c in outside)} (not GSM-7): the whole text"
+                            " becomes UCS-2; write plain characters in the contacts file ('-' for '–')"))
     return problems
 
 

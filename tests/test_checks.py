@@ -137,7 +137,31 @@ def test_the_role_title_counts_as_the_contacts_file_says(tmp_path: Path) -> None
     assert check(tmp_path, text, contacts) == [
         "test.toml:8: step 'alert': warning: the text takes 2 SMS segments with the longest values"
         " (UCS-2, 90 units, 2 segments) (UCS-2 because of '–'); keep it to 1",
+        TITLE_WARNING,
     ]
+
+
+TITLE_WARNING = (
+    "test.toml:8: step 'alert': warning: message quotes {role_title}, and the title of role"
+    " 'youth_prosecutor' has '–' (not GSM-7): the whole text becomes UCS-2; write plain characters"
+    " in the contacts file ('-' for '–')"
+)
+
+
+def test_a_title_outside_gsm7_that_a_text_quotes_is_a_warning_even_when_it_fits(tmp_path: Path) -> None:
+    text = playbook(step("alert")).replace("graad {grade}. Bel {callback}. ", "{role_title}. ")
+    contacts = CONTACTS.replace('title = "Jeugdparket"', 'title = "Jeugdparket – dienst"')
+    assert check(tmp_path, text, contacts) == [TITLE_WARNING]
+    assert check(tmp_path, text, CONTACTS) == []
+
+
+def test_the_example_contacts_titles_are_plain_gsm7() -> None:
+    from rapidresponse.app import packaged
+    from rapidresponse.contacts import parse_contacts
+    from rapidresponse.segments import outside_gsm7
+
+    contacts = parse_contacts(packaged("contacts.example.toml").read_text(encoding="utf-8"))
+    assert {r: outside_gsm7(role.title) for r, role in contacts.roles.items() if outside_gsm7(role.title)} == {}
 
 
 def test_an_hour_nobody_serves_is_a_warning_naming_the_hours(tmp_path: Path) -> None:
