@@ -238,8 +238,9 @@ def _act(ctx: Context, ref: str, kind: str, action: Action) -> None:
         else:
             engine.resolve(ctx, ref, action.what)
     except InputError as exc:
-        audit.append(ctx.store, at=ctx.clock.now(), kind="simulation.ignored", actor=ACTOR, case=ref,
-                     detail={"action": kind, "what": action.what, "why": str(exc)})
+        with ctx.store.transaction():
+            audit.append(ctx.store, at=ctx.clock.now(), kind="simulation.ignored", actor=ACTOR, case=ref,
+                         detail={"action": kind, "what": action.what, "why": str(exc)})
 
 
 def _next_moment(store: Store, start: datetime, pending: list[tuple[str, Action]]) -> datetime | None:

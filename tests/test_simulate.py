@@ -176,3 +176,8 @@ def test_show_renders_each_text_with_its_segments(runner: CliRunner, home: Path)
     text = runner.invoke(cli, ["--home", str(home), "playbooks", "show", "worrying-situation"]).stdout
     assert "waits 15m for ACK per contact, then coordinator" in text
     assert "GSM-7, " in text and " 1 segment" in text
+
+
+def test_an_answer_nobody_waits_for_is_logged_not_fatal(app: App) -> None:
+    sim = run(app, flags=["worrying"], acks=[Action("mandated_agency", timedelta(minutes=5))])
+    assert any(e.kind == "simulation.ignored" and "changed nothing" in e.text for e in sim.events)
