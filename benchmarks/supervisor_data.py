@@ -3,7 +3,8 @@
 Used by `supervisor.py`. The events have the shapes the engine writes (registration, assessment,
 planned steps, alerts sent and delivered, time-outs, escalations, exhausted chains, acks by CLI and
 SMS, notes, resolution, stand-downs, after-return steps) and a valid hash chain; each case gets
-about a hundred events, registered over the `days` before `end`. Nothing here identifies anyone:
+about a hundred events (the chain's events, then retried and delivered texts and notes up to the
+hundred), registered over the `days` before `end`. Nothing here identifies anyone:
 there are no persons rows at all.
 """
 
@@ -119,8 +120,17 @@ def _case_events(ref: str, registered: datetime, resolved: bool, total: int,
             if rnd.random() < 0.5:
                 add("step.exhausted", {"step": step, "role": role, "rounds": 1, "reason": "no acknowledgement"},
                     after=900)
-    while len(out) < total - 4:
-        add("case.note", {"note": {"id": rnd.randrange(10**6)}}, "officer", after=60)
+    while len(out) < total - 4:  # the rest of a busy case: retried and delivered texts, notes
+        pick = rnd.random()
+        if pick < 0.4:
+            add("sms.retry", {"message": message, "step": "alert-police", "role": "police",
+                              "contact": CONTACTS["police"][0], "error": "HTTP 503", "retry_in": 2.0}, after=2)
+        elif pick < 0.7:
+            add("sms.delivered", {"message": message, "step": "alert-police", "role": "police",
+                                  "contact": CONTACTS["police"][0], "to": "+32470000000", "status": "delivered"},
+                after=5)
+        else:
+            add("case.note", {"note": {"id": rnd.randrange(10**6)}}, "officer", after=60)
     if resolved:
         add("case.resolved", {"outcome": "found", "cancelled_steps": [], "stand_down_messages": 5,
                               "note": None}, "officer", after=3600)

@@ -120,11 +120,11 @@ class _Log:
         self.cases: dict[str, str] = {}
         self.earlier: dict[str, bool] = {}
         for ref, at, earlier in store.conn.execute(
-            "SELECT case_ref, at, json_extract(detail, '$.earlier_episodes') FROM events"
+            "SELECT case_ref, at, json_array_length(detail, '$.earlier_episodes') FROM events"
             " WHERE kind = 'case.registered' AND at >= ? AND at < ?", [self.since, self.until]
         ):
             self.cases[ref] = at
-            self.earlier[ref] = bool(json.loads(earlier)) if earlier else False
+            self.earlier[ref] = bool(earlier)
         store.conn.execute("CREATE TEMP TABLE IF NOT EXISTS report_cases (ref TEXT PRIMARY KEY)")
         store.conn.execute("DELETE FROM temp.report_cases")
         store.conn.executemany("INSERT INTO temp.report_cases VALUES (?)", [(r,) for r in self.cases])
@@ -147,14 +147,16 @@ class _Log:
 
 def report(store: Store, period: Period) -> dict[str, Any]:
     log = _Log(store, period)
+    planned = log.rows(("steps.planned",), ("phase", "steps"))
+    roles, steps = _chains(log, planned)
     return {
         "period": period.as_dict(),
         "cases": _cases(log),
         "first_alert": _first_alert(log),
-        "steps": _steps(log),
-        "roles": _roles(log),
+        "steps": steps,
+        "roles": roles,
         "contacts": _contacts(log),
-        "followups": _followups(log),
+        "followups": _followups(log, planned),
     }
 
 
@@ -202,41 +204,41 @@ def _first_alert(log: _Log) -> dict[str, float | None]:
     return spread([seconds_between(log.cases[ref], at) for ref, at in first])
 
 
-def _planned_times(log: _Log) -> dict[tuple[str, str], list[tuple[str, str]]]:
-    """(case, step) -> [(planned at, due at)] from `steps.planned`, in log order."""
-    planned: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
-    for _seq, _kind, ref, at, _actor, steps in log.rows(("steps.planned",), ("steps",)):
+def _planned_times(planned_rows: list[tuple[Any, ...]]) -> dict[tuple[str, str], list[str]]:
+    """(case, step) -> the times it was planned (`steps.planned`), in log order."""
+    planned: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for _seq, _kind, ref, at, _actor, _phase, steps in planned_rows:
         for step in json.loads(steps or "[]"):
-            planned[(ref, step.get("id"))].append((at, step.get("due_at")))
+            planned[(ref, step.get("id"))].append(at)
     return planned
 
 
-def _steps(log: _Log) -> dict[str, int]:
-    planned = _planned_times(log)
-    fired = late = 0
-    for _seq, _kind, ref, at, _actor, step, due_at in log.rows(("step.due",), ("step", "due_at")):
-        fired += 1
-        plans = [p for p in planned.get((ref, step), []) if p[0] <= at]
-        planned_at = plans[-1][0] if plans else at
-        if lateness(at, due_at or at, planned_at) > LATE_AFTER_SECONDS:
-            late += 1
-    return {"fired": fired, "fired_late": late}
-
-
-def _roles(log: _Log) -> list[dict[str, Any]]:
+def _chains(log: _Log, planned_rows: list[tuple[Any, ...]]) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """One pass over the chains' events: rule A per role, escalations, exhausted chains, and
+    rule L for the steps fired. Each field is read only from the kinds that carry it."""
+    planned = _planned_times(planned_rows)
     clock = AckClock()
     step_role: dict[tuple[str, str], str] = {}
     delays: dict[str, list[float]] = defaultdict(list)
     escalations: Counter[str] = Counter()
     exhausted: Counter[str] = Counter()
     channels: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    fired = late = 0
     kinds = ("step.due", "sms.sent", "step.acknowledged", "step.escalated", "step.exhausted")
-    for _seq, kind, ref, at, _actor, step, role, via in log.rows(kinds, ("step", "role", "via")):
-        if kind == "step.due":
+    rows = log.query(kinds, "e.kind, e.case_ref, e.at, json_extract(e.detail, '$.step'),"
+                     " CASE WHEN e.kind != 'step.escalated' THEN json_extract(e.detail, '$.role') END,"
+                     " CASE WHEN e.kind = 'step.acknowledged' THEN json_extract(e.detail, '$.via') END,"
+                     " CASE WHEN e.kind = 'step.due' THEN json_extract(e.detail, '$.due_at') END")
+    for kind, ref, at, step, role, via, due_at in rows:
+        if kind == "sms.sent":
+            clock.alerted(ref, step, role, at)
+        elif kind == "step.due":
             clock.fired(ref, step, at)
             step_role[(ref, step)] = role
-        elif kind == "sms.sent":
-            clock.alerted(ref, step, role, at)
+            fired += 1
+            plans = [p for p in planned.get((ref, step), ()) if p <= at]
+            if lateness(at, due_at or at, plans[-1] if plans else at) > LATE_AFTER_SECONDS:
+                late += 1
         elif kind == "step.acknowledged":
             waited = clock.delay(ref, step, role, at)
             delays[role].append(waited if waited is not None else 0.0)
@@ -245,24 +247,28 @@ def _roles(log: _Log) -> list[dict[str, Any]]:
             escalations[step_role.get((ref, step), "unknown")] += 1
         else:
             exhausted[role] += 1
-    roles = sorted(set(delays) | set(escalations) | set(exhausted))
-    return [{"role": role, "acknowledgements": len(delays[role]), **spread(delays[role]),
-             "escalations": escalations[role], "exhausted": exhausted[role],
-             "by_channel": {via: {"acknowledgements": len(waits), "median_minutes": minutes(median(waits))}
-                            for via, waits in sorted(channels[role].items())}}
-            for role in roles]
+    names = sorted(set(delays) | set(escalations) | set(exhausted))
+    roles = [{"role": role, "acknowledgements": len(delays[role]), **spread(delays[role]),
+              "escalations": escalations[role], "exhausted": exhausted[role],
+              "by_channel": {via: {"acknowledgements": len(waits), "median_minutes": minutes(median(waits))}
+                             for via, waits in sorted(channels[role].items())}}
+             for role in names]
+    return roles, {"fired": fired, "fired_late": late}
 
 
 def _contacts(log: _Log) -> list[dict[str, Any]]:
     kinds = ("sms.sent", "sms.stand_down", "sms.failed", "sms.undelivered")
-    counted = log.query(
-        kinds,
-        "json_extract(e.detail, '$.role') AS role, json_extract(e.detail, '$.contact') AS contact,"
-        " COUNT(DISTINCT CASE WHEN e.kind != 'sms.undelivered' THEN json_extract(e.detail, '$.message') END),"
-        " COUNT(DISTINCT CASE WHEN e.kind = 'sms.failed' THEN json_extract(e.detail, '$.message') END),"
-        " COUNT(DISTINCT CASE WHEN e.kind = 'sms.undelivered' THEN json_extract(e.detail, '$.message') END)",
-        "GROUP BY role, contact",
-    )
+    marks = ",".join("?" * len(kinds))
+    counted = log.store.conn.execute(
+        "SELECT role, contact, COUNT(DISTINCT CASE WHEN kind != 'sms.undelivered' THEN message END),"
+        " COUNT(DISTINCT CASE WHEN kind = 'sms.failed' THEN message END),"
+        " COUNT(DISTINCT CASE WHEN kind = 'sms.undelivered' THEN message END)"
+        " FROM (SELECT e.kind AS kind, json_extract(e.detail, '$.role') AS role,"
+        " json_extract(e.detail, '$.contact') AS contact, json_extract(e.detail, '$.message') AS message"
+        " FROM events e JOIN temp.report_cases p ON p.ref = e.case_ref"
+        f" WHERE e.kind IN ({marks}) AND e.at >= ? AND e.at < ?) GROUP BY role, contact",
+        [*kinds, log.since, log.until],
+    ).fetchall()
     ordered = sorted(counted, key=lambda r: (str(r[0]), str(r[1])))
     return [{"role": role, "contact": contact, "texts": texts, "failed": failed, "undelivered": undelivered}
             for role, contact, texts, failed, undelivered in ordered]
@@ -286,7 +292,7 @@ def followup_type(name: str, role: str | None = None) -> str:
     return "other"
 
 
-def _followups(log: _Log) -> dict[str, dict[str, int]]:
+def _followups(log: _Log, planned_rows: list[tuple[Any, ...]]) -> dict[str, dict[str, int]]:
     """Rule F. A case that went through `case.returned` (issue 9) has the follow-ups listed
     there; a case without one (an older log) has its `after_resolved` steps."""
     items: dict[tuple[str, str], dict[str, Any]] = {}
@@ -302,13 +308,16 @@ def _followups(log: _Log) -> dict[str, dict[str, int]]:
     for _seq, _kind, ref, at, _actor, kind, result in recorded:
         item = items.setdefault((ref, kind), {"type": followup_type(kind or ""), "due_at": at})
         item["state"] = "done" if result in FOLLOWUP_DONE else "not_done"
-    for _seq, _kind, ref, _at, _actor, phase, steps in log.rows(("steps.planned",), ("phase", "steps")):
+    steps_planned = False
+    for _seq, _kind, ref, _at, _actor, phase, steps in planned_rows:
         if phase != "after_resolved" or ref in returned:
             continue
+        steps_planned = True
         for step in json.loads(steps or "[]"):
             items[(ref, step.get("id"))] = {"type": followup_type(step.get("id") or "", step.get("role")),
                                             "due_at": step.get("due_at"), "state": "open"}
-    for _seq, _kind, ref, _at, _actor, step in log.rows(("step.acknowledged", "step.done"), ("step",)):
+    done_steps = log.rows(("step.acknowledged", "step.done"), ("step",)) if steps_planned else []
+    for _seq, _kind, ref, _at, _actor, step in done_steps:
         item = items.get((ref, step))
         if item is not None and ref not in returned:
             item["state"] = "done"
