@@ -127,7 +127,11 @@ class _Log:
             self.earlier[ref] = bool(earlier)
         store.conn.execute("CREATE TEMP TABLE IF NOT EXISTS report_cases (ref TEXT PRIMARY KEY)")
         store.conn.execute("DELETE FROM temp.report_cases")
-        store.conn.executemany("INSERT INTO temp.report_cases VALUES (?)", [(r,) for r in self.cases])
+        # filled by SQLite from the same rows: one statement, not a Python round trip per case
+        store.conn.execute(
+            "INSERT OR IGNORE INTO temp.report_cases SELECT case_ref FROM events"
+            " WHERE kind = 'case.registered' AND at >= ? AND at < ? AND case_ref IS NOT NULL",
+            [self.since, self.until])
 
     def query(self, kinds: tuple[str, ...], select: str,
               tail: str = "ORDER BY e.seq") -> list[tuple[Any, ...]]:
@@ -148,11 +152,11 @@ class _Log:
 def report(store: Store, period: Period) -> dict[str, Any]:
     log = _Log(store, period)
     planned = log.rows(("steps.planned",), ("phase", "steps"))
-    roles, steps = _chains(log, planned)
+    roles, steps, first_alerts = _chains(log, planned)
     return {
         "period": period.as_dict(),
         "cases": _cases(log),
-        "first_alert": _first_alert(log),
+        "first_alert": spread([seconds_between(log.cases[ref], at) for ref, at in first_alerts.items()]),
         "steps": steps,
         "roles": roles,
         "contacts": _contacts(log),
@@ -199,11 +203,6 @@ def _cases(log: _Log) -> dict[str, Any]:
     }
 
 
-def _first_alert(log: _Log) -> dict[str, float | None]:
-    first = log.query(("sms.sent",), "e.case_ref, MIN(e.at)", "GROUP BY e.case_ref")
-    return spread([seconds_between(log.cases[ref], at) for ref, at in first])
-
-
 def _planned_times(planned_rows: list[tuple[Any, ...]]) -> dict[tuple[str, str], list[str]]:
     """(case, step) -> the times it was planned (`steps.planned`), in log order."""
     planned: dict[tuple[str, str], list[str]] = defaultdict(list)
@@ -213,9 +212,11 @@ def _planned_times(planned_rows: list[tuple[Any, ...]]) -> dict[tuple[str, str],
     return planned
 
 
-def _chains(log: _Log, planned_rows: list[tuple[Any, ...]]) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """One pass over the chains' events: rule A per role, escalations, exhausted chains, and
-    rule L for the steps fired. Each field is read only from the kinds that carry it."""
+def _chains(log: _Log, planned_rows: list[tuple[Any, ...]]
+            ) -> tuple[list[dict[str, Any]], dict[str, int], dict[str, str]]:
+    """One pass over the chains' events: rule A per role, escalations, exhausted chains, rule L
+    for the steps fired, and each case's first alert (its earliest `sms.sent`). Each field is
+    read only from the kinds that carry it."""
     planned = _planned_times(planned_rows)
     clock = AckClock()
     step_role: dict[tuple[str, str], str] = {}
@@ -223,6 +224,7 @@ def _chains(log: _Log, planned_rows: list[tuple[Any, ...]]) -> tuple[list[dict[s
     escalations: Counter[str] = Counter()
     exhausted: Counter[str] = Counter()
     channels: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    first_alerts: dict[str, str] = {}
     fired = late = 0
     kinds = ("step.due", "sms.sent", "step.acknowledged", "step.escalated", "step.exhausted")
     rows = log.query(kinds, "e.kind, e.case_ref, e.at, json_extract(e.detail, '$.step'),"
@@ -232,6 +234,8 @@ def _chains(log: _Log, planned_rows: list[tuple[Any, ...]]) -> tuple[list[dict[s
     for kind, ref, at, step, role, via, due_at in rows:
         if kind == "sms.sent":
             clock.alerted(ref, step, role, at)
+            if at < first_alerts.get(ref, "~"):  # MIN(at): the fixed-width text orders as time
+                first_alerts[ref] = at
         elif kind == "step.due":
             clock.fired(ref, step, at)
             step_role[(ref, step)] = role
@@ -253,7 +257,7 @@ def _chains(log: _Log, planned_rows: list[tuple[Any, ...]]) -> tuple[list[dict[s
               "by_channel": {via: {"acknowledgements": len(waits), "median_minutes": minutes(median(waits))}
                              for via, waits in sorted(channels[role].items())}}
              for role in names]
-    return roles, {"fired": fired, "fired_late": late}
+    return roles, {"fired": fired, "fired_late": late}, first_alerts
 
 
 def _contacts(log: _Log) -> list[dict[str, Any]]:

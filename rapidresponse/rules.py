@@ -8,6 +8,7 @@ in the report is the figure in the timeline.
 from __future__ import annotations
 
 import math
+from datetime import datetime
 
 from rapidresponse.timeutil import from_iso
 
@@ -61,6 +62,10 @@ def lateness(fired_at: str, due_at: str, planned_at: str) -> float:
 
 
 def seconds_between(earlier: str, later: str) -> float:
+    if earlier[-1:] == "Z" and later[-1:] == "Z":
+        # the log's own spelling (`to_iso`): Python 3.11 reads the 'Z' itself, and the difference
+        # of two aware times needs no conversion; the report calls this ~100,000 times
+        return (datetime.fromisoformat(later) - datetime.fromisoformat(earlier)).total_seconds()
     return (from_iso(later) - from_iso(earlier)).total_seconds()
 
 
