@@ -9,12 +9,16 @@ steps (`flags.return_flags`), and opens the follow-ups that somebody must close:
 - `reference-centre`: for a suspected victim, assessment of victimhood (action plan 2.2–2.3);
 - `care-centre`: unless sexual violence was ruled out, the Zorgcentrum (the first 7 days matter).
 
-`followup CASE` records how each went. The rows are data of the case and go with the purge; the
-audit log records the answers and each follow-up by kind, never a note's text.
+`followup CASE` records how each went, and an answer that changed after the return (a late
+safe-and-well check, sexual violence no longer ruled out or ruled out after all): the
+after-return steps then follow the new answers from that moment, by the one rule for flags
+(`reassessment.follow_flags`). The rows are data of the case and go with the purge; the audit
+log records the answers and each follow-up by kind, never a note's text.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,6 +27,7 @@ from rapidresponse import audit, engine
 from rapidresponse.engine import Context, get_case
 from rapidresponse.errors import InputError
 from rapidresponse.flags import ANSWERS, FOLLOWUP_KINDS, return_flags
+from rapidresponse.reassessment import follow_flags
 from rapidresponse.states import RETURNED_OUTCOMES, RUNNING_STEPS, CaseState, Phase, StepState, sql
 from rapidresponse.store import Store
 from rapidresponse.timeutil import to_iso
@@ -31,6 +36,8 @@ from rapidresponse.vocab import Vocabulary
 SAFE_AND_WELL, RETURN_INTERVIEW, REFERENCE_CENTRE, CARE_CENTRE = FOLLOWUP_KINDS
 KINDS = FOLLOWUP_KINDS
 REFERRALS = (REFERENCE_CENTRE, CARE_CENTRE)
+#: The second question at the return: an answer, not a follow-up (no row of its own).
+SEXUAL_VIOLENCE = "sexual-violence-ruled-out"
 
 #: How long after the return each follow-up may take.
 DUE_AFTER: dict[str, timedelta] = {
@@ -125,7 +132,8 @@ def record(
 ) -> list[dict[str, Any]]:
     """Record how follow-ups went: [(kind, result)], e.g. ('return-interview', 'done')."""
     if not answers:
-        raise InputError("say what to record: --return-interview, --referral or --safe-and-well")
+        raise InputError("say what to record: --return-interview, --referral, --safe-and-well"
+                         " or --sexual-violence-ruled-out")
     checked = [(kind, _result(kind, value)) for kind, value in answers]
     now = ctx.clock.now()
     done = []
@@ -136,7 +144,16 @@ def record(
         if case["state"] != CaseState.RESOLVED or case["outcome"] not in RETURNED_OUTCOMES:
             raise InputError(f"case {case['ref']} has no follow-ups: they start when the minor is"
                              " back (resolve --outcome found or returned)")
+        before = answers_now(ctx.store, case["ref"])
         for index, (kind, value) in enumerate(checked):
+            if kind == SEXUAL_VIOLENCE:
+                entry = _change_sexual_violence(ctx, case, value, before[1])
+                if index == 0 and note:
+                    entry["note"] = engine._note(ctx, case["id"], "followup", note)
+                audit.append(ctx.store, at=now, kind="return.answer-changed", actor=ctx.actor,
+                             case=case["ref"], detail=entry)
+                done.append(entry)
+                continue
             row = ctx.store.one("SELECT * FROM followups WHERE case_id = ? AND kind = ?",
                                 [case["id"], kind])
             if row is None:  # recorded although not asked for (a referral made anyway)
@@ -160,7 +177,61 @@ def record(
             audit.append(ctx.store, at=now, kind="followup.recorded", actor=ctx.actor,
                          case=case["ref"], detail=entry)
             done.append(entry)
+        after = answers_now(ctx.store, case["ref"])
+        if after != before and done:
+            done[-1].update(_follow_answers(ctx, case, before, after))
     return done
+
+
+def answers_now(store: Store, ref: str) -> tuple[str, str]:
+    """(safe and well, sexual violence ruled out) as they stand now: the answers at the return,
+    changed by a later safe-and-well check or a changed answer. Read from the log, which records
+    each of them anyway."""
+    safe = ruled_out = "unknown"
+    for event in audit.events(store, ref):
+        detail = event["detail"]
+        if event["kind"] == "case.returned":
+            safe = detail["safe_and_well"] or "unknown"
+            ruled_out = detail["sexual_violence_ruled_out"] or "unknown"
+        elif event["kind"] == "followup.recorded" and detail.get("followup") == SAFE_AND_WELL:
+            safe = "yes" if detail["result"] == "done" else detail["result"]
+        elif event["kind"] == "return.answer-changed" and detail.get("answer") == SEXUAL_VIOLENCE:
+            ruled_out = detail["result"]
+    return safe, ruled_out
+
+
+def _follow_answers(ctx: Context, case: dict[str, Any], before: tuple[str, str],
+                    after: tuple[str, str]) -> dict[str, Any]:
+    """The after-return steps follow the changed answers from now, as if given at the return:
+    the one rule for flags (`follow_flags`); texts already sent are not recalled."""
+    flags = tuple(json.loads(case["flags"]))
+    stopped, planned = follow_flags(ctx, case, (*flags, *return_flags(*after)),
+                                    phase=Phase.AFTER_RESOLVED,
+                                    before=(*flags, *return_flags(*before)))
+    changed: dict[str, Any] = {}
+    if stopped:
+        changed["steps_stopped"] = stopped
+    if planned:
+        changed["steps_planned"] = [s["id"] for s in planned]
+    return changed
+
+
+def _change_sexual_violence(ctx: Context, case: dict[str, Any], value: str, was: str) -> dict[str, Any]:
+    """Not ruled out (any more): the care-centre follow-up is opened, due as at the return.
+    Ruled out after all: a care-centre follow-up nobody closed yet is no longer asked."""
+    entry: dict[str, Any] = {"answer": SEXUAL_VIOLENCE, "result": value, "was": was}
+    row = ctx.store.one("SELECT * FROM followups WHERE case_id = ? AND kind = ?",
+                        [case["id"], CARE_CENTRE])
+    if value != "yes" and row is None:
+        due = to_iso(ctx.clock.now() + DUE_AFTER[CARE_CENTRE])
+        ctx.store.conn.execute(
+            "INSERT INTO followups (case_id, kind, due_at, state) VALUES (?, ?, ?, ?)",
+            [case["id"], CARE_CENTRE, due, OPEN])
+        entry["followup_opened"] = {"kind": CARE_CENTRE, "due_at": due}
+    elif value == "yes" and row is not None and row["state"] == OPEN:
+        ctx.store.conn.execute("DELETE FROM followups WHERE id = ?", [row["id"]])
+        entry["followup_dropped"] = CARE_CENTRE
+    return entry
 
 
 def _close_steps(ctx: Context, case_id: int, kind: str) -> list[str]:
@@ -177,6 +248,8 @@ def _close_steps(ctx: Context, case_id: int, kind: str) -> list[str]:
 
 
 def _result(kind: str, value: str) -> str:
+    if kind == SEXUAL_VIOLENCE:
+        return ANSWER_WORDS.pick(value, what="--sexual-violence-ruled-out")
     if kind not in RESULTS:
         raise InputError(f"unknown follow-up: choose {', '.join(KINDS)}")
     word = value.strip().lower()

@@ -119,27 +119,31 @@ def _standing_judgement(
 
 
 def follow_flags(
-    ctx: Context, case: dict[str, Any], flags: tuple[str, ...]
+    ctx: Context, case: dict[str, Any], flags: tuple[str, ...],
+    *, phase: str = Phase.MAIN, before: tuple[str, ...] | None = None,
 ) -> tuple[list[str], list[dict[str, Any]]]:
     """The case's steps follow its flags, from this moment. Call inside a transaction.
 
     A step whose `when` no longer holds and has not finished is cancelled; a step whose `when`
     now holds and that the case does not have yet is planned from now (steps timed from the
-    disappearance keep that base). One rule for re-assessments and decisions alike.
+    disappearance keep that base). One rule for re-assessments, decisions and answers changed
+    after the return (`phase` after_resolved, with `before` the flags the steps followed).
     """
     now = ctx.clock.now()
     playbook = case_playbook(case)
     rows = ctx.store.all(
         "SELECT * FROM steps WHERE case_id = ? AND phase = ? AND playbook_hash = ?"
         " ORDER BY generation",
-        [case["id"], Phase.MAIN, case["playbook_hash"]],
+        [case["id"], phase, case["playbook_hash"]],
     )
     latest = {r["step_key"]: r for r in rows}  # the last row of each step
     stale = [r for r in latest.values() if r["state"] in RUNNING_STEPS
              and not step_definition(ctx.store, r).applies(flags)]
     cancelled = cancel_steps(ctx, case, stale, "its flags no longer hold")
-    _withdraw(ctx, case, list(latest.values()), json.loads(case["flags"]), flags)
-    wanted = [s.id for s in playbook.steps if s.applies(flags)
+    _withdraw(ctx, case, list(latest.values()),
+              json.loads(case["flags"]) if before is None else list(before), flags)
+    pool = playbook.steps if phase == Phase.MAIN else playbook.after_resolved
+    wanted = [s.id for s in pool if s.applies(flags)
               and (s.id not in latest or latest[s.id]["state"] == StepState.CANCELLED)]
     if not wanted:
         return cancelled, []
@@ -148,10 +152,11 @@ def follow_flags(
     )
     if any(key in latest for key in wanted):
         generation += 1  # a step cancelled earlier is wanted again: a new row
+    bases = ({"registered": now, "missing": from_iso(case["missing_since"])}
+             if phase == Phase.MAIN else {"resolved": now})
     planned = _plan(
-        ctx, case["id"], case["ref"], playbook, flags, Phase.MAIN,
-        {"registered": now, "missing": from_iso(case["missing_since"])},
-        skip={s.id for s in playbook.steps if s.id not in wanted},
+        ctx, case["id"], case["ref"], playbook, flags, phase, bases,
+        skip={s.id for s in pool if s.id not in wanted},
         generation=generation,
     )
     return cancelled, planned

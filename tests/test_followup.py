@@ -237,3 +237,108 @@ def test_recording_a_follow_up_finishes_the_step_that_reminds_of_it(
     states = dict(app.store.conn.execute(
         "SELECT step_key, state FROM steps WHERE phase = 'after_resolved'").fetchall())
     assert states["return-interview-due"] == "done" and states["alert-care-centre"] == "done"
+
+
+def step_rows(app: App, ref: str, key: str) -> list[dict[str, Any]]:
+    return app.store.all(
+        "SELECT s.* FROM steps s JOIN cases c ON c.id = s.case_id WHERE c.ref = ? AND s.step_key = ?"
+        " AND s.phase = 'after_resolved' ORDER BY s.id", [ref, key])
+
+
+@pytest.mark.parametrize("at_return", ["yes", "unknown"])
+def test_a_late_not_safe_and_well_starts_its_steps_from_that_moment(
+    app: App, ctx: Context, clock: FakeClock, transport: RecordingTransport, settings: Any,
+    at_return: str,
+) -> None:
+    reg = register_minor(ctx, app)
+    followup.resolve(ctx, reg.ref, "found", safe_and_well=at_return, sexual_violence_ruled_out="yes")
+    tick(ctx, transport, settings)
+    assert step_rows(app, reg.ref, "not-safe-and-well") == []
+    clock.advance(hours=3)
+    [done] = followup.record(ctx, reg.ref, [("safe-and-well", "no")])
+    assert done["steps_planned"] == ["not-safe-and-well"]
+    [step] = step_rows(app, reg.ref, "not-safe-and-well")
+    assert step["due_at"] == to_iso(clock.now()) and step["state"] == "pending"
+    assert [s["state"] for s in step_rows(app, reg.ref, "welfare-check")] == (
+        ["done"] if at_return == "unknown" else [])
+    before = len(transport.sent)
+    tick(ctx, transport, settings)
+    assert len(transport.sent) > before  # the coordinator is told now
+    assert all(body.startswith(reg.ref) for _, body in transport.sent)
+    assert followup.answers_now(app.store, reg.ref) == ("no", "yes")
+
+
+def test_safe_and_well_after_all_stops_what_only_not_safe_and_well_wanted(
+    app: App, ctx: Context, clock: FakeClock, transport: RecordingTransport, settings: Any,
+) -> None:
+    reg = register_minor(ctx, app)
+    followup.resolve(ctx, reg.ref, "found", safe_and_well="no", sexual_violence_ruled_out="yes")
+    tick(ctx, transport, settings)
+    clock.advance(minutes=5)
+    [done] = followup.record(ctx, reg.ref, [("safe-and-well", "yes")])
+    assert done["steps_stopped"] == ["not-safe-and-well"]
+    assert [s["state"] for s in step_rows(app, reg.ref, "not-safe-and-well")] == ["cancelled"]
+    stopped_at = to_iso(clock.now())
+    clock.advance(hours=1)
+    tick(ctx, transport, settings)
+    assert app.store.scalar(  # no escalation of a stopped step
+        "SELECT COUNT(*) FROM messages m JOIN steps s ON s.id = m.step_id"
+        " WHERE s.step_key = 'not-safe-and-well' AND m.created_at > ?", [stopped_at]) == 0
+
+
+def test_sexual_violence_no_longer_ruled_out_alerts_the_care_centre_and_back(
+    app: App, ctx: Context, clock: FakeClock, transport: RecordingTransport, settings: Any,
+) -> None:
+    reg = register_minor(ctx, app)
+    followup.resolve(ctx, reg.ref, "returned", safe_and_well="yes", sexual_violence_ruled_out="yes")
+    tick(ctx, transport, settings)
+    assert CARE_CENTRE not in transport.numbers()
+    clock.advance(hours=2)
+    [changed] = followup.record(ctx, reg.ref, [("sexual-violence-ruled-out", "nee")],
+                                note=f"{MINOR['alias']} vertelde meer")
+    assert changed["was"] == "yes" and changed["result"] == "no"
+    assert changed["steps_planned"] == ["alert-care-centre"] and changed["note"]
+    states = {f["kind"]: f for f in followup.of_case(app.store, reg.case_id, clock.now())}
+    assert states["care-centre"]["state"] == "open"
+    assert states["care-centre"]["due_at"] == to_iso(clock.now() + timedelta(hours=24))
+    tick(ctx, transport, settings)
+    assert transport.numbers().count(CARE_CENTRE) == 1
+    clock.advance(minutes=10)
+    [ruled_out] = followup.record(ctx, reg.ref, [("sexual-violence-ruled-out", "yes")])
+    assert ruled_out["steps_stopped"] == ["alert-care-centre"]
+    assert "care-centre" not in {f["kind"] for f in followup.of_case(app.store, reg.case_id,
+                                                                       clock.now())}
+    sent = app.store.scalar(
+        "SELECT COUNT(*) FROM messages m JOIN steps s ON s.id = m.step_id"
+        " WHERE s.step_key = 'alert-care-centre' AND m.state != 'cancelled'")
+    assert sent == 1  # what was sent stays sent: nothing is recalled
+    stopped_at = to_iso(clock.now())
+    clock.advance(hours=2)
+    tick(ctx, transport, settings)
+    later = app.store.scalar(  # no reminder, no escalation to the coordinator
+        "SELECT COUNT(*) FROM messages m JOIN steps s ON s.id = m.step_id"
+        " WHERE s.step_key = 'alert-care-centre' AND m.created_at > ?", [stopped_at])
+    assert later == 0 and transport.numbers().count(CARE_CENTRE) == 1
+    again = followup.record(ctx, reg.ref, [("sexual-violence-ruled-out", "unknown")])
+    assert again[0]["steps_planned"] == ["alert-care-centre"]
+    assert [s["state"] for s in step_rows(app, reg.ref, "alert-care-centre")] == ["cancelled", "pending"]
+    log = json.dumps(list(audit.events(app.store, reg.ref)))
+    assert_no_secrets(log)
+    assert "vertelde" not in log
+
+
+def test_a_changed_answer_from_the_command_line(runner: CliRunner, home: Path) -> None:
+    registered = invoke(runner, home, "register", "--alias", MINOR["alias"], "--birth-date",
+                        MINOR["birth_date"], "--missing-since", "1h ago", "--last-seen",
+                        MINOR["last_seen"], "--json")
+    ref = json.loads(registered.stdout)["case"]
+    invoke(runner, home, "resolve", ref, "--outcome", "found", "--safe-and-well", "yes",
+           "--sexual-violence-ruled-out", "yes")
+    changed = invoke(runner, home, "followup", ref, "--sexual-violence-ruled-out", "unknown")
+    assert changed.exit_code == 0, changed.stderr
+    assert "sexual-violence-ruled-out unknown" in changed.stdout and "alert-care-centre" in changed.stdout
+    shown = json.loads(invoke(runner, home, "show", ref, "--json").stdout)
+    assert "alert-care-centre" in {s["id"] for s in shown["steps"]}
+    bad = invoke(runner, home, "followup", ref, "--sexual-violence-ruled-out", "Zorbalina")
+    assert bad.exit_code == 2 and "Zorbalina" not in bad.stderr
+    assert_no_secrets(invoke(runner, home, "log", ref, "--json").stdout)
