@@ -43,7 +43,7 @@ SHORT_HELP = {
     "reassess": "Re-assess CASE with what is known now; the response follows, and the log says why.",
     "register": "Register a missing minor, assess the situation and send the first alerts.",
     "report": "Figures for supervisors from the log, each by one written rule (--policy: by month).",
-    "followup": "Record the follow-ups of CASE after the return: interview, referrals, safe-and-well.",
+    "followup": "Record the follow-ups of CASE after the return, or an answer that changed.",
     "profiles": "Profiles of minors at risk, filled in before any episode (Philomena Protocol).",
     "resolve": "Close CASE: cancel pending steps, stand everyone down, start the after-return steps.",
     "run": "Run the daemon: fire steps on time, escalate, retry, until SIGINT/SIGTERM.",

@@ -24,8 +24,10 @@ from rapidresponse.cli.common import CASE, TEXT, Env, console, emit_json, json_o
 def followup(env: Env, case: str, return_interview: str | None, referrals: tuple[tuple[str, str], ...],
              safe_and_well: str | None, sexual_violence: str | None, note: str | None,
              as_json: bool) -> None:
-    """Record the follow-ups of CASE after the return: interview, referrals, safe-and-well,
-    a changed answer on sexual violence (the after-return steps follow it)."""
+    """Record the follow-ups of CASE after the return, or an answer that changed.
+
+    Interview, referrals, the safe-and-well check; a changed answer (safe and well, sexual
+    violence ruled out) makes the after-return steps follow it from now."""
     from rapidresponse import followup as library
 
     answers: list[tuple[str, str]] = []
