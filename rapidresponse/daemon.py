@@ -232,6 +232,7 @@ class Daemon:
         while not self._stop.is_set():
             cycle = process_all(ctx, self.settings, capacity=senders.capacity())
             senders.submit(cycle.claimed)
+            senders.submit_hangups(cycle.hangups)
             if not (cycle.fired or cycle.timed_out):
                 return
 

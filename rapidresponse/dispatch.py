@@ -274,11 +274,70 @@ def dispatch(
         ctx.clock.sleep(max((from_iso(next_due) - ctx.clock.now()).total_seconds(), 0.0))
 
 
+def claim_hangups(ctx: Context, settings: Settings, limit: int = MAX_PARALLEL) -> list[dict[str, Any]]:
+    """The calls marked to be hung up (`engine.hang_up_calls`) whose request is due, leased
+    for `claim_seconds` like a message: a sender that dies leaves them due again after it.
+
+    A call whose final status arrived meanwhile has ended by itself and is not touched."""
+    now = ctx.clock.now()
+    stamp = to_iso(now)
+    lease = to_iso(now + timedelta(seconds=settings.claim_seconds))
+    with ctx.store.transaction():
+        rows = ctx.store.all(
+            "SELECT * FROM messages WHERE hangup = 'due' AND state = ? AND sid IS NOT NULL"
+            " AND (hangup_after IS NULL OR hangup_after <= ?) ORDER BY id LIMIT ?",
+            [MessageState.SENT, stamp, limit],
+        )
+        for row in rows:
+            row["hangup_attempts"] += 1
+            row["answered"] = bool(ctx.store.scalar(
+                "SELECT 1 FROM events WHERE case_ref = ? AND kind = 'call.picked_up'"
+                " AND json_extract(detail, '$.sid') = ? LIMIT 1",
+                [case_ref(ctx, row["case_id"]), row["sid"]]))
+            ctx.store.conn.execute(
+                "UPDATE messages SET hangup_after = ?, hangup_attempts = ? WHERE id = ?",
+                [lease, row["hangup_attempts"], row["id"]],
+            )
+    return rows
+
+
+def hang_up(ctx: Context, transport: Transport, settings: Settings, row: dict[str, Any]) -> None:
+    """One hang-up request, then its result recorded: done, try again later, or refused."""
+    try:
+        result: str | SendError = transport.hang_up(row["sid"], row["answered"])
+    except SendError as exc:
+        result = exc
+    except Exception as exc:  # a transport bug must not lose the hang-up
+        result = TransientSendError(f"{type(exc).__name__} in the transport")
+    now = ctx.clock.now()
+    with ctx.store.transaction():
+        detail = message_detail(ctx, row, transport=transport.name)
+        detail.update(sid=row["sid"], attempt=row["hangup_attempts"])
+        if isinstance(result, str):
+            ctx.store.conn.execute("UPDATE messages SET hangup = 'done', hangup_after = NULL"
+                                   " WHERE id = ?", [row["id"]])
+            kind, detail["status"] = "call.hung_up", result
+        elif isinstance(result, TransientSendError):
+            delay = backoff(row["hangup_attempts"], result.retry_after)
+            ctx.store.conn.execute("UPDATE messages SET hangup_after = ? WHERE id = ?",
+                                   [to_iso(now + timedelta(seconds=delay)), row["id"]])
+            kind = "call.hangup_retry"
+            detail.update(error_code=result.code, error=result.text, retry_in=round(delay, 3))
+        else:  # e.g. the call had already ended by itself
+            ctx.store.conn.execute("UPDATE messages SET hangup = 'failed', hangup_after = NULL"
+                                   " WHERE id = ?", [row["id"]])
+            kind = "call.hangup_failed"
+            detail.update(error_code=result.code, error=result.text)
+        audit.append(ctx.store, at=now, kind=kind, actor=SYSTEM, case=case_ref(ctx, row["case_id"]),
+                     detail=detail)
+
+
 @dataclass
 class Cycle:
     fired: int
     timed_out: int
     claimed: list[dict[str, Any]]
+    hangups: list[dict[str, Any]] = field(default_factory=list)
 
 
 def process_all(ctx: Context, settings: Settings, *, capacity: int = MAX_PARALLEL * 4) -> Cycle:
@@ -287,7 +346,8 @@ def process_all(ctx: Context, settings: Settings, *, capacity: int = MAX_PARALLE
     1. fire the steps that fell due: their first alerts are queued;
     2. time out the waits that ran out: the next contacts (or the escalation) are queued;
     3. claim what may be sent now, at most `capacity` messages (as many as there are free
-       senders, so a claim's lease starts when its send does).
+       senders, so a claim's lease starts when its send does);
+    4. claim the hang-ups due, for the senders left free.
 
     Every stage is its own transactions; nothing here waits for the network. Whoever calls it
     sends the claimed messages: `run_pass` at once, the daemon on its pool of senders.
@@ -295,7 +355,9 @@ def process_all(ctx: Context, settings: Settings, *, capacity: int = MAX_PARALLE
     fired = engine.activate_due(ctx)
     timed_out = engine.expire_deadlines(ctx)
     claimed = claim(ctx, settings, limit=capacity) if capacity > 0 else []
-    return Cycle(fired, timed_out, claimed)
+    room = capacity - len(claimed)
+    hangups = claim_hangups(ctx, settings, limit=room) if room > 0 else []
+    return Cycle(fired, timed_out, claimed, hangups)
 
 
 def run_pass(
@@ -314,6 +376,8 @@ def run_pass(
     while stop is None or not stop.is_set():
         cycle = process_all(ctx, settings)
         first = send_claimed(ctx, transport, settings, cycle.claimed)
+        for row in cycle.hangups:
+            hang_up(ctx, transport, settings, row)
         rest = dispatch(ctx, transport, settings, wait_for_retries=wait_for_retries)
         total.sent += first.sent + rest.sent
         total.failed += first.failed + rest.failed
@@ -358,6 +422,16 @@ class SenderPool:
                 self._busy += 1
             self._executor.submit(self._send, row)
 
+    def submit_hangups(self, hangups: list[dict[str, Any]]) -> None:
+        for row in hangups:
+            with self._lock:
+                self._busy += 1
+            self._executor.submit(self._hang_up, row)
+
+    def _hang_up(self, row: dict[str, Any]) -> None:
+        # Unrecorded, its lease runs out and a later tick hangs up again.
+        self._on_worker("hangup", row, lambda ctx: hang_up(ctx, self.transport, self.settings, row))
+
     def _store(self) -> Store:
         store = getattr(self._local, "store", None)
         if store is None:
@@ -368,21 +442,23 @@ class SenderPool:
         return store
 
     def _send(self, row: dict[str, Any]) -> None:
+        # Unrecorded, the row stays `sending`; when its claim runs out it is sent again,
+        # flagged as a possible duplicate.
+        self._on_worker("send", row, lambda ctx: _record(
+            ctx, self.transport, self.settings, row, attempt(self.transport, row), DispatchReport()))
+
+    def _on_worker(self, what: str, row: dict[str, Any], work: Callable[[Context], None]) -> None:
+        """Run `work` on this sender's connection; a failure is reported, never raised, and the
+        sender is free again either way."""
         try:
-            result = attempt(self.transport, row)
-            try:
-                store = self._store()
-                ctx = Context(store, self.clock, self.contacts(), SYSTEM)
-                _record(ctx, self.transport, self.settings, row, result, DispatchReport())
-            except Exception as exc:
-                # The row stays `sending`; when its claim runs out it is sent again, flagged as a
-                # possible duplicate. Only our own sentences are safe to print.
-                store = getattr(self._local, "store", None)
-                if store is not None and store.conn.in_transaction:
-                    store.conn.execute("ROLLBACK")
-                if self._report is not None:
-                    self._report(f"{to_iso(self.clock.now())} send.unrecorded message={row['id']}"
-                                 f" {type(exc).__name__}")
+            work(Context(self._store(), self.clock, self.contacts(), SYSTEM))
+        except Exception as exc:  # only our own sentences are safe to print
+            store = getattr(self._local, "store", None)
+            if store is not None and store.conn.in_transaction:
+                store.conn.execute("ROLLBACK")
+            if self._report is not None:
+                self._report(f"{to_iso(self.clock.now())} {what}.unrecorded message={row['id']}"
+                             f" {type(exc).__name__}")
         finally:
             with self._lock:
                 self._busy -= 1

@@ -730,10 +730,26 @@ def stop_chain(
     for row in steps:
         _finish(ctx, row, state, by)
         withdraw_alerts(ctx, "step_id = ? AND state = ?", [row["id"], MessageState.QUEUED])
+        hang_up_calls(ctx, "step_id = ?", [row["id"]])
     if whole_case:
         withdraw_alerts(ctx, "case_id = ? AND kind = ? AND state = ?",
                         [case_id, MessageKind.ALERT, MessageState.QUEUED])
+        hang_up_calls(ctx, "case_id = ?", [case_id])
     return steps
+
+
+def hang_up_calls(ctx: Context, where: str, params: list[Any]) -> None:
+    """Mark the calls placed (or being placed) that have no final status yet to be hung up.
+
+    The request to the provider goes out from the senders, after this transaction: a crash in
+    between leaves the mark, and the next run hangs up all the same. A call answered meanwhile
+    is ended too; one that ended by itself (its final status arrived) is left alone.
+    """
+    ctx.store.conn.execute(
+        "UPDATE messages SET hangup = 'due' WHERE channel = ? AND kind = ? AND hangup IS NULL"
+        f" AND state IN (?, ?) AND {where}",
+        [Channel.VOICE, MessageKind.ALERT, MessageState.SENDING, MessageState.SENT, *params],
+    )
 
 
 def withdraw_alerts(ctx: Context, where: str, params: list[Any]) -> None:

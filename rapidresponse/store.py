@@ -471,6 +471,21 @@ def m014_steps_by_state_and_case(db: Database) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS steps_state_case ON steps (state, case_id)")
 
 
+@migration
+def m015_call_hangups(db: Database) -> None:
+    # A call still ringing when its chain stops is hung up by a sender, outside the transaction
+    # that stopped it: `hangup` is 'due' until the provider took the request ('done') or refused
+    # it for good ('failed'); `hangup_after` is the backoff and the sender's lease in one.
+    db.executescript(
+        """
+        ALTER TABLE messages ADD COLUMN hangup TEXT;
+        ALTER TABLE messages ADD COLUMN hangup_after TEXT;
+        ALTER TABLE messages ADD COLUMN hangup_attempts INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX messages_hangup ON messages (hangup) WHERE hangup = 'due';
+        """
+    )
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     busy = busy_timeout_ms()
     conn = sqlite3.connect(

@@ -164,6 +164,9 @@ def handle_key(ctx: Context, message_id: int, call_sid: str, digits: str, public
         except InputError:
             log("nothing waiting")
             return goodbye(SAY_NOTHING_WAITING)
+        # This call ends itself (the goodbye hangs up): no request to hang it up.
+        ctx.store.conn.execute("UPDATE messages SET hangup = 'self' WHERE id = ? AND hangup = 'due'",
+                               [message_id])
         log("acknowledged", steps=steps)
         return goodbye(SAY_ACKED)
 

@@ -752,3 +752,171 @@ def test_playbooks_show_says_when_a_step_calls_and_what_the_call_says(home: Any,
     assert "waits 15m after the call for ACK" in block
     child_focus = lines.index(next(line for line in lines if "alert-child-focus" in line))
     assert "calls" not in "\n".join(lines[child_focus:child_focus + 5])
+
+
+# ---------------------------------------------------------------- hanging up a call nobody needs
+
+
+def hangup_events(ctx: Any) -> list[dict[str, Any]]:
+    return events(ctx, "call.hung_up")
+
+
+@pytest.fixture
+def ringing(ctx: Any, clock: Any, settings: Any, phone: Any, twilio_stub: TwilioStub,
+            calls_case: Any) -> Any:
+    """The call placed five minutes after the unacknowledged text: it rings."""
+    later(clock, ctx, phone, settings, minutes=5)
+    [call] = twilio_stub.calls()
+    return call
+
+
+def test_a_call_ringing_when_its_step_is_acknowledged_is_hung_up(
+    ctx: Any, clock: Any, settings: Any, phone: Any, twilio_stub: TwilioStub, calls_case: Any, ringing: Any
+) -> None:
+    from rapidresponse import engine
+
+    later(clock, ctx, phone, settings, minutes=5)
+    [call] = twilio_stub.calls()  # ringing ...
+    engine.acknowledge(ctx, calls_case.ref, "youth_prosecutor", via="sms")  # ... answered by text
+    assert not [r for r in twilio_stub.received() if r.kind == "hangup"]  # not from the stop
+    later(clock, ctx, phone, settings, seconds=1)
+    [hangup] = twilio_stub.hangups()
+    assert hangup.sid == call.sid and hangup.form["Status"] == "canceled"
+    [logged] = hangup_events(ctx)
+    assert logged["detail"]["sid"] == call.sid and logged["detail"]["status"] == "canceled"
+    assert_no_secrets(str(logged))
+    later(clock, ctx, phone, settings, minutes=5)
+    assert len(twilio_stub.hangups()) == 1  # once is enough
+
+
+def test_a_call_ringing_when_the_case_is_resolved_is_hung_up(
+    ctx: Any, clock: Any, settings: Any, phone: Any, twilio_stub: TwilioStub, calls_case: Any, ringing: Any
+) -> None:
+    from rapidresponse import engine
+
+    call = ringing
+    engine.resolve(ctx, calls_case.ref, "found")
+    later(clock, ctx, phone, settings, seconds=1)
+    assert [(h.sid, h.form["Status"]) for h in twilio_stub.hangups()] == [(call.sid, "canceled")]
+    assert len(hangup_events(ctx)) == 1
+
+
+def test_a_call_in_progress_is_completed_rather_than_cancelled(
+    ctx: Any, clock: Any, settings: Any, phone: Any, twilio_stub: TwilioStub, webapp: Any,
+    calls_case: Any, ringing: Any
+) -> None:
+    from rapidresponse import engine
+
+    call = ringing
+    answer(webapp, call)  # picked up, listening ...
+    engine.resolve(ctx, calls_case.ref, "found")  # ... while the minor is found
+    later(clock, ctx, phone, settings, seconds=1)
+    assert [(h.sid, h.form["Status"]) for h in twilio_stub.hangups()] == [(call.sid, "completed")]
+
+
+def test_a_call_that_already_ended_is_not_hung_up(
+    ctx: Any, clock: Any, settings: Any, phone: Any, twilio_stub: TwilioStub, webapp: Any,
+    calls_case: Any, ringing: Any
+) -> None:
+    from rapidresponse import engine
+
+    call = ringing
+    call_status(webapp, call, "completed")
+    engine.resolve(ctx, calls_case.ref, "found")
+    later(clock, ctx, phone, settings, minutes=5)
+    assert not [r for r in twilio_stub.received() if r.kind == "hangup"]
+    assert not hangup_events(ctx)
+
+
+def test_a_call_acknowledged_by_its_own_key_hangs_up_by_itself(
+    ctx: Any, clock: Any, settings: Any, phone: Any, twilio_stub: TwilioStub, webapp: Any,
+    calls_case: Any, ringing: Any
+) -> None:
+    call = ringing
+    _, said = press(webapp, call, "1")
+    assert "<Hangup" in said
+    later(clock, ctx, phone, settings, minutes=5)
+    assert not [r for r in twilio_stub.received() if r.kind == "hangup"]
+
+
+def test_a_hang_up_refused_with_503_is_retried(
+    ctx: Any, clock: Any, settings: Any, phone: Any, twilio_stub: TwilioStub, calls_case: Any, ringing: Any
+) -> None:
+    from twilio_stub import Reply
+
+    from rapidresponse import engine
+
+    call = ringing
+    twilio_stub.script_hangups(Reply(status=503, code=20503))
+    engine.resolve(ctx, calls_case.ref, "found")
+    later(clock, ctx, phone, settings, seconds=1)
+    assert [r.status for r in twilio_stub.received() if r.kind == "hangup"] == [503]
+    [retry] = events(ctx, "call.hangup_retry")
+    assert retry["detail"]["error_code"] == "20503" and not hangup_events(ctx)
+    later(clock, ctx, phone, settings, seconds=retry["detail"]["retry_in"] + 1)
+    assert [(h.sid, h.form["Status"]) for h in twilio_stub.hangups()] == [(call.sid, "canceled")]
+    assert len(hangup_events(ctx)) == 1
+
+
+def test_a_sender_that_dies_before_hanging_up_leaves_it_for_the_next_run(
+    ctx: Any, clock: Any, settings: Any, phone: Any, twilio_stub: TwilioStub, calls_case: Any, ringing: Any
+) -> None:
+    from rapidresponse import dispatch, engine
+
+    call = ringing
+    engine.resolve(ctx, calls_case.ref, "found")
+    assert dispatch.claim_hangups(ctx, settings)  # claimed by a sender that dies ...
+    later(clock, ctx, phone, settings, seconds=1)
+    assert not twilio_stub.hangups()  # ... its lease still runs
+    later(clock, ctx, phone, settings, seconds=settings.claim_seconds)
+    assert [h.sid for h in twilio_stub.hangups()] == [call.sid]
+
+
+def test_the_daemons_senders_hang_up(
+    ctx: Any, clock: Any, settings: Any, phone: Any, twilio_stub: TwilioStub, calls_case: Any, ringing: Any
+) -> None:
+    from rapidresponse import dispatch, engine
+
+    call = ringing
+    engine.resolve(ctx, calls_case.ref, "found")
+    pool = dispatch.SenderPool(db_path=ctx.store.path, clock=clock, contacts=lambda: ctx.contacts,
+                               transport=phone, settings=settings, workers=2)
+    try:
+        cycle = dispatch.process_all(ctx, settings, capacity=pool.capacity())
+        pool.submit(cycle.claimed)
+        pool.submit_hangups(cycle.hangups)
+    finally:
+        pool.shutdown()
+    assert [h.sid for h in twilio_stub.hangups()] == [call.sid] and len(hangup_events(ctx)) == 1
+
+
+def test_a_call_the_provider_does_not_know_is_logged_and_left(
+    ctx: Any, clock: Any, settings: Any, phone: Any, twilio_stub: TwilioStub, calls_case: Any, ringing: Any
+) -> None:
+    from rapidresponse import engine
+
+    assert ringing
+    ctx.store.conn.execute("UPDATE messages SET sid = ? WHERE channel = 'voice'", ["CA" + "0" * 32])
+    engine.resolve(ctx, calls_case.ref, "found")
+    later(clock, ctx, phone, settings, seconds=1)
+    later(clock, ctx, phone, settings, minutes=5)
+    assert [r.status for r in twilio_stub.received() if r.kind == "hangup"] == [404]
+    [failed] = events(ctx, "call.hangup_failed")
+    assert failed["detail"]["error_code"] == "20404"
+
+
+def test_the_console_prints_the_hang_up(app: Any, ctx: Any, clock: Any, settings: Any) -> None:
+    from conftest import register_minor, tick, use_playbook_text
+    from rapidresponse import engine
+
+    out = io.StringIO()
+    console = ConsoleTransport(out)
+    reg = register_minor(ctx, app, playbook=use_playbook_text(app, "calls", CALL_PLAYBOOK))
+    tick(ctx, console, settings)
+    clock.advance(minutes=5)
+    tick(ctx, console, settings)
+    engine.acknowledge(ctx, reg.ref, "youth_prosecutor", via="sms")
+    tick(ctx, console, settings)
+    [sid] = [r["sid"] for r in ctx.store.all("SELECT sid FROM messages WHERE channel = 'voice'")]
+    assert f"[call console] hang up {sid} (canceled)" in out.getvalue().splitlines()
+    assert len(hangup_events(ctx)) == 1

@@ -4,7 +4,8 @@ offline.
 A real HTTP server (127.0.0.1, a free port, its own threads) answers form-encoded POSTs to
 `/2010-04-01/Accounts/{sid}/Messages.json` and `.../Calls.json` with Basic auth, as Twilio does:
 201 and a message (SM…) or call (CA…) resource, or an error document `{"code", "message",
-"more_info", "status"}`. Replies can be scripted per destination number (a queue: status, error
+"more_info", "status"}`; `.../Calls/{CallSid}.json` with `Status` (canceled, completed) updates a
+call placed here (200, or 404 for a call it never placed). Replies can be scripted per destination number (a queue: status, error
 code, delay, Retry-After; calls have their own queue), and a global latency slows every answer.
 Every request is recorded, including ones whose answer never left. A call's inline TwiML is
 kept (`Recorded.twiml`); the stand-in never calls back: tests post the key press and the status
@@ -32,6 +33,7 @@ AUTH_TOKEN = "f" * 8 + "0123456789abcdef" + "e" * 8
 FROM_NUMBER = "+32460000000"
 API_PATH = "/2010-04-01/Accounts/{sid}/Messages.json"
 CALLS_PATH = "/2010-04-01/Accounts/{sid}/Calls.json"
+CALL_PATH = "/2010-04-01/Accounts/{sid}/Calls/"
 
 #: Every body any stub received in this process: the privacy test reads it.
 ALL_BODIES: list[str] = []
@@ -80,7 +82,7 @@ class Recorded:
     sid: str | None = None
     answered: bool = False
     form: dict[str, str] = field(default_factory=dict)
-    kind: str = "message"  # or "call"
+    kind: str = "message"  # or "call", or "hangup" (an update of a call's Status)
     twiml: str | None = None
 
 
@@ -166,6 +168,14 @@ class TwilioStub:
     def fail_call(self, to: str, code: int, status: int = 400, times: int = 1) -> None:
         self.script_calls(to, *(Reply(status=status, code=code) for _ in range(times)))
 
+    def script_hangups(self, *replies: Reply) -> None:
+        """Answer the next call updates (hang-ups) with these replies, in order, then succeed."""
+        self.script(HANGUP_KEY, *replies)
+
+    def hangups(self) -> list[Recorded]:
+        """Call updates accepted (200), in order: `sid` is the call's, `form["Status"]` the ask."""
+        return [r for r in self.received() if r.kind == "hangup" and r.status == 200]
+
     def _next_reply(self, to: str | None) -> Reply:
         with self._lock:
             queue = self._scripts.get(to or "")
@@ -218,6 +228,9 @@ class TwilioStub:
         return bool(predicate(self))
 
 
+HANGUP_KEY = "hangup:"
+
+
 def _call_key(to: str | None) -> str:
     return f"call:{to or ''}"
 
@@ -253,6 +266,9 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length).decode("utf-8") if length else ""
         form = {k: v[-1] for k, v in parse_qs(raw, keep_blank_values=True).items()}
         path = urlsplit(self.path).path
+        if path.startswith(CALL_PATH.format(sid=stub.account_sid)) and path.endswith(".json"):
+            self._update_call(path, form)
+            return
         is_call = path.endswith("/Calls.json")
         rec = Recorded(
             to=form.get("To"), body=form.get("Body"), from_=form.get("From"),
@@ -307,6 +323,33 @@ class _Handler(BaseHTTPRequestHandler):
             rec.sid = "SM" + secrets.token_hex(16)
             rec.status = 201
             self._send_json(201, self._message_resource(rec))
+        rec.answered = True
+
+    def _update_call(self, path: str, form: dict[str, str]) -> None:
+        """`calls(sid).update(status=...)`: the call placed here gets the status asked for."""
+        stub = self.owner
+        call_sid = path[len(CALL_PATH.format(sid=stub.account_sid)):-len(".json")]
+        rec = Recorded(to=None, body=None, from_=None, messaging_service_sid=None,
+                       status_callback=None, path=path, authorised=self._authorised(),
+                       received_at=time.monotonic(), sid=call_sid, form=form, kind="hangup")
+        stub._record(rec)
+        call = next((r for r in stub.calls() if r.sid == call_sid), None)
+        reply = stub._next_reply(HANGUP_KEY)
+        if not rec.authorised:
+            rec.status, reply = 401, Reply(status=401, code=20003)
+        elif reply.code is None and reply.status < 300:
+            if call is None:
+                reply = Reply(status=404, code=20404)
+            elif form.get("Status") not in ("canceled", "completed"):
+                reply = Reply(status=400, code=20001, message="Invalid Status")
+        if reply.code is not None or reply.status >= 300:
+            rec.status = reply.status
+            self._send_error(reply.status, reply.code, reply.message, reply.retry_after)
+        else:
+            assert call is not None
+            rec.status = 200
+            resource = {**self._call_resource(call), "status": form["Status"]}
+            self._send_json(200, resource)
         rec.answered = True
 
     def _authorised(self) -> bool:

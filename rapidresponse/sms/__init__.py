@@ -51,6 +51,10 @@ class Transport(Protocol):
         """Place a call that speaks `speech` and gathers one key for message `message_id`."""
         ...
 
+    def hang_up(self, sid: str, answered: bool) -> str:
+        """End call `sid` (cancel it while it rings); returns the status asked for."""
+        ...
+
 
 def make_transport(settings: Settings) -> Transport:
     if settings.transport == "twilio":

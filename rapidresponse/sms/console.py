@@ -35,3 +35,11 @@ class ConsoleTransport:
             stream.write(f"[call console] to {to}, says: {speech} {PROMPT}\n")
             stream.flush()
         return Sent(sid=f"console-call-{uuid.uuid4().hex[:16]}")
+
+    def hang_up(self, sid: str, answered: bool) -> str:
+        status = "completed" if answered else "canceled"
+        stream = self._stream or sys.stderr
+        with self._lock:
+            stream.write(f"[call console] hang up {sid} ({status})\n")
+            stream.flush()
+        return status

@@ -257,14 +257,31 @@ class TwilioTransport:
             params["twiml"] = twiml(speech, None)
         return self._create(self._client().calls, params, "call")
 
+    def hang_up(self, sid: str, answered: bool) -> str:
+        """End a call nobody needs any more, in one request: `canceled` while it is queued or
+        ringing (what Twilio documents for those), `completed` once it has been answered.
+        Returns the status asked for."""
+        status = "completed" if answered else "canceled"
+        self._request(lambda: self._client().calls(sid).update(status=status), "hang-up")
+        return status
+
     def _create(self, resource: Any, params: dict[str, Any], what: str) -> Sent:
         """`resource.create(**params)`, every failure sorted into transient or permanent."""
+        created = self._request(lambda: resource.create(**params), what)
+        sid = str(created.sid or "")
+        if not sid:
+            raise TransientSendError(f"Twilio accepted the {what} but returned no SID", "no-sid",
+                                     maybe_sent=True)
+        return Sent(sid=sid)
+
+    def _request(self, request: Any, what: str) -> Any:
+        """One request to Twilio, every failure sorted into transient or permanent."""
         import requests
         from twilio.base.exceptions import TwilioException, TwilioRestException
 
         cfg = self.config
         try:
-            created = resource.create(**params)
+            return request()
         except requests.ConnectTimeout:
             raise TransientSendError(f"cannot reach Twilio within {cfg.timeout:g} s", "connection") from None
         except requests.Timeout:
@@ -288,11 +305,6 @@ class TwilioTransport:
             raise TransientSendError(f"Twilio client error ({type(exc).__name__})", "client") from None
         except ValueError:  # an answer that is not JSON: a proxy's page, a truncated body
             raise TransientSendError(
-                "Twilio answered something unreadable (it may have accepted the text)", "garbage",
+                f"Twilio answered something unreadable (it may have accepted the {what})", "garbage",
                 maybe_sent=True,
             ) from None
-        sid = str(created.sid or "")
-        if not sid:
-            raise TransientSendError(f"Twilio accepted the {what} but returned no SID", "no-sid",
-                                     maybe_sent=True)
-        return Sent(sid=sid)
