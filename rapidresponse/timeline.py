@@ -92,7 +92,7 @@ class _Builder:
             if d.get("error_code"):
                 sent.extra["error_code"] = d["error_code"]
             return
-        handler = getattr(self, "_" + kind.replace(".", "_"), None)
+        handler = getattr(self, "_" + kind.replace(".", "_").replace("-", "_"), None)
         if handler is not None:
             handler(entry, d)
         elif kind in SENT_KINDS:
@@ -215,6 +215,17 @@ class _Builder:
                       f" sexual violence ruled out {d.get('sexual_violence_ruled_out')};"
                       f" follow-ups: {', '.join(_followup_text(f) for f in followups) or 'none'}")
         entry.extra = {"followups": followups, "flags": d.get("flags") or []}
+
+    def _return_answer_changed(self, entry: Entry, d: dict[str, Any]) -> None:
+        answer = str(d.get("answer") or "answer").replace("-", " ")
+        entry.what = f"{answer} changed by {entry.actor}: {d.get('was')} → {d.get('result')}"
+        if d.get("followup_opened"):
+            entry.what += f"; follow-up {d['followup_opened'].get('kind')} opened"
+        if d.get("followup_dropped"):
+            entry.what += f"; follow-up {d['followup_dropped']} dropped"
+        entry.extra = {"answer": d.get("answer"), "was": d.get("was"), "result": d.get("result")}
+        if isinstance(d.get("note"), dict):
+            entry.extra["note"] = d["note"].get("id")
 
     def _followup_recorded(self, entry: Entry, d: dict[str, Any]) -> None:
         late = ", late" if d.get("late") else ""

@@ -201,3 +201,17 @@ def test_a_skipped_step_says_which_and_why(app: App, ctx: Context, transport: An
     skipped = [e for e in timeline(app.store, ref).entries if e.kind == "step.skipped"]
     assert skipped, "the shipped playbook informs the carer; this case names none"
     assert skipped[0].what == f"step {skipped[0].step} skipped for case:carer: the case names no carer"
+
+
+def test_a_changed_answer_after_the_return_says_what_changed(app: App, ctx: Context, clock: Any) -> None:
+    from rapidresponse import followup
+
+    ref = register_minor(ctx, app).ref
+    followup.resolve(ctx, ref, "returned", safe_and_well="yes", sexual_violence_ruled_out="yes")
+    clock.advance(hours=2)
+    followup.record(ctx, ref, [("sexual-violence-ruled-out", "no")])
+    [changed] = [e for e in timeline(app.store, ref).entries if e.kind == "return.answer-changed"]
+    assert changed.what == (
+        "sexual violence ruled out changed by officer-test: yes → no; follow-up care-centre opened"
+    )
+    assert changed.extra == {"answer": "sexual-violence-ruled-out", "was": "yes", "result": "no"}
