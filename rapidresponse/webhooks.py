@@ -95,17 +95,27 @@ def case_for_ack_code(store: Store, code: str) -> dict[str, Any] | None:
     )
 
 
+def _our_call(ctx: Context, message_id: int, call_sid: str) -> dict[str, Any] | None:
+    """The call a signed request names, if it is ours with that SID; a mismatch is logged.
+
+    Call inside the caller's transaction."""
+    msg = ctx.store.one("SELECT * FROM messages WHERE id = ? AND channel = ?",
+                        [message_id, Channel.VOICE])
+    if msg is None or (msg["sid"] and msg["sid"] != call_sid):
+        audit.append(ctx.store, at=ctx.clock.now(), kind="call.rejected", actor=SYSTEM,
+                     detail={"message": message_id, "sid": call_sid,
+                             "why": "no call of ours with this SID"})
+        return None
+    return msg
+
+
 def call_answered(ctx: Context, message_id: int, call_sid: str, public_url: str) -> str:
     """What a call says once it is answered: its text and the one-key prompt, or, when its
     step ended meanwhile (acknowledged, or the case resolved), only that it is not needed."""
     now = ctx.clock.now()
     with ctx.store.transaction():
-        msg = ctx.store.one("SELECT * FROM messages WHERE id = ? AND channel = ?",
-                            [message_id, Channel.VOICE])
-        if msg is None or (msg["sid"] and msg["sid"] != call_sid):
-            audit.append(ctx.store, at=now, kind="call.rejected", actor=SYSTEM,
-                         detail={"message": message_id, "sid": call_sid,
-                                 "why": "no call of ours with this SID"})
+        msg = _our_call(ctx, message_id, call_sid)
+        if msg is None:
             return goodbye(SAY_NOT_NEEDED)
         wanted = engine.alert_wanted(ctx.store, msg)
         audit.append(ctx.store, at=now, kind="call.picked_up", actor=SYSTEM,
@@ -125,12 +135,8 @@ def handle_key(ctx: Context, message_id: int, call_sid: str, digits: str, public
     """
     now = ctx.clock.now()
     with ctx.store.transaction():
-        msg = ctx.store.one("SELECT * FROM messages WHERE id = ? AND channel = ?",
-                            [message_id, Channel.VOICE])
-        if msg is None or (msg["sid"] and msg["sid"] != call_sid):
-            audit.append(ctx.store, at=now, kind="call.rejected", actor=SYSTEM,
-                         detail={"message": message_id, "sid": call_sid,
-                                 "why": "no call of ours with this SID"})
+        msg = _our_call(ctx, message_id, call_sid)
+        if msg is None:
             return goodbye(SAY_NOTHING_WAITING)
         ref = case_ref(ctx, msg["case_id"])
         detail = {**message_detail(ctx, msg), "sid": call_sid, "key": digits}
