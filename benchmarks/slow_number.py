@@ -19,18 +19,16 @@ import json
 import os
 import shutil
 import signal
-import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+# The same probes and summary as the lateness benchmark beside this file (same folder on sys.path).
+from daemon_lateness import MINOR, describe, query, wait_for  # noqa: E402
 from twilio_stub import Reply, TwilioStub  # noqa: E402
 
 from rapidresponse.app import init_home  # noqa: E402
@@ -38,7 +36,6 @@ from rapidresponse.contacts import normalise_number  # noqa: E402
 
 TARGET_SECONDS = 1.0
 SLOW_NUMBER = normalise_number("+32 470 00 00 31")  # police, dispatch
-MINOR = ("--alias", "Benchmarkina", "--birth-date", "2011-03-02", "--last-seen", "nergens")
 
 
 def playbook(name: str, steps: int, every: int, roles: tuple[str, ...]) -> str:
@@ -48,29 +45,6 @@ def playbook(name: str, steps: int, every: int, roles: tuple[str, ...]) -> str:
                   f'role = "{roles[n % len(roles)]}"', 'notify = "all"',
                   f'message = "{{case}}: stap {n}."', ""]
     return "\n".join(parts)
-
-
-def query(db: Path, sql: str, params: Any = ()) -> list[dict[str, Any]]:
-    conn = sqlite3.connect(db, timeout=30)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(row) for row in conn.execute(sql, params)]
-    finally:
-        conn.close()
-
-
-def wait_for(probe: Any, what: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not probe():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
-def describe(values: list[float]) -> str:
-    ordered = sorted(values)
-    p90 = ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
-    return f"median {statistics.median(values):.3f} s   p90 {p90:.3f} s   worst {max(values):.3f} s"
 
 
 def main() -> int:
