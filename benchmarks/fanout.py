@@ -62,6 +62,9 @@ def main() -> int:
         home = Path(tmp) / "home"
         init_home(home)
         (home / "contacts.toml").write_text(contacts_file(args.contacts), encoding="utf-8")
+        # Only this playbook: a contacts file is in force only if it serves every role in use.
+        for shipped in (home / "playbooks").glob("*.toml"):
+            shipped.unlink()
         (home / "playbooks" / "fanout.toml").write_text(PLAYBOOK, encoding="utf-8")
         app = App(home, "benchmark")
         try:
