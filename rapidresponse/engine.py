@@ -664,8 +664,9 @@ def _exhaust(
 
 
 def _skip(ctx: Context, case: dict[str, Any], step_row: dict[str, Any], reason: str) -> None:
-    """A step that has nobody to message on this case: not an error, a logged reason."""
-    _finish(ctx, step_row, StepState.DONE, SYSTEM)  # done: nothing to wait for, nor to plan again
+    """A step that has nobody to message on this case: not an error, a logged reason. It ends
+    `skipped`, never `done`: nobody was informed, and nothing may read as if someone was."""
+    _finish(ctx, step_row, StepState.SKIPPED, None)
     audit.append(
         ctx.store, at=ctx.clock.now(), kind="step.skipped", actor=SYSTEM, case=case["ref"],
         detail={"step": step_row["step_key"], "role": step_row["role"], "reason": reason},

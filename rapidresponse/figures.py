@@ -30,6 +30,8 @@ THE RULES (also in the README):
 - Texts per contact: distinct messages of `sms.sent`, `sms.stand_down` and `sms.failed` events
   by role and contact; failed: distinct messages with an `sms.failed` event; undelivered: with
   an `sms.undelivered` event.
+- Steps skipped: `step.skipped` events (a case role the case names nobody for: nobody was
+  informed). They never count as acknowledged or done, in any figure.
 - Steps fired late (rule L, `rules.lateness`): `step.due` more than 60 s after the later of the
   step's due time and the moment it was planned (a step overdue at registration is not late).
 - Follow-ups (rule F): the follow-ups a `case.returned` event lists (issue 9: safe-and-well,
@@ -157,11 +159,16 @@ def report(store: Store, period: Period) -> dict[str, Any]:
         "period": period.as_dict(),
         "cases": _cases(log),
         "first_alert": spread([seconds_between(log.cases[ref], at) for ref, at in first_alerts.items()]),
-        "steps": steps,
+        "steps": {**steps, "skipped": _skipped(log)},
         "roles": roles,
         "contacts": _contacts(log),
         "followups": _followups(log, planned),
     }
+
+
+def _skipped(log: _Log) -> int:
+    """Steps skipped: nobody to message on the case; neither acknowledged nor done."""
+    return int(log.query(("step.skipped",), "COUNT(*)", tail="")[0][0])
 
 
 def _last_assessment(log: _Log) -> dict[str, dict[str, Any]]:

@@ -65,11 +65,21 @@ def messages_of(store: Store, case_id: int) -> list[dict[str, Any]]:
     return store.all("SELECT * FROM messages WHERE case_id = ? ORDER BY id", [case_id])
 
 
+def skip_reasons(store: Store, ref: str) -> dict[str, str]:
+    """Why each skipped step of a case was skipped: the reason its `step.skipped` event logged
+    (the log is where the engine said it; the steps table keeps only the state)."""
+    rows = store.conn.execute(
+        "SELECT json_extract(detail, '$.step'), json_extract(detail, '$.reason') FROM events"
+        " WHERE case_ref = ? AND kind = 'step.skipped' ORDER BY seq", [ref]).fetchall()
+    return {step: reason for step, reason in rows}
+
+
 def step_view(store: Store, case: dict[str, Any], now: datetime) -> list[dict[str, Any]]:
     """Each step with who was messaged when, and what comes next."""
     from rapidresponse.engine import step_definition
 
     messages = messages_of(store, case["id"])
+    skipped = skip_reasons(store, case["ref"])
     views = []
     for row in steps_of(store, case["id"]):
         step = step_definition(store, row)
@@ -93,6 +103,8 @@ def step_view(store: Store, case: dict[str, Any], now: datetime) -> list[dict[st
                 "ack_within": step.ack_within.total_seconds() if step.ack_within else None,
                 "finished_at": row["finished_at"], "finished_by": row["finished_by"],
                 "overdue": row["state"] == StepState.PENDING and from_iso(row["due_at"]) < now,
+                "skipped_because": (skipped.get(row["step_key"])
+                                    if row["state"] == StepState.SKIPPED else None),
                 "messages": sent, "next": nxt,
             }
         )

@@ -305,6 +305,8 @@ def _describe(
             return "a queued call was cancelled: its step ended before it was placed", {}
         case "step.calling":
             return f"step '{step}': {d['reason']} → calling {', '.join(d['to'])}", who
+        case "step.skipped":
+            return f"step '{step}' skipped, nobody informed: {d['reason']}", who
         case "step.skipped_contact":
             name = _contact_at(ctx, playbook, step, d.get("position", 0))
             return f"step '{step}': {name or d['role']} skipped ({d['why']})", who

@@ -28,6 +28,9 @@ class StepState(StrEnum):
     EXHAUSTED = "exhausted"
     DONE = "done"
     CANCELLED = "cancelled"
+    #: Nobody to message on this case (a case role the case names no one for): not done, not
+    #: failed; the `step.skipped` event says why.
+    SKIPPED = "skipped"
 
 
 class MessageKind(StrEnum):

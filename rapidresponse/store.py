@@ -486,6 +486,31 @@ def m015_call_hangups(db: Database) -> None:
     )
 
 
+@migration
+def m016_skipped_steps(db: Database) -> None:
+    """A step state `skipped`: a step with nobody to message on its case (a case role the case
+    does not name) ends as what it is, not as `done`, which reads as if someone was informed.
+
+    The CHECK only widens, so every stored row already satisfies it, and `steps` cannot be
+    rebuilt under the foreign key of `messages.step_id` inside the migration's transaction: the
+    table's text in the schema is edited in place, the procedure SQLite documents for changing
+    a CHECK constraint ("Making Other Kinds Of Table Schema Changes"), then checked.
+    """
+    old = "'done', 'cancelled')"
+    create = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'steps'").fetchone()[0]
+    assert create.count(old) == 1, "the steps table is not the one m002 made"
+    version = db.execute("PRAGMA schema_version").fetchone()[0]
+    db.execute("PRAGMA writable_schema = ON")
+    try:
+        db.execute("UPDATE sqlite_master SET sql = ? WHERE type = 'table' AND name = 'steps'",
+                   [create.replace(old, "'done', 'cancelled', 'skipped')")])
+        db.execute(f"PRAGMA schema_version = {int(version) + 1}")
+    finally:
+        db.execute("PRAGMA writable_schema = OFF")
+    problems = db.execute("PRAGMA quick_check(steps)").fetchall()
+    assert problems == [("ok",)], f"the steps table is damaged: {problems}"
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     busy = busy_timeout_ms()
     conn = sqlite3.connect(

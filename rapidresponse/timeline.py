@@ -188,7 +188,8 @@ class _Builder:
         entry.extra = {"rounds": d.get("rounds"), "reason": d.get("reason")}
 
     def _step_skipped(self, entry: Entry, d: dict[str, Any]) -> None:
-        entry.what = f"step {d.get('step')} skipped for {d.get('role')}: {d.get('reason')}"
+        entry.what = f"step {d.get('step')} skipped for {d.get('role')}, nobody informed: {d.get('reason')}"
+        entry.state = "skipped"
         entry.extra = _plain(d)
 
     def _step_skipped_contact(self, entry: Entry, d: dict[str, Any]) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from conftest import RecordingTransport, register_minor, tick
+from conftest import RecordingTransport, assert_no_secrets, register_minor, tick
 from rapidresponse import audit, engine
 from rapidresponse.app import App
 from rapidresponse.casecontacts import mask, parse_numbers
@@ -61,7 +61,7 @@ def test_a_case_role_without_a_contact_is_skipped_with_a_logged_reason(
     reg = register_minor(ctx, app, case_contacts=parse_numbers({"consulent": CONSULENT}))
     tick(ctx, transport, settings)
     states = step_states(app, reg.ref)
-    assert states["inform-carer"] == "done" and states["inform-consulent"] == "done"
+    assert states["inform-carer"] == "skipped" and states["inform-consulent"] == "done"
     assert not app.store.scalar("SELECT COUNT(*) FROM messages WHERE role = 'case:carer'")
     [skipped] = [e for e in log_of(app, reg.ref) if e["kind"] == "step.skipped"]
     assert skipped["detail"] == {"step": "inform-carer", "role": "case:carer",
@@ -70,6 +70,43 @@ def test_a_case_role_without_a_contact_is_skipped_with_a_logged_reason(
     from rapidresponse.review import status
 
     assert not status(app.store, ctx.clock.now(), settings)["exhausted"]
+
+
+def test_a_skipped_step_says_so_everywhere_and_never_counts_as_done(
+    app: App, ctx: Context, transport: RecordingTransport, settings: Any, runner: Any,
+) -> None:
+    """Nobody was informed: `show`, `show --json`, `timeline` and `report` say `skipped` and
+    why, never `done` (which read as if the carer had been told)."""
+    from datetime import timedelta
+
+    from rapidresponse.cli import cli
+    from rapidresponse.figures import Period, report
+    from rapidresponse.timeline import timeline
+
+    reg = register_minor(ctx, app, case_contacts=parse_numbers({"consulent": CONSULENT}))
+    tick(ctx, transport, settings)
+    home = ["--home", str(app.home)]
+
+    shown = runner.invoke(cli, [*home, "show", reg.ref])
+    assert shown.exit_code == 0, shown.output
+    [carer_line] = [line for line in shown.output.splitlines() if line.startswith("  inform-carer ")]
+    assert "skipped: the case names no carer" in carer_line and "done" not in carer_line
+    assert_no_secrets(carer_line)
+
+    steps = {s["id"]: s for s in json.loads(runner.invoke(cli, [*home, "show", reg.ref, "--json"]).stdout)["steps"]}
+    assert steps["inform-carer"]["state"] == "skipped"
+    assert steps["inform-carer"]["skipped_because"] == "the case names no carer"
+    assert steps["inform-carer"]["finished_by"] is None  # nobody did it, not even the system
+    assert steps["inform-consulent"]["state"] == "done" and steps["inform-consulent"]["skipped_because"] is None
+
+    story = [e for e in timeline(app.store, reg.ref).entries if e.step == "inform-carer"]
+    assert [e.kind for e in story] == ["step.due", "step.skipped"]
+    assert story[-1].state == "skipped" and "nobody informed" in story[-1].what
+
+    figures = report(app.store, Period(ctx.clock.now() - timedelta(days=1), ctx.clock.now() + timedelta(hours=1)))
+    assert figures["steps"]["skipped"] == 1
+    assert "case:carer" not in {r["role"] for r in figures["roles"]}  # no acknowledgement of it
+    assert all(counts["done"] == 0 for counts in figures["followups"].values())
 
 
 def test_playbooks_accept_case_roles_without_a_contacts_entry(app: App) -> None:

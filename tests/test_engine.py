@@ -525,7 +525,7 @@ def test_an_acknowledgement_stops_every_waiting_step_of_that_role_and_no_other(
         "alert-youth-prosecutor": "active", "alert-child-focus": "acknowledged",
         "inform-police": "active", "consult-reference-magistrate": "active",
         "decide-societal-necessity": "active", "coordinator-check": "pending",
-        "inform-carer": "done", "inform-consulent": "done",  # skipped: nobody named
+        "inform-carer": "skipped", "inform-consulent": "skipped",  # nobody named
         "confirm-guardian-told": "pending",
     }
     advance_and_tick(clock, ctx, transport, settings, minutes=5)  # the prosecutor is called

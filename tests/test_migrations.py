@@ -104,3 +104,37 @@ def test_the_message_table_rebuild_keeps_every_row_and_index(tmp_path: Path) -> 
             store.conn.execute("UPDATE messages SET state = 'lost' WHERE id = 1")
     finally:
         store.close()
+
+
+def test_a_step_of_an_older_database_can_be_skipped_and_keeps_its_messages(tmp_path: Path) -> None:
+    """m016 widens the steps' CHECK in place: rows, indexes and the messages' foreign key stay."""
+    path = tmp_path / "m015.db"
+    conn = database_at(path, "m015_call_hangups")
+    conn.execute("PRAGMA foreign_keys = ON")
+    insert(conn, "cases", {**CASE, "societal_necessity": "undecided"})
+    insert(conn, "snapshots", {"hash": "h", "name": "p", "body": "b"})
+    insert(conn, "steps", {"case_id": 1, "phase": "main", "step_key": "s", "playbook_hash": "h",
+                           "role": "case:carer", "due_at": "t", "state": "done"})
+    insert(conn, "messages", {"case_id": 1, "step_id": 1, "kind": "alert", "role": "police",
+                              "contact": "c", "to_number": "+32470000001", "body": "b",
+                              "state": "sent", "not_before": "t", "created_at": "t"})
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute("UPDATE steps SET state = 'skipped'")  # what the old schema refused
+    indexes = {r[0] for r in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'steps'")}
+    conn.close()
+
+    store = Store(path)
+    try:
+        with store.transaction():
+            store.conn.execute("UPDATE steps SET state = 'skipped'")
+        assert store.one("SELECT step_key, state FROM steps") == {"step_key": "s", "state": "skipped"}
+        with pytest.raises(sqlite3.IntegrityError), store.transaction():
+            store.conn.execute("UPDATE steps SET state = 'lost'")
+        with pytest.raises(sqlite3.IntegrityError), store.transaction():
+            store.conn.execute("DELETE FROM steps")  # its message still refers to it
+        assert {r[0] for r in store.conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'steps'")} == indexes
+        assert store.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        store.close()

@@ -200,7 +200,7 @@ def test_a_skipped_step_says_which_and_why(app: App, ctx: Context, transport: An
     tick(ctx, transport, settings)
     skipped = [e for e in timeline(app.store, ref).entries if e.kind == "step.skipped"]
     assert skipped, "the shipped playbook informs the carer; this case names none"
-    assert skipped[0].what == f"step {skipped[0].step} skipped for case:carer: the case names no carer"
+    assert skipped[0].what == f"step {skipped[0].step} skipped for case:carer, nobody informed: the case names no carer"
 
 
 def test_a_changed_answer_after_the_return_says_what_changed(app: App, ctx: Context, clock: Any) -> None:

@@ -543,6 +543,8 @@ def _render_case(view: dict[str, Any], tz: Any) -> None:
     lines.append(click.style("\nSteps", bold=True))
     for step in view["steps"]:
         by = f" by {step['finished_by']}" if step["finished_by"] else ""
+        if step["skipped_because"]:
+            by = f": {step['skipped_because']}"
         lines.append(f"  {step['id']}  {step['role']}  due {when(step['due_at'], tz)}"
                      f"  {paint(step['state'])}{by}")
         for m in step["messages"]:

@@ -311,7 +311,7 @@ def json_option(fn: Any) -> Any:
 
 STATE_STYLE = {
     "pending": "cyan", "active": "yellow", "acknowledged": "green", "done": "green",
-    "exhausted": "bold red", "cancelled": "dim", "sent": "green", "delivered": "green",
+    "exhausted": "bold red", "cancelled": "dim", "skipped": "magenta", "sent": "green", "delivered": "green",
     "queued": "cyan", "sending": "yellow", "failed": "bold red", "undelivered": "bold red",
     "open": "yellow", "resolved": "green", "HIGH": "bold red", "MEDIUM": "yellow", "LOW": "green",
 }

@@ -196,7 +196,8 @@ def _render_report(r: dict[str, Any], tz: Any) -> None:
     fa = r["first_alert"]
     out.print(f"Registration to first alert (min): median {_num(fa['median_minutes'])},"
               f" p90 {_num(fa['p90_minutes'])}, worst {_num(fa['worst_minutes'])}")
-    out.print(f"Steps fired: {r['steps']['fired']}, more than a minute late: {r['steps']['fired_late']}")
+    out.print(f"Steps fired: {r['steps']['fired']}, more than a minute late: {r['steps']['fired_late']},"
+              f" skipped (nobody to inform on the case): {r['steps']['skipped']}")
     roles = Table(title="By role (the role that acknowledged)", title_justify="left")
     for column in ("role", "acks", "median (min)", "p90 (min)", "worst (min)", "by channel: acks",
                    "escalations", "exhausted"):
