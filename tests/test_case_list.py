@@ -84,6 +84,23 @@ def test_references_are_whole_in_80_columns(
     assert "Times are Europe/Brussels local time." in result.stdout
 
 
+def test_a_date_of_another_year_takes_the_alias_column_not_the_80_column_limit(
+    runner: CliRunner, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    result = runner.invoke(cli, ["--home", str(home), "register", "--alias", MINOR["alias"],
+                                 "--birth-date", "2011-03-02", "--missing-since", "400d ago",
+                                 "--last-seen", MINOR["last_seen"], "--json"])
+    ref = json.loads(result.stdout)["case"]
+    runner.invoke(cli, ["--home", str(home), "resolve", ref, "--outcome", "found"])
+    lines = runner.invoke(cli, ["--home", str(home), "cases", "--all"]).stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines), lines
+    assert lines[0].split() == ["case", "grade", "missing", "since", "waiting", "exhausted", "age", "state"]
+    assert lines[1].startswith(ref + " ") and MINOR["alias"][:3] not in lines[1]
+    wide = runner.invoke(cli, ["--home", str(home), "cases", "--all"], env={"COLUMNS": "120"}).stdout
+    assert wide.splitlines()[0].split()[-1] == "alias" and MINOR["alias"] in wide
+
+
 def test_a_long_alias_gives_way_with_an_ellipsis(
     runner: CliRunner, home: Path, app: App, ctx: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

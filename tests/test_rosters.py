@@ -221,7 +221,8 @@ def test_roster_prints_shifts_and_writes_an_icalendar_that_parses_back(
 
     write_home_book(home)
     ics = tmp_path / "parket.ics"
-    args = ["--home", str(home), "contacts", "roster", "youth_prosecutor", "--weeks", "5", "--ics", str(ics)]
+    args = ["--home", str(home), "contacts", "roster", "youth_prosecutor", "--weeks", "5", "--ics", str(ics),
+            "--from", "2026-12-07 08:00"]
     result = runner.invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert "Thu 24 Dec 2026 08:00 – Sat 26 Dec 2026 08:00  Magistraat C  (override)" in result.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -167,7 +168,7 @@ def test_show_renders_each_text_with_its_segments(runner: CliRunner, home: Path)
     steps = {s["id"]: s for s in json.loads(result.stdout)["steps"]}
     alert = steps["alert-youth-prosecutor"]
     assert alert["recipients"] == [PROSECUTOR, PROSECUTOR_BACKUP]
-    assert alert["text"].startswith("RR-2026-0001: ") and "ACK 1234" in alert["text"]
+    assert re.match(r"RR-\d{4}-0001: ", alert["text"]) and "ACK 1234" in alert["text"]
     assert (alert["encoding"], alert["segments"]) == ("GSM-7", 1)
     assert alert["escalate_to"] == "coordinator" and alert["ack_within"] == "15m"
     assert steps["on_resolved.found"]["phase"] == steps["on_resolved.withdrawn"]["phase"] == "stand-down"

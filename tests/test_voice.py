@@ -8,6 +8,7 @@ the fake clock.
 from __future__ import annotations
 
 import io
+import re
 import xml.etree.ElementTree as ET
 from typing import Any
 
@@ -748,7 +749,8 @@ def test_playbooks_show_says_when_a_step_calls_and_what_the_call_says(home: Any,
     first = lines.index(next(line for line in lines if "alert-youth-prosecutor" in line))
     block = "\n".join(lines[first:first + 8])
     assert "no ACK within 5m: calls the same contact" in block
-    assert "says: “Dringend bericht van rapidresponse" in block and "R R, 2 0 2 6" in block
+    assert "says: “Dringend bericht van rapidresponse" in block
+    assert re.search(r"R R, \d \d \d \d", block)  # the reference is spelled out, whatever the year
     assert "waits 15m after the call for ACK" in block
     child_focus = lines.index(next(line for line in lines if "alert-child-focus" in line))
     assert "calls" not in "\n".join(lines[child_focus:child_focus + 5])

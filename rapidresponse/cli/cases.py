@@ -455,6 +455,8 @@ def note(env: Env, case: str, text: str) -> None:
 
 #: The width of a reference: a column that holds one never gets narrower.
 REF_WIDTH = len("RR-2026-0001")
+#: The narrowest alias column worth showing ("Zorba…").
+MIN_ALIAS_WIDTH = 6
 #: A screen's worth: beyond it the most urgent cases would scroll out of sight.
 DEFAULT_LIMIT = 20
 
@@ -483,11 +485,14 @@ def cases_cmd(env: Env, limit: int, all_cases: bool, as_json: bool) -> None:
     table = [[r["case"], r["grade"], when(r["missing_since"], tz, seconds=False), str(r["waiting"]),
               str(r["exhausted"]), str(r["age"]), *([r["state"]] if all_cases else [])] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in table)) for i, c in enumerate(columns)]
-    room = max(6, terminal_width() - sum(widths) - 2 * len(widths))
-    aliases = [fit(r["alias"] or "—", room) for r in rows]
-    click.echo(aligned([*columns, "alias"], widths))
+    room = terminal_width() - sum(widths) - 2 * len(widths)
+    # Too narrow for an alias worth reading (dates of another year carry theirs): the alias goes,
+    # never the width limit; `show CASE` still has it.
+    with_alias = room >= MIN_ALIAS_WIDTH
+    aliases = [fit(r["alias"] or "—", room) if with_alias else "" for r in rows]
+    click.echo(aligned([*columns, "alias"] if with_alias else columns, widths))
     for row, r, alias in zip(table, rows, aliases, strict=True):
-        line = aligned([*row, alias], widths)
+        line = aligned([*row, alias] if with_alias else row, widths)
         if r["exhausted"]:
             line = click.style(line, fg="red", bold=True)
         elif r["grade"] == "HIGH":

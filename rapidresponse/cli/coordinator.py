@@ -97,24 +97,29 @@ def contacts_list(env: Env, at: str | None, as_json: bool) -> None:
 @click.argument("role", type=TEXT)
 @click.option("--weeks", type=click.IntRange(1, 104), default=4, show_default=True,
               help="How many weeks ahead.")
+@click.option("--from", "from_", type=TEXT, metavar="WHEN",
+              help="Start at that moment (local time, e.g. '2026-12-21 08:00'); default now.")
 @click.option("--ics", "ics", type=click.Path(dir_okay=False), metavar="FILE",
               help="Also write the shifts as an iCalendar file a calendar can subscribe to.")
 @json_option
 @pass_env
-def contacts_roster(env: Env, role: str, weeks: int, ics: str | None, as_json: bool) -> None:
+def contacts_roster(env: Env, role: str, weeks: int, from_: str | None, ics: str | None,
+                    as_json: bool) -> None:
     """Show the coming shifts of ROLE (rotation and overrides): who is texted first, when."""
     from datetime import timedelta
     from pathlib import Path
 
     from rapidresponse.rosters import shifts
+    from rapidresponse.timeutil import parse_when
 
     app = env.app
     book = app.contacts
     role_obj = book.role(role)
     tz = book.timezone
     now = app.clock.now()
+    since = parse_when(from_, now=now, tz=tz, name="--from") if from_ else now
     found = shifts(role_obj.key, role_obj.contacts, role_obj.rotation, book.overrides, tz,
-                   now, now + timedelta(weeks=weeks))
+                   since, since + timedelta(weeks=weeks))
     if ics:
         from rapidresponse.ics import write_ics
 
