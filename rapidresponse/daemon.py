@@ -124,10 +124,11 @@ def heartbeat(store: Store, now: datetime, settings: Settings) -> Heartbeat:
 
 def event_line(event: dict[str, Any], tz: ZoneInfo) -> str:
     """One line per event for the daemon's stderr: references, roles and contacts only; the time
-    local, like everything else a person reads (the zone is named once, by `zone_line`)."""
+    local, like everything else a person reads (the zone is named once, by `zone_line`).
+    `status` is the provider's word for a call or text (a hang-up's canceled or completed)."""
     detail = event["detail"]
     keys = ("step", "role", "contact", "to", "late_seconds", "reason", "to_role", "outcome",
-            "error_code", "error", "retry_in", "possible_duplicate", "via", "sid")
+            "status", "error_code", "error", "retry_in", "possible_duplicate", "via", "sid")
     parts = [f"{k}={detail[k]}" for k in keys if detail.get(k) not in (None, "", [])]
     case = event["case"] or "-"
     return f"{local_stamp(from_iso(event['at']), tz)} {event['kind']} {case} {' '.join(parts)}".rstrip()

@@ -355,3 +355,46 @@ def test_a_pass_that_fails_prints_no_stored_text_and_does_not_count_as_alive(
     daemon.tick()
     assert "tick.failed KeyError" in out.getvalue() and "Zorbalina" not in out.getvalue()
     assert daemon._last_tick is None
+
+
+CALLING_PLAYBOOK = """
+name = "calling"
+
+[[steps]]
+id = "alert"
+at = "0m"
+role = "youth_prosecutor"
+message = "{case}: graad {grade}. Bel {callback}. ACK {ack}"
+ack_within = "15m"
+call = true
+"""
+
+
+def test_the_daemon_prints_a_hung_up_call_like_every_other_call_event(app: Any, clock: FakeClock) -> None:
+    """In-process: the call placed, then hung up when the minor is found; each call event is
+    one line with the reference and the hang-up's status, nothing identifying."""
+    import io
+
+    from conftest import register_minor, use_playbook_text
+    from rapidresponse import audit, engine
+    from rapidresponse.daemon import Daemon
+    from rapidresponse.sms.console import ConsoleTransport
+
+    ctx = app.context()
+    ref = register_minor(ctx, app, playbook=use_playbook_text(app, "calling", CALLING_PLAYBOOK)).ref
+    out = io.StringIO()
+    daemon = Daemon(home=app.home, store=app.store, settings=app.settings,
+                    transport=ConsoleTransport(io.StringIO()), clock=clock, out=out)
+    assert daemon.once()
+    engine.resolve(ctx, ref, "found")  # while the call still rings
+    clock.advance(seconds=1)
+    assert daemon.once()
+
+    calls = [e for e in audit.events(app.store, ref) if e["kind"].startswith("call.")]
+    assert [e["kind"] for e in calls] == ["call.placed", "call.hung_up"]
+    printed_lines = out.getvalue().splitlines()
+    for event in calls:
+        assert event_line(event, daemon.tz) in printed_lines
+    [hung_up] = [line for line in printed_lines if " call.hung_up " in line]
+    assert f" {ref} " in hung_up and "status=canceled" in hung_up and calls[0]["detail"]["sid"] in hung_up
+    assert_no_secrets(out.getvalue())
