@@ -1,6 +1,6 @@
 """How long `rapidresponse run --once` takes with 10,000 open cases and nothing due (target < 200 ms).
 
-Usage: python benchmarks/run_once.py [--cases N] [--runs N] [--keep]
+Usage: python benchmarks/run_once.py [--cases N] [--runs N] [--keep] [--quick]
 
 Fills a temporary home through the library (engine.register, then one pass with a null transport,
 so every case looks like a real one an hour in: its first alert sent and awaiting an
@@ -22,6 +22,8 @@ import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+
+from quick import parse_args
 
 from rapidresponse.app import App, init_home
 from rapidresponse.clock import FakeClock
@@ -154,7 +156,7 @@ def main() -> int:
     parser.add_argument("--cases", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--keep", action="store_true", help="Keep the temporary home and say where.")
-    args = parser.parse_args()
+    args = parse_args(parser, cases=20, runs=1)
 
     home = fresh_home("rr-bench-once-")
     print(f"populating {args.cases} open cases ...", flush=True)

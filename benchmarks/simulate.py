@@ -1,7 +1,7 @@
 """How long `rapidresponse playbooks simulate` of the shipped worrying playbook over 72 h takes
 (target < 0.5 s).
 
-Usage: python benchmarks/simulate.py [--runs N]
+Usage: python benchmarks/simulate.py [--runs N] [--quick]
 
 The replay nobody answers, found after 30 minutes, so the after-return steps run to 72 h 30 m:
 every step of the shipped `worrying-situation` playbook fires, times out, escalates, repeats,
@@ -23,6 +23,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from quick import parse_args
+
 from rapidresponse.app import App, init_home
 from rapidresponse.simulate import Action, simulate
 
@@ -39,7 +41,7 @@ def _children_cpu() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
-    options = parser.parse_args()
+    options = parse_args(parser, runs=1)
     with tempfile.TemporaryDirectory() as folder:
         home = Path(folder) / "home"
         init_home(home)

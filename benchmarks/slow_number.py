@@ -1,6 +1,6 @@
 """Step lateness while one number's sends take 8 s (target: every other step within 1 s of due).
 
-Usage: python benchmarks/slow_number.py [--cases 6] [--steps 10] [--slow 8]
+Usage: python benchmarks/slow_number.py [--cases 6] [--steps 10] [--slow 8] [--quick]
 
 Starts `rapidresponse run` as a subprocess with the real Twilio transport pointed at the local
 stand-in (tests/twilio_stub.py), which answers one police number only after SLOW seconds (within
@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 # The same probes and summary as the lateness benchmark beside this file (same folder on sys.path).
 from daemon_lateness import MINOR, describe, query, wait_for  # noqa: E402
+from quick import parse_args  # noqa: E402
 from twilio_stub import Reply, TwilioStub  # noqa: E402
 
 from rapidresponse.app import init_home  # noqa: E402
@@ -52,7 +53,7 @@ def main() -> int:
     parser.add_argument("--cases", type=int, default=6)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--slow", type=float, default=8.0, help="seconds the slow number takes")
-    args = parser.parse_args()
+    args = parse_args(parser, cases=2, steps=1, slow=0.5)
 
     root = Path(tempfile.mkdtemp(prefix="rr-bench-slow-"))
     home = root / "home"
