@@ -1,6 +1,6 @@
 """The supervisor's tools on 10,000 cases and a million events.
 
-Usage: python benchmarks/supervisor.py [--cases N] [--events N] [--runs N] [--keep DIR]
+Usage: python benchmarks/supervisor.py [--cases N] [--events N] [--runs N] [--keep DIR] [--quick]
 
 Targets: `log --verify` < 3 s, `timeline CASE` < 100 ms, `report` over a year < 1 s. Each is timed
 in-process (the library call: what the index and the algorithm cost) and as a subprocess (what a
@@ -19,14 +19,18 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from quick import parse_args
 from supervisor_data import END, build
 
 from rapidresponse import audit
+from rapidresponse.figures import Period, report
 from rapidresponse.store import Store
+from rapidresponse.timeline import timeline
 
 TARGETS = {"log --verify": 3.0, "timeline": 0.1, "report (a year)": 1.0}
 
@@ -77,7 +81,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--keep", type=Path, help="Build the home here and keep it (reused if it exists).")
-    args = parser.parse_args()
+    args = parse_args(parser, cases=20, events=2000, runs=1)
     folder = args.keep or Path(tempfile.mkdtemp(prefix="rr-supervisor-"))
     home = folder / "home"
     try:
@@ -91,7 +95,8 @@ def main() -> None:
         print(f"{count} events, {store.scalar('SELECT COUNT(*) FROM cases')} cases; timeline of {case}")
         results = []
         result = audit.verify(store)
-        assert result.ok, result.problem
+        if not result.ok:
+            raise SystemExit(f"the benchmark's log does not verify: {result.problem}")
         results.append(line("log --verify", "in-process", timed(lambda: audit.verify(store), args.runs)))
         results.append(line("log --verify", "subprocess", timed(cli(home, "log", "--verify"), args.runs)))
         for extra in _extra_benchmarks(store, home, case):
@@ -108,26 +113,11 @@ def main() -> None:
 
 
 def _extra_benchmarks(store: Store, home: Path, case: str) -> list[tuple[str, Callable[[], object], list[str]]]:
-    """Timeline and report, where this version has them."""
-    found: list[tuple[str, Callable[[], object], list[str]]] = []
-    try:
-        from rapidresponse.timeline import timeline
-    except ImportError:
-        pass
-    else:
-        found.append(("timeline", lambda: timeline(store, case), ["timeline", case, "--json"]))
-    try:
-        from rapidresponse.figures import Period, report
-    except ImportError:
-        pass
-    else:
-        from datetime import timedelta
-
-        year = Period(END - timedelta(days=365), END)
-        found.append(("report (a year)", lambda: report(store, year),
-                      ["report", "--since", "2025-11-29", "--until", "2026-11-29", "--json"]))
-    return found
-
+    """Timeline and report: each in-process call beside the command that does the same."""
+    year = Period(END - timedelta(days=365), END)
+    return [("timeline", lambda: timeline(store, case), ["timeline", case, "--json"]),
+            ("report (a year)", lambda: report(store, year),
+             ["report", "--since", f"{year.since:%Y-%m-%d}", "--until", f"{year.until:%Y-%m-%d}", "--json"])]
 
 if __name__ == "__main__":
     main()

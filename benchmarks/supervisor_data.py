@@ -18,6 +18,7 @@ from pathlib import Path
 
 from rapidresponse import audit
 from rapidresponse.app import init_home
+from rapidresponse.refs import case_ref
 from rapidresponse.store import dumps
 from rapidresponse.timeutil import to_iso
 
@@ -36,7 +37,7 @@ def build(home: Path, cases: int = 10_000, events: int = 1_000_000, days: int = 
     start = END - timedelta(days=days)
     for n in range(1, cases + 1):
         registered = start + timedelta(seconds=rnd.randrange(days * 86400 - 7 * 86400))
-        ref = f"RR-{registered.year}-{n:05d}"
+        ref = case_ref(registered.year, n)  # as the CLI spells it: RR-2026-0012, RR-2026-10000
         resolved = rnd.random() < 0.97
         case_rows.append(_case_row(n, ref, registered, resolved, rnd))
         rows.extend(_case_events(ref, registered, resolved, per_case, rnd))
