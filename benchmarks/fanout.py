@@ -4,7 +4,10 @@ Target: all 30 accepted within 1.5 s (sending one after the other would take 9 s
 `twilio` client and the real dispatch run; only Twilio itself is replaced by the local stub in
 tests/twilio_stub.py. The twilio package is imported before timing, as in a running daemon.
 
-    python benchmarks/fanout.py [--contacts 30] [--latency 0.3] [--target 1.5]
+    python benchmarks/fanout.py [--contacts 30] [--latency 0.3] [--target 1.5] [--quick]
+
+It exits 1 only when not every text was accepted (the benchmark or the dispatch is broken); a
+time over the target is a MISS, as in the other benchmarks.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
+from quick import parse_args  # noqa: E402
 from twilio_stub import TwilioStub  # noqa: E402
 
 from rapidresponse.app import App, init_home  # noqa: E402
@@ -54,7 +58,7 @@ def main() -> int:
     parser.add_argument("--contacts", type=int, default=30)
     parser.add_argument("--latency", type=float, default=0.3)
     parser.add_argument("--target", type=float, default=1.5)
-    args = parser.parse_args()
+    args = parse_args(parser, contacts=3, latency=0.05)
 
     import twilio.rest  # noqa: F401  (a running daemon has it loaded after its first send)
 
@@ -80,11 +84,12 @@ def main() -> int:
             app.close()
         accepted = len(stub.accepted())
     sequential = args.contacts * args.latency
-    ok = accepted == args.contacts == len(report.sent) and elapsed < args.target
+    all_sent = accepted == args.contacts == len(report.sent)
+    verdict = "PASS" if all_sent and elapsed < args.target else "MISS"
     print(f"fanout: {accepted}/{args.contacts} texts accepted in {elapsed:.2f} s against a"
           f" {args.latency * 1000:.0f} ms stand-in (target < {args.target:g} s; sequential"
-          f" ≈ {sequential:.0f} s) {'OK' if ok else 'TOO SLOW'}")
-    return 0 if ok else 1
+          f" ≈ {sequential:.3g} s): {verdict}")
+    return 0 if all_sent else 1
 
 
 if __name__ == "__main__":
