@@ -1,15 +1,16 @@
 """How late the daemon fires steps (target: every step within one second of its due time).
 
-Usage: python benchmarks/daemon_lateness.py [--cases 10] [--steps 12] [--tick SECONDS]
+Usage: python benchmarks/daemon_lateness.py [--cases 10] [--steps 12] [--every 2] [--ack-within 3]
+       [--tick SECONDS] [--quick]
 
 Starts `rapidresponse run` as a subprocess on a temporary home, registers CASES cases from
 separate `rapidresponse register` processes (a quarter second apart, as officers would), each with
-a playbook of STEPS steps two seconds apart (from 2 s to 2*STEPS s after registration; every third
-step waits 3 s for an acknowledgement that never comes, so time-outs and escalations load the
-daemon too). When every step has fired it stops the daemon with SIGTERM and reads `late_seconds`
-from the `step.due` events: median, 90th percentile and worst. It also reports how late the first
-acknowledgement time-out of each waiting step was acted on. Without --tick the daemon runs with
-its default tick.
+a playbook of STEPS steps EVERY seconds apart (by default 2 s, 4 s, ... 24 s after registration;
+every third step waits ACK_WITHIN seconds for an acknowledgement that never comes, so time-outs
+and escalations load the daemon too). When every step has fired it stops the daemon with SIGTERM
+and reads `late_seconds` from the `step.due` events: median, 90th percentile and worst. It also
+reports how late the first acknowledgement time-out of each waiting step was acted on. Without
+--tick the daemon runs with its default tick.
 """
 
 from __future__ import annotations
@@ -29,24 +30,25 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from quick import parse_args
+
 from rapidresponse.app import init_home
 from rapidresponse.config import Settings
 from rapidresponse.timeutil import from_iso
 
 TARGET_SECONDS = 1.0
-ACK_WITHIN = 3
 #: The same fictitious minor for every case: each registration is a new episode of hers.
 MINOR = ("--alias", "Benchmarkina", "--birth-date", "2011-03-02", "--last-seen", "nergens", "--new-episode")
 
 
-def playbook_text(steps: int) -> str:
-    """STEPS steps at 2 s, 4 s, ...; police gets all, others the first contact, then escalation."""
+def playbook_text(steps: int, every: int, ack_within: int) -> str:
+    """STEPS steps EVERY seconds apart; police gets all, others the first contact, then escalation."""
     parts = ['name = "lateness"', 'title = "Benchmark: steps seconds apart"', ""]
     for n in range(1, steps + 1):
-        parts += ["[[steps]]", f'id = "step-{n:02d}"', f'at = "{2 * n}s"']
+        parts += ["[[steps]]", f'id = "step-{n:02d}"', f'at = "{every * n}s"']
         if n % 3 == 0:
             parts += ['role = "child_focus"', f'message = "{{case}}: stap {n}. Antwoord ACK {{ack}}"',
-                      f'ack_within = "{ACK_WITHIN}s"', 'escalate_to = "coordinator"']
+                      f'ack_within = "{ack_within}s"', 'escalate_to = "coordinator"']
         elif n % 3 == 1:
             parts += ['role = "police"', 'notify = "all"', f'message = "{{case}}: stap {n}."']
         else:
@@ -86,13 +88,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=10)
     parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--every", type=int, default=2, help="whole seconds between steps")
+    parser.add_argument("--ack-within", type=int, default=3, help="whole seconds every third step waits")
     parser.add_argument("--tick", type=float, default=None, help="RAPIDRESPONSE_TICK_SECONDS")
-    args = parser.parse_args()
+    # Quick: step 3's time-out falls 2 s before the last step, so it is acted on before the end.
+    args = parse_args(parser, cases=2, steps=6, every=1, ack_within=1)
 
     root = Path(tempfile.mkdtemp(prefix="rr-bench-lateness-"))
     home = root / "home"
     init_home(home)
-    (home / "playbooks" / "lateness.toml").write_text(playbook_text(args.steps), encoding="utf-8")
+    (home / "playbooks" / "lateness.toml").write_text(playbook_text(args.steps, args.every, args.ack_within),
+                                                      encoding="utf-8")
     db = home / "rapidresponse.db"
     env = {**os.environ, "RAPIDRESPONSE_HOME": str(home), "RAPIDRESPONSE_OPERATOR": "benchmark"}
     if args.tick is not None:
@@ -123,7 +129,7 @@ def main() -> int:
                 raise SystemExit(f"register failed: {errors.strip()}")
             json.loads(out)
         wait_for(lambda: not query(db, "SELECT 1 FROM steps WHERE state = 'pending'"),
-                 "every step to fire", 2 * args.steps + 60)
+                 "every step to fire", args.every * args.steps + 60)
         elapsed = time.monotonic() - started
         daemon.send_signal(signal.SIGTERM)
         code = daemon.wait(timeout=30)
@@ -145,7 +151,7 @@ def main() -> int:
         key = (event["case_ref"], event["detail"]["step"])
         if event["kind"] != "step.due" and key not in seen:
             seen.add(key)
-            deadline = fired_at[key] + timedelta(seconds=ACK_WITHIN)
+            deadline = fired_at[key] + timedelta(seconds=args.ack_within)
             timeouts.append((from_iso(event["at"]) - deadline).total_seconds())
     stderr = (root / "daemon.err").read_text(encoding="utf-8", errors="replace")
     failures = [line for line in stderr.splitlines()
