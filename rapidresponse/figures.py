@@ -109,11 +109,20 @@ def spread(values_seconds: list[float]) -> dict[str, float | None]:
             "worst_minutes": minutes(max(values_seconds) if values_seconds else None)}
 
 
-class _Log:
-    """The period's events of a few kinds, through the `events (kind, at)` index.
+#: The columns of `report_events` (migration m017) beside kind, time and case; the other
+#: fields the report reads are in its `facts` JSON.
+COLUMNS = ("step", "role", "contact", "message", "via", "due_at")
+#: The kinds of the chains (rule A, escalations, exhaustion, rule L) and of texts per contact.
+CHAIN_KINDS = ("step.due", "sms.sent", "step.acknowledged", "step.escalated", "step.exhausted")
+TEXT_KINDS = ("sms.sent", "sms.stand_down", "sms.failed", "sms.undelivered")
 
-    Events of a case happen at or after its registration, so `at >= since` loses none of them;
-    the period's cases are a temporary table, so SQLite drops other cases' events itself.
+
+class _Log:
+    """The period's events of a few kinds, from `report_events`: the log's narrow copy (m017).
+
+    That table is clustered by (kind, at), so a period is one contiguous range per kind, read
+    without touching the wide `events` rows. Events of a case happen at or after its
+    registration, so `at >= since` loses none of them; other cases' events are dropped here.
     """
 
     def __init__(self, store: Store, period: Period) -> None:
@@ -121,70 +130,62 @@ class _Log:
         self.since, self.until = to_iso(period.since), to_iso(period.until)
         self.cases: dict[str, str] = {}
         self.earlier: dict[str, bool] = {}
-        for ref, at, earlier in store.conn.execute(
-            "SELECT case_ref, at, json_array_length(detail, '$.earlier_episodes') FROM events"
-            " WHERE kind = 'case.registered' AND at >= ? AND at < ?", [self.since, self.until]
-        ):
+        for _seq, _kind, ref, at, earlier in self._select(("case.registered",), ("earlier_episode_count",)):
             self.cases[ref] = at
             self.earlier[ref] = bool(earlier)
-        store.conn.execute("CREATE TEMP TABLE IF NOT EXISTS report_cases (ref TEXT PRIMARY KEY)")
-        store.conn.execute("DELETE FROM temp.report_cases")
-        # filled by SQLite from the same rows: one statement, not a Python round trip per case
-        store.conn.execute(
-            "INSERT OR IGNORE INTO temp.report_cases SELECT case_ref FROM events"
-            " WHERE kind = 'case.registered' AND at >= ? AND at < ? AND case_ref IS NOT NULL",
-            [self.since, self.until])
 
-    def query(self, kinds: tuple[str, ...], select: str,
-              tail: str = "ORDER BY e.seq") -> list[tuple[Any, ...]]:
-        """`select` over the period's events of `kinds` before `until` (`e` is the event)."""
+    def _select(self, kinds: tuple[str, ...], fields: tuple[str, ...]) -> list[tuple[Any, ...]]:
+        columns = "".join(f", {f}" if f in COLUMNS else f", json_extract(facts, '$.{f}')" for f in fields)
         marks = ",".join("?" * len(kinds))
         return self.store.conn.execute(
-            f"SELECT {select} FROM events e JOIN temp.report_cases p ON p.ref = e.case_ref"
-            f" WHERE e.kind IN ({marks}) AND e.at >= ? AND e.at < ? {tail}",
-            [*kinds, self.since, self.until],
+            f"SELECT seq, kind, case_ref, at{columns} FROM report_events"
+            f" WHERE kind IN ({marks}) AND at >= ? AND at < ?", [*kinds, self.since, self.until]
         ).fetchall()
 
     def rows(self, kinds: tuple[str, ...], fields: tuple[str, ...]) -> list[tuple[Any, ...]]:
-        """(seq, kind, case, at, actor, *fields) of the period's cases before `until`, in log order."""
-        extract = "".join(f", json_extract(e.detail, '$.{f}')" for f in fields)
-        return self.query(kinds, f"e.seq, e.kind, e.case_ref, e.at, e.actor{extract}")
+        """(seq, kind, case, at, *fields) of the period's cases before `until`, in log order."""
+        cases = self.cases
+        found = [row for row in self._select(kinds, fields) if row[2] in cases]
+        found.sort()  # by seq, which is unique: one range per kind, merged into log order
+        return found
 
 
 def report(store: Store, period: Period) -> dict[str, Any]:
     log = _Log(store, period)
     planned = log.rows(("steps.planned",), ("phase", "steps"))
-    roles, steps, first_alerts = _chains(log, planned)
+    # one read for the chains and the texts per contact: the sms.sent events serve both
+    events = log.rows(tuple(dict.fromkeys(CHAIN_KINDS + TEXT_KINDS)), COLUMNS)
+    roles, steps, first_alerts = _chains(events, planned)
     return {
         "period": period.as_dict(),
         "cases": _cases(log),
         "first_alert": spread([seconds_between(log.cases[ref], at) for ref, at in first_alerts.items()]),
         "steps": {**steps, "skipped": _skipped(log)},
         "roles": roles,
-        "contacts": _contacts(log),
+        "contacts": _contacts(events),
         "followups": _followups(log, planned),
     }
 
 
 def _skipped(log: _Log) -> int:
     """Steps skipped: nobody to message on the case; neither acknowledged nor done."""
-    return int(log.query(("step.skipped",), "COUNT(*)", tail="")[0][0])
+    return len(log.rows(("step.skipped",), ()))
 
 
 def _last_assessment(log: _Log) -> dict[str, dict[str, Any]]:
     fields = ("worrying", "alarming", "grade", "suspected_victim")
-    return {row[2]: dict(zip(fields, row[5:], strict=True))
+    return {row[2]: dict(zip(fields, row[4:], strict=True))
             for row in log.rows(("case.assessed",), fields)}
 
 
 def _cases(log: _Log) -> dict[str, Any]:
     assessed = _last_assessment(log)
     outcome: dict[str, tuple[str, str]] = {}
-    for _seq, _kind, ref, at, _actor, value in log.rows(("case.resolved",), ("outcome",)):
+    for _seq, _kind, ref, at, value in log.rows(("case.resolved",), ("outcome",)):
         if at < log.until:
             outcome[ref] = (value, at)
     decided: dict[str, str] = {}
-    for _seq, _kind, ref, at, _actor, value in log.rows(("case.decided",), ("societal_necessity",)):
+    for _seq, _kind, ref, at, value in log.rows(("case.decided",), ("societal_necessity",)):
         if at < log.until:
             decided[ref] = value
     open_too_long = 0
@@ -213,19 +214,20 @@ def _cases(log: _Log) -> dict[str, Any]:
 def _planned_times(planned_rows: list[tuple[Any, ...]]) -> dict[tuple[str, str], list[str]]:
     """(case, step) -> the times it was planned (`steps.planned`), in log order."""
     planned: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for _seq, _kind, ref, at, _actor, _phase, steps in planned_rows:
+    for _seq, _kind, ref, at, _phase, steps in planned_rows:
         for step in json.loads(steps or "[]"):
             planned[(ref, step.get("id"))].append(at)
     return planned
 
 
-def _chains(log: _Log, planned_rows: list[tuple[Any, ...]]
+def _chains(events: list[tuple[Any, ...]], planned_rows: list[tuple[Any, ...]]
             ) -> tuple[list[dict[str, Any]], dict[str, int], dict[str, str]]:
     """One pass over the chains' events: rule A per role, escalations, exhausted chains, rule L
     for the steps fired, and each case's first alert (its earliest `sms.sent`). Each field is
     read only from the kinds that carry it."""
     planned = _planned_times(planned_rows)
     clock = AckClock()
+    alerted, fired_at, delay = clock.alerted, clock.fired, clock.delay
     step_role: dict[tuple[str, str], str] = {}
     delays: dict[str, list[float]] = defaultdict(list)
     escalations: Counter[str] = Counter()
@@ -233,30 +235,29 @@ def _chains(log: _Log, planned_rows: list[tuple[Any, ...]]
     channels: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     first_alerts: dict[str, str] = {}
     fired = late = 0
-    kinds = ("step.due", "sms.sent", "step.acknowledged", "step.escalated", "step.exhausted")
-    rows = log.query(kinds, "e.kind, e.case_ref, e.at, json_extract(e.detail, '$.step'),"
-                     " CASE WHEN e.kind != 'step.escalated' THEN json_extract(e.detail, '$.role') END,"
-                     " CASE WHEN e.kind = 'step.acknowledged' THEN json_extract(e.detail, '$.via') END,"
-                     " CASE WHEN e.kind = 'step.due' THEN json_extract(e.detail, '$.due_at') END")
-    for kind, ref, at, step, role, via, due_at in rows:
+    for _seq, kind, ref, at, step, role, _contact, _message, via, due_at in events:
         if kind == "sms.sent":
-            clock.alerted(ref, step, role, at)
+            alerted(ref, step, role, at)
             if at < first_alerts.get(ref, "~"):  # MIN(at): the fixed-width text orders as time
                 first_alerts[ref] = at
         elif kind == "step.due":
-            clock.fired(ref, step, at)
+            fired_at(ref, step, at)
             step_role[(ref, step)] = role
             fired += 1
-            plans = [p for p in planned.get((ref, step), ()) if p <= at]
-            if lateness(at, due_at or at, plans[-1] if plans else at) > LATE_AFTER_SECONDS:
+            plan = at
+            for p in planned.get((ref, step), ()):  # the last plan at or before the firing
+                if p <= at:
+                    plan = p
+            if lateness(at, due_at or at, plan) > LATE_AFTER_SECONDS:
                 late += 1
         elif kind == "step.acknowledged":
-            waited = clock.delay(ref, step, role, at)
-            delays[role].append(waited if waited is not None else 0.0)
-            channels[role][via or "cli"].append(delays[role][-1])
+            waited = delay(ref, step, role, at)
+            waited = waited if waited is not None else 0.0
+            delays[role].append(waited)
+            channels[role][via or "cli"].append(waited)
         elif kind == "step.escalated":
             escalations[step_role.get((ref, step), "unknown")] += 1
-        else:
+        elif kind == "step.exhausted":
             exhausted[role] += 1
     names = sorted(set(delays) | set(escalations) | set(exhausted))
     roles = [{"role": role, "acknowledgements": len(delays[role]), **spread(delays[role]),
@@ -267,22 +268,28 @@ def _chains(log: _Log, planned_rows: list[tuple[Any, ...]]
     return roles, {"fired": fired, "fired_late": late}, first_alerts
 
 
-def _contacts(log: _Log) -> list[dict[str, Any]]:
-    kinds = ("sms.sent", "sms.stand_down", "sms.failed", "sms.undelivered")
-    marks = ",".join("?" * len(kinds))
-    counted = log.store.conn.execute(
-        "SELECT role, contact, COUNT(DISTINCT CASE WHEN kind != 'sms.undelivered' THEN message END),"
-        " COUNT(DISTINCT CASE WHEN kind = 'sms.failed' THEN message END),"
-        " COUNT(DISTINCT CASE WHEN kind = 'sms.undelivered' THEN message END)"
-        " FROM (SELECT e.kind AS kind, json_extract(e.detail, '$.role') AS role,"
-        " json_extract(e.detail, '$.contact') AS contact, json_extract(e.detail, '$.message') AS message"
-        " FROM events e JOIN temp.report_cases p ON p.ref = e.case_ref"
-        f" WHERE e.kind IN ({marks}) AND e.at >= ? AND e.at < ?) GROUP BY role, contact",
-        [*kinds, log.since, log.until],
-    ).fetchall()
-    ordered = sorted(counted, key=lambda r: (str(r[0]), str(r[1])))
-    return [{"role": role, "contact": contact, "texts": texts, "failed": failed, "undelivered": undelivered}
-            for role, contact, texts, failed, undelivered in ordered]
+def _contacts(events: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """Distinct messages per (role, contact): texts (sent, stood down or failed), failed, and
+    undelivered; a message without an id is not counted (SQL's COUNT DISTINCT, as before)."""
+    groups: dict[tuple[Any, Any], tuple[set[Any], set[Any], set[Any]]] = {}
+    for _seq, kind, _ref, _at, _step, role, contact, message, _via, _due in events:
+        if kind not in TEXT_KINDS:
+            continue
+        sets = groups.get((role, contact))
+        if sets is None:
+            sets = groups[(role, contact)] = (set(), set(), set())
+        if message is None:
+            continue
+        if kind == "sms.undelivered":
+            sets[2].add(message)
+        else:
+            sets[0].add(message)
+            if kind == "sms.failed":
+                sets[1].add(message)
+    ordered = sorted(groups.items(), key=lambda g: (str(g[0][0]), str(g[0][1])))
+    return [{"role": role, "contact": contact, "texts": len(texts), "failed": len(failed),
+             "undelivered": len(undelivered)}
+            for (role, contact), (texts, failed, undelivered) in ordered]
 
 
 FOLLOWUP_TYPES = ("safe_and_well", "return_interview", "referral", "other")
@@ -308,7 +315,7 @@ def _followups(log: _Log, planned_rows: list[tuple[Any, ...]]) -> dict[str, dict
     there; a case without one (an older log) has its `after_resolved` steps."""
     items: dict[tuple[str, str], dict[str, Any]] = {}
     returned: set[str] = set()
-    for _seq, _kind, ref, _at, _actor, followups in log.rows(("case.returned",), ("followups",)):
+    for _seq, _kind, ref, _at, followups in log.rows(("case.returned",), ("followups",)):
         returned.add(ref)
         for f in json.loads(followups or "[]"):
             state = f.get("state")
@@ -316,11 +323,11 @@ def _followups(log: _Log, planned_rows: list[tuple[Any, ...]]) -> dict[str, dict
                 "type": followup_type(f.get("kind") or ""), "due_at": f.get("due_at"),
                 "state": "open" if state == "open" else "done" if state in FOLLOWUP_DONE else "not_done"}
     recorded = log.rows(("followup.recorded",), ("followup", "result"))
-    for _seq, _kind, ref, at, _actor, kind, result in recorded:
+    for _seq, _kind, ref, at, kind, result in recorded:
         item = items.setdefault((ref, kind), {"type": followup_type(kind or ""), "due_at": at})
         item["state"] = "done" if result in FOLLOWUP_DONE else "not_done"
     steps_planned = False
-    for _seq, _kind, ref, _at, _actor, phase, steps in planned_rows:
+    for _seq, _kind, ref, _at, phase, steps in planned_rows:
         if phase != "after_resolved" or ref in returned:
             continue
         steps_planned = True
@@ -328,7 +335,7 @@ def _followups(log: _Log, planned_rows: list[tuple[Any, ...]]) -> dict[str, dict
             items[(ref, step.get("id"))] = {"type": followup_type(step.get("id") or "", step.get("role")),
                                             "due_at": step.get("due_at"), "state": "open"}
     done_steps = log.rows(("step.acknowledged", "step.done"), ("step",)) if steps_planned else []
-    for _seq, _kind, ref, _at, _actor, step in done_steps:
+    for _seq, _kind, ref, _at, step in done_steps:
         item = items.get((ref, step))
         if item is not None and ref not in returned:
             item["state"] = "done"
@@ -360,10 +367,10 @@ def policy(store: Store, period: Period, tz: ZoneInfo) -> dict[str, Any]:
         row["alarming"] += bool(a.get("alarming"))
         row["suspected_victims"] += bool(a.get("suspected_victim"))
         row["repeat_episodes"] += log.earlier[ref]
-    for _seq, _kind, _ref, at, _actor, value in log.rows(("case.decided",), ("societal_necessity",)):
+    for _seq, _kind, _ref, at, value in log.rows(("case.decided",), ("societal_necessity",)):
         months[month(at)][f"societal_necessity_{value}"] += 1
     first_referral: dict[tuple[str, str], str] = {}
-    for _seq, kind, ref, at, _actor, role, followup, result in log.rows(
+    for _seq, kind, ref, at, role, followup, result in log.rows(
         ("sms.sent", "followup.recorded"), ("role", "followup", "result")
     ):
         if kind == "followup.recorded" and result in FOLLOWUP_DONE:
