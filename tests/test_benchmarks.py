@@ -59,7 +59,7 @@ EXPECTED: dict[str, list[str]] = {
         rf"^{VERDICT}: target < 0.5 s for the whole command$",
     ],
     "slow_number": [
-        r"^1 sends to the slow number, 0.5 s each \(daemon exit 0\)$",
+        r"^\d+ sends to the slow number, 0.5 s each \(daemon exit 0\)$",  # a timed-out send is retried
         rf"^other cases' steps \(2\): median {N} s   p90 {N} s   worst {N} s   target < 1 s: {VERDICT}$",
         rf"^police steps, texting the slow number \(1\): median {N} s",
     ],
@@ -124,6 +124,6 @@ def test_benchmark_runs_at_its_quick_size_and_prints_its_figures(
     text = output.read_text(encoding="utf-8", errors="replace")
     assert code == 0, f"{script}.py --quick exited {code}:\n{text}"
     assert "Traceback" not in text, text
-    assert text.startswith("quick run ("), text
+    assert re.search(r"^quick run \(", text, re.MULTILINE), text  # it ran at the tiny size
     missing = [line for line in EXPECTED[script] if not re.search(line, text, re.MULTILINE)]
     assert not missing, f"{script}.py --quick did not print lines matching {missing}:\n{text}"
