@@ -59,10 +59,22 @@ def test_show_at_80_columns(runner: CliRunner, home: Path, old_case: str) -> Non
 
 def test_log_at_80_columns_keeps_every_reference_whole(runner: CliRunner, home: Path, old_case: str) -> None:
     out = runner.invoke(cli, ["--home", str(home), "log"]).stdout
-    rows = [line for line in out.splitlines() if line.startswith("│") and "RR-" in line]
-    assert rows and all(old_case in line for line in rows)
+    assert all(len(line) <= 80 for line in out.splitlines())
+    events = [line for line in out.splitlines() if re.match(r"^ +\d+  ", line)]
+    assert events and all(line.split()[5] == old_case for line in events)  # seq, 4 of time, case
+    assert not [line for line in out.splitlines() if "RR-" in line and old_case not in line]
     assert not UTC_STAMP.search(out)
     assert out.count("Times are Europe/Brussels local time.") == 1
+
+
+def test_the_log_reads_as_words_not_as_python(runner: CliRunner, home: Path, old_case: str) -> None:
+    out = runner.invoke(cli, ["--home", str(home), "log", old_case]).stdout
+    events = [" ".join(e.split()) for e in re.split(r"\n(?= +\d+  )", out)]
+    planned = next(e for e in events if "steps.planned" in e)
+    assert "{" not in planned and "'" not in planned
+    assert "alert-youth-prosecutor youth_prosecutor " in planned and "; " in planned
+    assessed = next(e for e in events if "case.assessed" in e)
+    assert "red_flags=[hotel]" in assessed
 
 
 def test_the_daemon_prints_local_times_and_names_the_zone_once(app: App, home: Path) -> None:

@@ -569,11 +569,17 @@ def _render_case(view: dict[str, Any], tz: Any) -> None:
         lines.append(click.style("\nNotes", bold=True))
         lines += [f"  {when(n['at'], tz)} {n['author']} ({n['kind']}): {n['text']}" for n in view["notes"]]
     lines.append(click.style("\nLog", bold=True))
-    for e in view["events"]:
-        lines.append(f"  {e['seq']:>4}  {when(e['at'], tz)}  {e['actor']}  {e['kind']}"
-                     f"  {review.detail_summary(local_detail(e['detail'], tz))}".rstrip())
+    lines += [event_line(e, tz) for e in view["events"]]
     lines.append(zone_note(tz))
     echo_wrapped(lines)
+
+
+def event_line(event: dict[str, Any], tz: Any, *, with_case: bool = False) -> str:
+    """One audit event as a line, the same in `show` and `log`: the reference whole, times local,
+    the detail readable (hashes and bodies are left to --json and --csv)."""
+    case = f"  {event['case'] or '—':<{REF_WIDTH}}" if with_case else ""
+    return (f"  {event['seq']:>4}  {when(event['at'], tz)}{case}  {event['actor']}  {event['kind']}"
+            f"  {review.detail_summary(local_detail(event['detail'], tz))}").rstrip()
 
 
 @click.command("log")
@@ -647,20 +653,11 @@ def log_cmd(env: Env, case: str | None, verify: bool, anchor: str | None, anchor
                              review.detail_text(e["detail"]), e["prev_hash"], e["hash"]])
         click.echo(buffer.getvalue(), nl=False)
     else:
-        from rich.markup import escape
-        from rich.table import Table
-
+        # Plain lines, not a table: a long log streams at once, and a reference is never folded.
         tz = env.tz()
-        table = Table()
-        for column in ("seq", "at", "case", "actor", "event", "detail"):
-            # A reference is never cut or folded: it is what the reader acts on.
-            table.add_column(column, overflow="fold", min_width=REF_WIDTH if column == "case" else None)
-        for e in events:
-            table.add_row(str(e["seq"]), when(e["at"], tz), e["case"] or "", escape(e["actor"]),
-                          e["kind"], escape(review.detail_summary(local_detail(e["detail"], tz))))
-        out = console()
-        out.print(table)
-        out.print(zone_note(tz))
+        echo_wrapped([event_line(e, tz, with_case=case is None) for e in events]
+                     or ["No events."])
+        click.echo(zone_note(tz))
 
 
 @click.command()
