@@ -21,7 +21,13 @@ from rapidresponse.clock import Clock
 from rapidresponse.config import Settings
 from rapidresponse.contacts import Contacts
 from rapidresponse.engine import SYSTEM, Context
-from rapidresponse.receipts import apply_held_receipts, case_ref, event_kind, message_detail
+from rapidresponse.receipts import (
+    apply_held_receipts,
+    call_pickup,
+    case_ref,
+    event_kind,
+    message_detail,
+)
 from rapidresponse.sms import PermanentSendError, SendError, Sent, TransientSendError, Transport
 from rapidresponse.states import Channel, MessageKind, MessageState
 from rapidresponse.store import Store
@@ -290,10 +296,7 @@ def claim_hangups(ctx: Context, settings: Settings, limit: int = MAX_PARALLEL) -
         )
         for row in rows:
             row["hangup_attempts"] += 1
-            row["answered"] = bool(ctx.store.scalar(
-                "SELECT 1 FROM events WHERE case_ref = ? AND kind = 'call.picked_up'"
-                " AND json_extract(detail, '$.sid') = ? LIMIT 1",
-                [case_ref(ctx, row["case_id"]), row["sid"]]))
+            row["answered"] = call_pickup(ctx, row["case_id"], row["sid"]) is not None
             ctx.store.conn.execute(
                 "UPDATE messages SET hangup_after = ?, hangup_attempts = ? WHERE id = ?",
                 [lease, row["hangup_attempts"], row["id"]],

@@ -7,6 +7,7 @@ Below both `dispatch` (which records the SID and applies receipts that overtook 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from rapidresponse import audit, engine
@@ -14,7 +15,7 @@ from rapidresponse.casecontacts import logged_number
 from rapidresponse.engine import SYSTEM, Context
 from rapidresponse.states import FINAL_MESSAGES, NOT_DELIVERED, Channel, MessageState
 from rapidresponse.timeutil import to_iso
-from rapidresponse.voice import CALL_STATES
+from rapidresponse.voice import CALL_STATES, answered_by_machine
 
 #: Twilio's message states → ours. Others (queued, accepted, sending, ...) change nothing.
 RECEIPT_STATES = {
@@ -67,11 +68,24 @@ def event_kind(row: dict[str, Any], what: str) -> str:
     return f"sms.{what}"
 
 
-def record_receipt(ctx: Context, sid: str, status: str, error_code: str | None = None) -> str:
+def call_pickup(ctx: Context, case_id: int | None, sid: str) -> dict[str, Any] | None:
+    """The `call.picked_up` event's detail of call `sid`: Twilio fetched what it says, so the
+    call was answered (by `answered_by`, when Twilio detected who); None if it never was."""
+    row = ctx.store.one(
+        "SELECT detail FROM events WHERE case_ref IS ? AND kind = 'call.picked_up'"
+        " AND json_extract(detail, '$.sid') = ? ORDER BY seq DESC LIMIT 1",
+        [case_ref(ctx, case_id), sid])
+    return json.loads(row["detail"]) if row else None
+
+
+def record_receipt(ctx: Context, sid: str, status: str, error_code: str | None = None,
+                   answered_by: str | None = None) -> str:
     """Apply one delivery receipt. Returns 'updated', 'unchanged', 'ignored' or 'unknown'.
 
     Idempotent and monotonic: a late `sent` never overwrites `delivered`, final states stay
     final. `undelivered` and `failed` move the step on at once, in the same transaction.
+    A call `completed` by an answering machine (`answered_by`, from this callback or from the
+    request for what the call says) is not answered: nobody heard it, so it moves on too.
     """
     if status not in RECEIPT_STATES and status not in CALL_STATES:
         return "ignored"
@@ -86,8 +100,15 @@ def record_receipt(ctx: Context, sid: str, status: str, error_code: str | None =
         current = msg["state"]
         if current in FINAL_STATES or _RANK.get(new, 3) <= _RANK.get(current, 3):
             return "unchanged"
+        if msg["channel"] == Channel.VOICE and status == "completed" and not answered_by:
+            answered_by = (call_pickup(ctx, msg["case_id"], sid) or {}).get("answered_by")
+        machine = msg["channel"] == Channel.VOICE and answered_by_machine(answered_by)
+        if machine:
+            new = MessageState.UNDELIVERED
         error_text = None
-        if new in NOT_DELIVERED and msg["channel"] == Channel.VOICE:
+        if machine:
+            error_text = f"call answered by a machine ({answered_by})"
+        elif new in NOT_DELIVERED and msg["channel"] == Channel.VOICE:
             error_text = f"call {status}"  # no-answer, busy, canceled, failed
         elif new in NOT_DELIVERED:
             error_text = DELIVERY_ERRORS.get(error_code or "", "not delivered")
@@ -101,8 +122,12 @@ def record_receipt(ctx: Context, sid: str, status: str, error_code: str | None =
         )
         if new != MessageState.SENT:
             detail = {**message_detail(ctx, msg), "sid": sid, "status": status}
+            if answered_by and msg["channel"] == Channel.VOICE:
+                detail["answered_by"] = answered_by
             if error_code:
-                detail.update(error_code=error_code, error=error_text)
+                detail["error_code"] = error_code
+            if error_code or machine:
+                detail["error"] = error_text
             audit.append(ctx.store, at=now, kind=event_kind(msg, new), actor=SYSTEM,
                          case=case_ref(ctx, msg["case_id"]), detail=detail)
             if new in NOT_DELIVERED:

@@ -16,6 +16,7 @@ from rapidresponse.engine import get_case
 from rapidresponse.rules import LATE_AFTER_SECONDS, AckClock, lateness
 from rapidresponse.store import Store
 from rapidresponse.timeutil import from_iso
+from rapidresponse.voice import answered_by_machine
 
 #: Message events: the first makes the entry, receipts update its state.
 SENT_KINDS = {"sms.sent": "alert", "sms.stand_down": "stand-down", "sms.test": "test",
@@ -89,6 +90,8 @@ class _Builder:
         if kind in RECEIPT_KINDS and d.get("message") in self.messages:
             sent = self.messages[d["message"]]
             sent.state, sent.state_at = RECEIPT_KINDS[kind], at
+            if answered_by_machine(d.get("answered_by")):
+                sent.state = "answered by a machine"  # nobody heard it: not answered
             if d.get("error_code"):
                 sent.extra["error_code"] = d["error_code"]
             return

@@ -37,6 +37,18 @@ SAY_NOT_NEEDED = ("Bericht van rapidresponse: deze oproep is niet meer nodig, de
                   " beantwoord of afgesloten. Tot ziens.")
 SAY_TEST_OK = "Test geslaagd: uw toets kwam aan. Dank u. Tot ziens."
 
+#: Twilio's answering machine detection (`MachineDetection`): a person is told apart at once,
+#: a voicemail after its greeting, so what the voicemail records is the whole message.
+MACHINE_DETECTION = "DetectMessageEnd"
+
+
+def answered_by_machine(answered_by: str | None) -> bool:
+    """Twilio's `AnsweredBy` says a machine took the call (machine_start, machine_end_beep,
+    machine_end_silence, machine_end_other, fax): nobody heard it, nobody can press a key.
+    `human`, `unknown` or no detection: perhaps a person, so the step waits for the key."""
+    return bool(answered_by) and (answered_by.startswith("machine_") or answered_by == "fax")
+
+
 #: Twilio's final call states → ours: answered counts as delivered; not answered moves the
 #: chain on at once, like an undelivered text. Earlier states (queued, ringing…) change nothing.
 CALL_STATES = {

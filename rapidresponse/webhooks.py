@@ -52,6 +52,7 @@ from rapidresponse.voice import (
     SAY_TEST_OK,
     SAY_UNKNOWN_KEY,
     TWIML_PATH,
+    answered_by_machine,
     goodbye,
     key_url,
     twiml,
@@ -109,20 +110,27 @@ def _our_call(ctx: Context, message_id: int, call_sid: str) -> dict[str, Any] | 
     return msg
 
 
-def call_answered(ctx: Context, message_id: int, call_sid: str, public_url: str) -> str:
+def call_answered(ctx: Context, message_id: int, call_sid: str, public_url: str,
+                  answered_by: str | None = None) -> str:
     """What a call says once it is answered: its text and the one-key prompt, or, when its
-    step ended meanwhile (acknowledged, or the case resolved), only that it is not needed."""
+    step ended meanwhile (acknowledged, or the case resolved), only that it is not needed.
+    A voicemail (`answered_by` a machine) records the text and the request to answer the
+    text message, as no key can come from it; its final status moves the chain on."""
     now = ctx.clock.now()
     with ctx.store.transaction():
         msg = _our_call(ctx, message_id, call_sid)
         if msg is None:
             return goodbye(SAY_NOT_NEEDED)
         wanted = engine.alert_wanted(ctx.store, msg)
+        detail = {**message_detail(ctx, msg), "sid": call_sid, "still_wanted": wanted}
+        if answered_by:
+            detail["answered_by"] = answered_by
         audit.append(ctx.store, at=now, kind="call.picked_up", actor=SYSTEM,
-                     case=case_ref(ctx, msg["case_id"]),
-                     detail={**message_detail(ctx, msg), "sid": call_sid, "still_wanted": wanted})
+                     case=case_ref(ctx, msg["case_id"]), detail=detail)
         if not wanted:
             return goodbye(SAY_NOT_NEEDED)
+        if answered_by_machine(answered_by):
+            return twiml(msg["body"], None)
         return twiml(msg["body"], key_url(public_url, message_id))
 
 
@@ -275,6 +283,14 @@ class _Form(dict[str, list[str]]):
         return values[-1] if values else ""
 
 
+def _answered_by(form: _Form) -> str | None:
+    """Twilio's `AnsweredBy` (answering machine detection), or None when it did not detect."""
+    answered_by = form.value("AnsweredBy").strip()
+    if answered_by and not re.fullmatch(r"[a-z_]{2,32}", answered_by):
+        raise BadRequest("400 Bad Request", "AnsweredBy is malformed")
+    return answered_by or None
+
+
 class WebhookApp:
     """The WSGI callable. One SQLite connection per serving thread."""
 
@@ -393,14 +409,15 @@ class WebhookApp:
             raise BadRequest("400 Bad Request", "ErrorCode is malformed")
         return self._receipt(sid, status, error_code)
 
-    def _receipt(self, sid: str, status: str, error_code: str | None) -> tuple[str, str, bytes]:
+    def _receipt(self, sid: str, status: str, error_code: str | None,
+                 answered_by: str | None = None) -> tuple[str, str, bytes]:
         """Apply a text's or a call's final status; one that overtook its send is held."""
         ctx = self.context()
-        outcome = record_receipt(ctx, sid, status, error_code)
+        outcome = record_receipt(ctx, sid, status, error_code, answered_by)
         deadline = time.monotonic() + self.unknown_sid_wait
         while outcome == "unknown" and time.monotonic() < deadline:
             time.sleep(0.1)
-            outcome = record_receipt(ctx, sid, status, error_code)
+            outcome = record_receipt(ctx, sid, status, error_code, answered_by)
         if outcome == "unknown" and (status in RECEIPT_STATES or status in CALL_STATES):
             hold_receipt(ctx, sid, status, error_code)
         return "200 OK", "text/plain; charset=utf-8", f"{outcome}\n".encode()
@@ -415,7 +432,7 @@ class WebhookApp:
         error_code = form.value("ErrorCode").strip() or None
         if error_code is not None and not error_code.isdigit():
             raise BadRequest("400 Bad Request", "ErrorCode is malformed")
-        return self._receipt(sid, status, error_code)
+        return self._receipt(sid, status, error_code, _answered_by(form))
 
     def _call_of(self, form: _Form) -> tuple[str, int]:
         """The CallSid and our message id (from the signed URL's query) of a call request."""
@@ -429,7 +446,7 @@ class WebhookApp:
 
     def _twiml(self, form: _Form) -> tuple[str, str, bytes]:
         sid, message = self._call_of(form)
-        answer = call_answered(self.context(), message, sid, self.public_url)
+        answer = call_answered(self.context(), message, sid, self.public_url, _answered_by(form))
         return "200 OK", "application/xml; charset=utf-8", answer.encode("utf-8")
 
     def _key(self, form: _Form) -> tuple[str, str, bytes]:

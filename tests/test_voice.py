@@ -175,6 +175,7 @@ def test_a_call_goes_through_the_real_client(twilio_stub: TwilioStub) -> None:
     assert sent.sid == rec.sid and rec.sid.startswith("CA") and len(rec.sid) == 34
     assert rec.status_callback == f"{PUBLIC}/twilio/voice/status"
     assert rec.form["StatusCallbackEvent"] == "completed"
+    assert rec.form["MachineDetection"] == "DetectMessageEnd"  # so a voicemail says AnsweredBy
     # what to say is fetched from the signed webhook when the call is answered
     assert rec.form["Url"] == f"{PUBLIC}/twilio/voice/twiml?m=7" and rec.form["Method"] == "POST"
     assert rec.twiml is None
@@ -336,11 +337,14 @@ def post(webapp: Any, path: str, params: dict[str, str], *, query: str = "",
     return seen["status"], text
 
 
-def answer(webapp: Any, call: Any) -> str:
-    """The callee picks up: Twilio fetches the call's TwiML from the URL it was given."""
+def answer(webapp: Any, call: Any, answered_by: str | None = None) -> str:
+    """The callee picks up: Twilio fetches the call's TwiML from the URL it was given (with
+    `AnsweredBy` once its answering machine detection has decided)."""
     path, query = call.form["Url"].removeprefix(PUBLIC).split("?", 1)
     params = {"CallSid": call.sid, "AccountSid": ACCOUNT_SID, "From": FROM_NUMBER, "To": call.to,
               "CallStatus": "in-progress", "Direction": "outbound-api"}
+    if answered_by:
+        params["AnsweredBy"] = answered_by
     status, text = post(webapp, path, params, query=query)
     assert status == "200 OK"
     return text
@@ -361,9 +365,11 @@ def press(webapp: Any, call: Any, digits: str, *, sign: bool = True) -> tuple[st
     return post(webapp, KEY_PATH, params, query=query, sign=sign)
 
 
-def call_status(webapp: Any, call: Any, status: str) -> tuple[str, str]:
+def call_status(webapp: Any, call: Any, status: str, answered_by: str | None = None) -> tuple[str, str]:
     params = {"CallSid": call.sid, "AccountSid": ACCOUNT_SID, "From": FROM_NUMBER, "To": call.to,
               "CallStatus": status, "Direction": "outbound-api", "CallDuration": "0"}
+    if answered_by:
+        params["AnsweredBy"] = answered_by
     return post(webapp, "/twilio/voice/status", params)
 
 
@@ -460,6 +466,73 @@ def test_a_call_not_answered_moves_the_chain_on_at_once(
     assert missed["detail"]["status"] == "no-answer"
     msg = ctx.store.one("SELECT * FROM messages WHERE sid = ?", [call.sid])
     assert (msg["state"], msg["error_text"]) == ("undelivered", "call no-answer")
+
+
+@pytest.mark.parametrize("said_when", ["status", "pickup", "both"])
+def test_a_call_answered_by_voicemail_acknowledges_nothing_and_moves_the_chain_on_at_once(
+    ctx: Any, clock: Any, settings: Any, phone: Any, twilio_stub: TwilioStub, webapp: Any,
+    calls_case: Any, said_when: str
+) -> None:
+    """Twilio's `AnsweredBy` (on the TwiML request, the status callback, or both) says a
+    machine took the call: logged as such, not as answered, and the backup is texted at once."""
+    from rapidresponse.timeline import timeline
+
+    later(clock, ctx, phone, settings, minutes=5)
+    [call] = twilio_stub.calls()
+    machine = "machine_end_beep"
+    said = answer(webapp, call, machine if said_when != "status" else None)
+    if said_when != "status":  # the voicemail records the text, and where to answer it
+        root = parse_twiml(said)
+        assert not list(root.iter("Gather"))
+        assert "Dringend bericht" in " ".join(s.text or "" for s in root.iter("Say"))
+        assert "antwoord op de sms" in said
+        [picked_up] = events(ctx, "call.picked_up")
+        assert picked_up["detail"]["answered_by"] == machine
+    assert call_status(webapp, call, "completed", machine if said_when != "pickup" else None)[1] == "updated\n"
+    assert step_state(ctx) == "active" and not events(ctx, "step.acknowledged")
+    assert not events(ctx, "call.answered")
+    [missed] = events(ctx, "call.not_answered")
+    assert missed["detail"]["answered_by"] == machine and missed["detail"]["status"] == "completed"
+    assert missed["detail"]["error"] == f"call answered by a machine ({machine})"
+    msg = ctx.store.one("SELECT * FROM messages WHERE sid = ?", [call.sid])
+    assert msg["state"] == "undelivered"
+    later(clock, ctx, phone, settings, seconds=1)
+    assert [r.to for r in twilio_stub.texts()] == [PROSECUTOR, BACKUP]  # not 15 minutes later
+    [moved] = events(ctx, "step.next_contact")
+    assert moved["detail"]["reason"] == "call not answered"
+    [placed] = [e for e in timeline(ctx.store, calls_case.ref).entries if e.kind == "message.call"]
+    assert placed.state == "answered by a machine"
+    assert_no_secrets(str(events(ctx, "call.not_answered")) + str(events(ctx, "call.picked_up")))
+
+
+def test_a_person_who_answers_without_a_key_acknowledges_nothing(
+    ctx: Any, clock: Any, settings: Any, phone: Any, twilio_stub: TwilioStub, webapp: Any,
+    calls_case: Any
+) -> None:
+    """`AnsweredBy` human: answered, logged so, and the step still waits for the key (or an
+    ACK by text) until ack_within, then moves on."""
+    later(clock, ctx, phone, settings, minutes=5)
+    [call] = twilio_stub.calls()
+    assert list(parse_twiml(answer(webapp, call, "human")).iter("Gather"))  # a person can press
+    assert call_status(webapp, call, "completed", "human")[1] == "updated\n"
+    [answered] = events(ctx, "call.answered")
+    assert answered["detail"]["answered_by"] == "human"
+    assert step_state(ctx) == "active" and not events(ctx, "step.acknowledged")
+    later(clock, ctx, phone, settings, minutes=14)
+    assert [r.to for r in twilio_stub.texts()] == [PROSECUTOR]
+    later(clock, ctx, phone, settings, minutes=1)
+    assert [r.to for r in twilio_stub.texts()] == [PROSECUTOR, BACKUP]
+
+
+def test_a_malformed_answered_by_is_refused(
+    ctx: Any, clock: Any, settings: Any, phone: Any, twilio_stub: TwilioStub, webapp: Any,
+    calls_case: Any
+) -> None:
+    later(clock, ctx, phone, settings, minutes=5)
+    [call] = twilio_stub.calls()
+    status, _ = call_status(webapp, call, "completed", "Zorbalina Quixtersen")
+    assert status.startswith("400")
+    assert not events(ctx, "call.answered") and not events(ctx, "call.not_answered")
 
 
 def test_a_forged_key_press_is_refused(

@@ -241,7 +241,13 @@ class TwilioTransport:
         webhook when the call is answered (so a call answered after the stand-down says only
         that it is no longer needed), and sends the key press and the final status there too.
         Without it the TwiML goes inline: the call speaks, but no key can arrive."""
-        from rapidresponse.voice import CALL_STATUS_PATH, RING_SECONDS, twiml, twiml_url
+        from rapidresponse.voice import (
+            CALL_STATUS_PATH,
+            MACHINE_DETECTION,
+            RING_SECONDS,
+            twiml,
+            twiml_url,
+        )
 
         cfg = self.config
         if not cfg.caller_id:
@@ -252,7 +258,8 @@ class TwilioTransport:
         if cfg.public_url:
             params.update(url=twiml_url(cfg.public_url, message_id), method="POST",
                           status_callback=f"{cfg.public_url}{CALL_STATUS_PATH}",
-                          status_callback_event=["completed"], status_callback_method="POST")
+                          status_callback_event=["completed"], status_callback_method="POST",
+                          machine_detection=MACHINE_DETECTION)
         else:
             params["twiml"] = twiml(speech, None)
         return self._create(self._client().calls, params, "call")
