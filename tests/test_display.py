@@ -117,3 +117,4 @@ def test_register_at_80_columns_keeps_every_step_id_role_and_number_whole(
         assert step in words, step
     assert {"reference_magistrate", "youth_prosecutor", "+32470000001"} <= words
     assert "…" not in result.stdout
+    assert [line for line in result.stdout.splitlines() if len(line) > 80] == []

@@ -27,6 +27,7 @@ from rapidresponse.cli.common import (
     echo_wrapped,
     emit_json,
     fit,
+    hanging,
     json_option,
     local_detail,
     paint,
@@ -256,11 +257,15 @@ def _render_registration(result: dict[str, Any], tz: Any) -> None:
 
 
 def _print_plain(out: Any, header: list[str], rows: list[list[str]]) -> None:
+    """Aligned columns; the last (free text: a contact's name) wraps under itself between words,
+    so a line never passes the terminal's edge and no identifier is folded."""
     from rich.markup import escape
 
     widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)][:-1]
     for cells in [header, *rows]:
-        out.print(escape(aligned(cells, widths)), soft_wrap=True)
+        head = "".join(cell.ljust(width) + "  " for cell, width in zip(cells, widths, strict=False))
+        for line in hanging(head, cells[-1]):
+            out.print(escape(line.rstrip()), soft_wrap=True)
 
 
 @click.command()
