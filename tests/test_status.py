@@ -4,8 +4,11 @@ contacts file is broken; and a broken contacts file never stops a registration."
 from __future__ import annotations
 
 import json
+import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from conftest import MINOR, register_minor, tick
@@ -60,3 +63,25 @@ def test_without_any_usable_copy_the_case_is_registered_and_its_alerts_wait(home
     shown = runner.invoke(cli, ["--home", str(home), "status", "--json"])
     assert shown.exit_code == 1
     assert "no usable copy" in json.loads(shown.stdout)["contacts_problem"]
+
+
+def test_what_needs_a_human_comes_before_what_waits_and_no_time_is_split_at_80_columns(
+    home: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import time_machine
+
+    monkeypatch.setenv("COLUMNS", "80")
+    runner = CliRunner()
+    with time_machine.travel(datetime(2026, 11, 28, 13, 0, tzinfo=UTC), tick=False) as traveller:
+        runner.invoke(cli, ["--home", str(home), *REGISTER, "--indicator", "older-partner"])
+        traveller.shift(timedelta(minutes=61))
+        shown = runner.invoke(cli, ["--home", str(home), "status"])
+    lines = shown.stdout.splitlines()
+    labels = [line.split(":")[0].strip() for line in lines if line.startswith("  ") and ":" in line
+              and not line.startswith("      ")]
+    assert "waiting" in labels and "SOCIETAL NECESSITY UNDECIDED" in labels
+    first_waiting = labels.index("waiting")
+    assert all(label == "waiting" for label in labels[first_waiting:])  # nothing urgent below them
+    assert all(len(line) <= 80 for line in lines)
+    assert not [line for line in lines if re.search(r"\b(Mon|Tue|Wed|Thu|Fri|Sat|Sun)( \d\d( \w{3})?)?$", line)]
+    assert len(re.findall(r"\w{3} \d\d \w{3} \d\d:\d\d:\d\d", shown.stdout)) >= labels.count("waiting") + 1

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
-from rapidresponse.cli.common import Env, console, emit_json, json_option, pass_env, when, zone_note
+from rapidresponse.cli.common import (
+    Env,
+    emit_json,
+    json_option,
+    pass_env,
+    terminal_width,
+    when,
+    zone_note,
+)
 
 
 @click.command()
@@ -45,8 +54,6 @@ def run(env: Env, once: bool) -> None:
 @pass_env
 def status(env: Env, as_json: bool) -> None:
     """Is the daemon alive, and does anything need a human? Exit 1 when something does."""
-    from rich.markup import escape
-
     from rapidresponse.review import status as compute
 
     app = env.app
@@ -55,62 +62,11 @@ def status(env: Env, as_json: bool) -> None:
         emit_json(report)
     else:
         tz = env.tz()
-        out = console()
-        beat = report["daemon"]
-        if beat["mode"] == "once" and beat["alive"]:
-            out.print(f"Scheduler: [green]run --once[/] passes (last {beat['age_seconds']}s ago)")
-        elif beat["stuck"]:
-            out.print(f"Daemon: [bold red]stuck[/] (pid {beat['pid']} is alive but its last pass finished"
-                      f" {beat['last_pass_seconds']}s ago) — check its output and the SMS provider")
-        elif beat["alive"]:
-            out.print(f"Daemon: [green]alive[/] (pid {beat['pid']}, heartbeat {beat['age_seconds']}s ago)")
-        elif beat["age_seconds"] is None:
-            out.print("Daemon: [bold red]never ran[/] — start 'rapidresponse run'")
-        else:
-            out.print(f"Daemon: [bold red]not running[/] (last heartbeat {beat['age_seconds']}s ago)"
-                      " — start 'rapidresponse run'")
-        out.print(f"Open cases: {report['open_cases']}   messages in queue: {report['messages_in_queue']}")
-        shown = 20  # the first ones are the next to escalate; --json has them all
-        for row in report["waiting_for_ack"][:shown]:
-            esc = " (escalated)" if row["escalated"] else ""
-            out.print(f"  waiting: {row['case_ref']} {row['step_key']} ({row['role']}){esc},"
-                      f" next escalation {when(row['ack_deadline'], tz)}")
-        if len(report["waiting_for_ack"]) > shown:
-            out.print(f"  … and {len(report['waiting_for_ack']) - shown} more waiting (see --json)")
-        for row in report["undecided_necessity"]:
-            out.print(f"  [bold red]SOCIETAL NECESSITY UNDECIDED[/]: {row['case_ref']} since"
-                      f" {when(row['registered_at'], tz)} — rapidresponse decide {row['case_ref']}"
-                      " --societal-necessity yes|suspected|no --reason ...")
-        for row in report["exhausted"]:
-            out.print(f"  [bold red]NOBODY ANSWERED[/]: {row['case_ref']} {row['step_key']}"
-                      f" ({row['role']}) since {when(row['finished_at'], tz)}")
-        for row in report["overdue"]:
-            out.print(f"  [bold red]OVERDUE[/]: {row['case_ref']} {row['step_key']} ({row['role']})"
-                      f" was due {when(row['due_at'], tz)}")
-        if report["erasure_pending"]:
-            out.print("  [bold red]ERASURE PENDING[/]: purged data still has old copies in the"
-                      " database's write-ahead log while another process reads it (a backup, a"
-                      " sqlite3 shell); the daemon finishes it once that process has gone")
-        if report["contacts_problem"]:
-            out.print(f"  [bold red]CONTACTS FILE BROKEN[/]: {escape(report['contacts_problem'])}")
-        for row in report["not_getting_through"]:
-            out.print(f"  [bold red]NOT GETTING THROUGH[/]: {row['case_ref'] or 'test'} to {row['role']}"
-                      f" ({escape(row['contact'])}) after {row['attempts']} attempts:"
-                      f" {escape(row['error_text'] or '')} — still retrying; phone them")
-        for row in report["stand_down_failed"]:
-            out.print(f"  [bold red]STAND-DOWN NOT DELIVERED[/]: {row['case_ref']} to {row['role']}"
-                      f" ({escape(row['contact'])}, {row['to_number']}) — phone them")
-        if report["past_retention"]:
-            refs = report["past_retention"]
-            out.print(f"  [yellow]past retention[/]: {len(refs)} closed case(s) kept more than"
-                      f" {report['retention_days']} days after their last follow-up"
-                      f" ({', '.join(refs[:5])}{' …' if len(refs) > 5 else ''}) — rapidresponse purge --due")
-        for row in report["followups_overdue"]:
-            out.print(f"  [bold red]FOLLOW-UP OVERDUE[/]: {row['case_ref']} {row['kind']} was due"
-                      f" {when(row['due_at'], tz)} — then: rapidresponse followup {row['case_ref']} ...")
-        for row in report["failed_messages"]:
-            out.print(f"  [red]failed[/]: {row['case_ref']} {row['failed']} message(s) to {row['role']}")
-        out.print(zone_note(tz))
+        click.echo(_daemon_line(report["daemon"]))
+        click.echo(f"Open cases: {report['open_cases']}   messages in queue: {report['messages_in_queue']}")
+        for label, colour, text in _attention(report, tz):
+            _echo_flagged(label, colour, text)
+        click.echo(zone_note(tz))
     sys.exit(1 if report["needs_attention"] else 0)
 
 
@@ -134,3 +90,88 @@ def backup(env: Env, file: Path, force: bool, as_json: bool) -> None:
 
 
 COMMANDS = [init, run, status, backup]
+
+
+#: How many waiting steps the text shows: the first ones are the next to escalate; --json has all.
+WAITING_SHOWN = 20
+
+
+def _daemon_line(beat: dict[str, Any]) -> str:
+    if beat["mode"] == "once" and beat["alive"]:
+        return f"Scheduler: {click.style('run --once', fg='green')} passes (last {beat['age_seconds']}s ago)"
+    if beat["stuck"]:
+        return (f"Daemon: {click.style('stuck', fg='red', bold=True)} (pid {beat['pid']} is alive but its"
+                f" last pass finished {beat['last_pass_seconds']}s ago) — check its output and the SMS"
+                " provider")
+    if beat["alive"]:
+        return (f"Daemon: {click.style('alive', fg='green')} (pid {beat['pid']}, heartbeat"
+                f" {beat['age_seconds']}s ago)")
+    if beat["age_seconds"] is None:
+        return f"Daemon: {click.style('never ran', fg='red', bold=True)} — start 'rapidresponse run'"
+    return (f"Daemon: {click.style('not running', fg='red', bold=True)} (last heartbeat"
+            f" {beat['age_seconds']}s ago) — start 'rapidresponse run'")
+
+
+def _attention(report: dict[str, Any], tz: Any) -> list[tuple[str, str | None, str]]:
+    """What needs a human, most urgent first: a person not reached comes before a step that is
+    merely waiting, so the line that matters is never scrolled away under twenty waiting ones."""
+    red = "red"
+
+    def at(stored: str) -> str:
+        return _glued(when(stored, tz))
+
+    items: list[tuple[str, str | None, str]] = []
+    items += [("STAND-DOWN NOT DELIVERED", red, f"{r['case_ref']} to {r['role']} ({r['contact']},"
+               f" {r['to_number']}) — phone them") for r in report["stand_down_failed"]]
+    items += [("NOBODY ANSWERED", red, f"{r['case_ref']} {r['step_key']} ({r['role']}) since"
+               f" {at(r['finished_at'])}") for r in report["exhausted"]]
+    items += [("NOT GETTING THROUGH", red, f"{r['case_ref'] or 'test'} to {r['role']} ({r['contact']})"
+               f" after {r['attempts']} attempts: {r['error_text'] or ''} — still retrying; phone them")
+              for r in report["not_getting_through"]]
+    if report["contacts_problem"]:
+        items.append(("CONTACTS FILE BROKEN", red, report["contacts_problem"]))
+    items += [("SOCIETAL NECESSITY UNDECIDED", red, f"{r['case_ref']} since {at(r['registered_at'])}"
+               f" — rapidresponse decide {r['case_ref']} --societal-necessity yes|suspected|no"
+               " --reason ...") for r in report["undecided_necessity"]]
+    items += [("OVERDUE", red, f"{r['case_ref']} {r['step_key']} ({r['role']}) was due"
+               f" {at(r['due_at'])}") for r in report["overdue"]]
+    items += [("FOLLOW-UP OVERDUE", red, f"{r['case_ref']} {r['kind']} was due {at(r['due_at'])}"
+               f" — then: rapidresponse followup {r['case_ref']} ...") for r in report["followups_overdue"]]
+    items += [("failed", red, f"{r['case_ref']} {r['failed']} message(s) to {r['role']}")
+              for r in report["failed_messages"]]
+    if report["erasure_pending"]:
+        items.append(("ERASURE PENDING", red, "purged data still has old copies in the database's"
+                      " write-ahead log while another process reads it (a backup, a sqlite3 shell); the"
+                      " daemon finishes it once that process has gone"))
+    waiting = report["waiting_for_ack"]
+    items += [("waiting", None, f"{r['case_ref']} {r['step_key']} ({r['role']})"
+               f"{' (escalated)' if r['escalated'] else ''}, next escalation {at(r['ack_deadline'])}")
+              for r in waiting[:WAITING_SHOWN]]
+    if len(waiting) > WAITING_SHOWN:
+        items.append(("…", None, f"and {len(waiting) - WAITING_SHOWN} more waiting (see --json)"))
+    if report["past_retention"]:
+        refs = report["past_retention"]
+        items.append(("past retention", "yellow", f"{len(refs)} closed case(s) kept more than"
+                      f" {report['retention_days']} days after their last follow-up"
+                      f" ({', '.join(refs[:5])}{' …' if len(refs) > 5 else ''}) — rapidresponse purge --due"))
+    return items
+
+
+#: Holds a time's words together through wrapping ("Sun 29 Nov 23:33:17" is one thing to read).
+GLUE = "\xa0"
+
+
+def _glued(text: str) -> str:
+    return text.replace(" ", GLUE)
+
+
+def _echo_flagged(label: str, colour: str | None, text: str) -> None:
+    """`  LABEL: text`, wrapped between words under itself; the label keeps its colour."""
+    import textwrap
+
+    lines = textwrap.wrap(f"  {label}: {text}", terminal_width(), subsequent_indent=" " * 6,
+                          break_long_words=False, break_on_hyphens=False)
+    lines = [line.replace(GLUE, " ") for line in lines]
+    if colour:
+        lines[0] = "  " + click.style(label, fg=colour, bold=colour == "red") + lines[0][2 + len(label):]
+    click.echo("\n".join(lines))
