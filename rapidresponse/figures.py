@@ -40,7 +40,8 @@ THE RULES (also in the README):
   `after_resolved` steps (`steps.planned`). Type: safe_and_well, return_interview, referral
   (reference or care centre, or a step of those roles), other. Done: recorded `done` (or `yes`
   for safe-and-well), or the step acknowledged/done; not_done: recorded otherwise (declined, not
-  possible, not safe and well). Due: its due time is before `until`. Overdue: due and still
+  possible, not safe and well); still open: recorded safe-and-well `unknown` (reopened, after a
+  yes, with the due time it logged). Due: its due time is before `until`. Overdue: due and still
   open.
 
 POLICY FIGURES (`policy`, action 4.3 of the action plan), by calendar month in local time, counts
@@ -67,6 +68,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from rapidresponse.errors import InputError
+from rapidresponse.flags import DUE_AFTER
 from rapidresponse.rules import LATE_AFTER_SECONDS, AckClock, lateness, median, percentile, seconds_between
 from rapidresponse.store import Store
 from rapidresponse.timeutil import from_iso, parse_date, parse_duration, read_when, to_iso
@@ -293,8 +295,15 @@ def _contacts(events: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
 
 
 FOLLOWUP_TYPES = ("safe_and_well", "return_interview", "referral", "other")
-#: `followup.recorded` results that mean it happened; other answers close it without it.
+#: `followup.recorded` results that mean it happened; other answers close it without it,
+#: except those that leave it to do (safe and well `unknown`: the check is still open).
 FOLLOWUP_DONE = ("done", "yes")
+FOLLOWUP_OPEN = ("open", "unknown")
+
+
+def followup_state(result: str | None) -> str:
+    """Rule F's state of a follow-up from its state or recorded result."""
+    return "open" if result in FOLLOWUP_OPEN else "done" if result in FOLLOWUP_DONE else "not_done"
 
 
 def followup_type(name: str, role: str | None = None) -> str:
@@ -321,11 +330,14 @@ def _followups(log: _Log, planned_rows: list[tuple[Any, ...]]) -> dict[str, dict
             state = f.get("state")
             items[(ref, f.get("kind"))] = {
                 "type": followup_type(f.get("kind") or ""), "due_at": f.get("due_at"),
-                "state": "open" if state == "open" else "done" if state in FOLLOWUP_DONE else "not_done"}
+                "state": followup_state(state)}
     recorded = log.rows(("followup.recorded",), ("followup", "result"))
     for _seq, _kind, ref, at, kind, result in recorded:
         item = items.setdefault((ref, kind), {"type": followup_type(kind or ""), "due_at": at})
-        item["state"] = "done" if result in FOLLOWUP_DONE else "not_done"
+        if followup_state(result) == "open" != item.get("state", "open"):
+            # a yes that is doubted now: open again, due as long after this as after the return
+            item["due_at"] = to_iso(from_iso(at) + DUE_AFTER.get(kind or "", timedelta(0)))
+        item["state"] = followup_state(result)
     steps_planned = False
     for _seq, _kind, ref, _at, phase, steps in planned_rows:
         if phase != "after_resolved" or ref in returned:

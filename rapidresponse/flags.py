@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import replace
+from datetime import timedelta
 
 from rapidresponse.assessment import FLAGS as ASSESSMENT_FLAGS
 from rapidresponse.assessment import Assessment
@@ -27,6 +28,13 @@ RETURN_FLAGS = (NOT_SAFE_AND_WELL, SAFE_AND_WELL_UNKNOWN, SEXUAL_VIOLENCE_NOT_RU
 #: The follow-ups the return opens (`rapidresponse.followup`); an after-return step may say
 #: `closes = "return-interview"`: recording that follow-up finishes it.
 FOLLOWUP_KINDS = ("safe-and-well", "return-interview", "reference-centre", "care-centre")
+#: How long after the return (or after it is opened later) each follow-up may take.
+DUE_AFTER: dict[str, timedelta] = {
+    "safe-and-well": timedelta(hours=2),
+    "return-interview": timedelta(hours=72),  # UK statutory guidance
+    "reference-centre": timedelta(hours=72),
+    "care-centre": timedelta(hours=24),  # the first 7 days matter
+}
 
 #: Everything a `when` may name.
 WHEN_FLAGS = (*ASSESSMENT_FLAGS, *EPISODE_FLAGS, *RETURN_FLAGS)

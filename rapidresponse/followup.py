@@ -4,7 +4,9 @@
 violence in the last 7 days be ruled out?), turns them into flags for the playbook's after-return
 steps (`flags.return_flags`), and opens the follow-ups that somebody must close:
 
-- `safe-and-well`: closed at once by a yes or a no; open (due in 2 h) when nobody could say;
+- `safe-and-well`: closed at once by a yes or a no; open (due in 2 h) when nobody could say.
+  A later `unknown` keeps it open (or reopens it after a yes that is doubted now) and never lowers
+  a `no`: not safe and well stands until someone checks she is (`yes`);
 - `return-interview`: by an independent person within 72 h (UK statutory guidance);
 - `reference-centre`: for a suspected victim, assessment of victimhood (action plan 2.2–2.3);
 - `care-centre`: unless sexual violence was ruled out, the Zorgcentrum (the first 7 days matter).
@@ -20,13 +22,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from rapidresponse import audit, engine
 from rapidresponse.engine import Context, get_case
 from rapidresponse.errors import InputError
-from rapidresponse.flags import ANSWERS, FOLLOWUP_KINDS, return_flags
+from rapidresponse.flags import ANSWERS, DUE_AFTER, FOLLOWUP_KINDS, return_flags
 from rapidresponse.reassessment import follow_flags
 from rapidresponse.states import RETURNED_OUTCOMES, RUNNING_STEPS, CaseState, Phase, StepState, sql
 from rapidresponse.store import Store
@@ -39,18 +41,11 @@ REFERRALS = (REFERENCE_CENTRE, CARE_CENTRE)
 #: The second question at the return: an answer, not a follow-up (no row of its own).
 SEXUAL_VIOLENCE = "sexual-violence-ruled-out"
 
-#: How long after the return each follow-up may take.
-DUE_AFTER: dict[str, timedelta] = {
-    SAFE_AND_WELL: timedelta(hours=2),
-    RETURN_INTERVIEW: timedelta(hours=72),
-    REFERENCE_CENTRE: timedelta(hours=72),
-    CARE_CENTRE: timedelta(hours=24),
-}
 
 OPEN = "open"
-#: What `followup` may record, per kind.
+#: What `followup` may record, per kind. Safe and well `unknown`: the check is still to do.
 RESULTS: dict[str, tuple[str, ...]] = {
-    SAFE_AND_WELL: ("yes", "no"),
+    SAFE_AND_WELL: ANSWERS,
     RETURN_INTERVIEW: ("done", "declined", "not-possible"),
     REFERENCE_CENTRE: ("done", "declined"),
     CARE_CENTRE: ("done", "declined"),
@@ -146,36 +141,17 @@ def record(
                              " back (resolve --outcome found or returned)")
         before = answers_now(ctx.store, case["ref"])
         for index, (kind, value) in enumerate(checked):
+            event = "followup.recorded"
             if kind == SEXUAL_VIOLENCE:
                 entry = _change_sexual_violence(ctx, case, value, before[1])
-                if index == 0 and note:
-                    entry["note"] = engine._note(ctx, case["id"], "followup", note)
-                audit.append(ctx.store, at=now, kind="return.answer-changed", actor=ctx.actor,
-                             case=case["ref"], detail=entry)
-                done.append(entry)
-                continue
-            row = ctx.store.one("SELECT * FROM followups WHERE case_id = ? AND kind = ?",
-                                [case["id"], kind])
-            if row is None:  # recorded although not asked for (a referral made anyway)
-                ctx.store.conn.execute(
-                    "INSERT INTO followups (case_id, kind, due_at, state) VALUES (?, ?, ?, ?)",
-                    [case["id"], kind, to_iso(now), OPEN],
-                )
-            ctx.store.conn.execute(
-                "UPDATE followups SET state = ?, answered_at = ?, answered_by = ?"
-                " WHERE case_id = ? AND kind = ?",
-                [value, to_iso(now), ctx.actor, case["id"], kind],
-            )
-            entry = {"followup": kind, "result": value,
-                     "was": row["state"] if row else None,
-                     "late": bool(row and row["state"] == OPEN and row["due_at"] < to_iso(now))}
+                event = "return.answer-changed"
+            elif (kind, value) == (SAFE_AND_WELL, "unknown"):
+                entry = _safe_and_well_unknown(ctx, case, before[0])
+            else:
+                entry = _record_result(ctx, case, kind, value)
             if index == 0 and note:
                 entry["note"] = engine._note(ctx, case["id"], "followup", note)
-            closed = _close_steps(ctx, case["id"], kind)
-            if closed:
-                entry["steps_closed"] = closed
-            audit.append(ctx.store, at=now, kind="followup.recorded", actor=ctx.actor,
-                         case=case["ref"], detail=entry)
+            audit.append(ctx.store, at=now, kind=event, actor=ctx.actor, case=case["ref"], detail=entry)
             done.append(entry)
         after = answers_now(ctx.store, case["ref"])
         if after != before and done:
@@ -220,8 +196,7 @@ def _change_sexual_violence(ctx: Context, case: dict[str, Any], value: str, was:
     """Not ruled out (any more): the care-centre follow-up is opened, due as at the return.
     Ruled out after all: a care-centre follow-up nobody closed yet is no longer asked."""
     entry: dict[str, Any] = {"answer": SEXUAL_VIOLENCE, "result": value, "was": was}
-    row = ctx.store.one("SELECT * FROM followups WHERE case_id = ? AND kind = ?",
-                        [case["id"], CARE_CENTRE])
+    row = _followup_row(ctx, case, CARE_CENTRE)
     if value != "yes" and row is None:
         due = to_iso(ctx.clock.now() + DUE_AFTER[CARE_CENTRE])
         ctx.store.conn.execute(
@@ -232,6 +207,54 @@ def _change_sexual_violence(ctx: Context, case: dict[str, Any], value: str, was:
         ctx.store.conn.execute("DELETE FROM followups WHERE id = ?", [row["id"]])
         entry["followup_dropped"] = CARE_CENTRE
     return entry
+
+
+def _followup_row(ctx: Context, case: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    return ctx.store.one("SELECT * FROM followups WHERE case_id = ? AND kind = ?", [case["id"], kind])
+
+
+def _record_result(ctx: Context, case: dict[str, Any], kind: str, value: str) -> dict[str, Any]:
+    """A follow-up's result: the row answered (made, for one not asked for: a referral made
+    anyway), and the after-return steps that remind of it finished."""
+    now = to_iso(ctx.clock.now())
+    row = _followup_row(ctx, case, kind)
+    if row is None:
+        ctx.store.conn.execute(
+            "INSERT INTO followups (case_id, kind, due_at, state) VALUES (?, ?, ?, ?)",
+            [case["id"], kind, now, OPEN],
+        )
+    ctx.store.conn.execute(
+        "UPDATE followups SET state = ?, answered_at = ?, answered_by = ? WHERE case_id = ? AND kind = ?",
+        [value, now, ctx.actor, case["id"], kind],
+    )
+    entry = {"followup": kind, "result": value, "was": row["state"] if row else None,
+             "late": bool(row and row["state"] == OPEN and row["due_at"] < now)}
+    closed = _close_steps(ctx, case["id"], kind)
+    if closed:
+        entry["steps_closed"] = closed
+    return entry
+
+
+def _safe_and_well_unknown(ctx: Context, case: dict[str, Any], was: str) -> dict[str, Any]:
+    """Nobody can say yet whether she is safe and well: the check stays to do. Still open, it
+    keeps its due time (an overdue check stays overdue); after a yes that is doubted now it is
+    open again, due as at the return. A `no` is never lowered by not knowing: refused."""
+    if was == "no":
+        raise InputError(f"case {case['ref']} was found not safe and well: 'unknown' does not"
+                         " lower that; record --safe-and-well yes once she is")
+    now = to_iso(ctx.clock.now())
+    row = _followup_row(ctx, case, SAFE_AND_WELL)
+    if row is None or row["state"] != OPEN:
+        due = to_iso(ctx.clock.now() + DUE_AFTER[SAFE_AND_WELL])
+        if row is None:
+            ctx.store.conn.execute("INSERT INTO followups (case_id, kind, due_at, state)"
+                                   " VALUES (?, ?, ?, ?)", [case["id"], SAFE_AND_WELL, due, OPEN])
+        else:
+            ctx.store.conn.execute("UPDATE followups SET state = ?, due_at = ?, answered_at = NULL,"
+                                   " answered_by = NULL WHERE id = ?", [OPEN, due, row["id"]])
+        return {"followup": SAFE_AND_WELL, "result": "unknown", "was": row["state"] if row else None,
+                "late": False, "followup_opened": {"kind": SAFE_AND_WELL, "due_at": due}}
+    return {"followup": SAFE_AND_WELL, "result": "unknown", "was": OPEN, "late": row["due_at"] < now}
 
 
 def _close_steps(ctx: Context, case_id: int, kind: str) -> list[str]:
@@ -250,12 +273,15 @@ def _close_steps(ctx: Context, case_id: int, kind: str) -> list[str]:
 def _result(kind: str, value: str) -> str:
     if kind == SEXUAL_VIOLENCE:
         return ANSWER_WORDS.pick(value, what="--sexual-violence-ruled-out")
+    if kind == SAFE_AND_WELL:
+        answer = ANSWER_WORDS.pick(value, what="--safe-and-well")
+        return "done" if answer == "yes" else answer  # the check is done
     if kind not in RESULTS:
         raise InputError(f"unknown follow-up: choose {', '.join(KINDS)}")
     word = value.strip().lower()
     if word not in RESULTS[kind]:
         raise InputError(f"{kind}: the result is one of {', '.join(RESULTS[kind])}")
-    return "done" if (kind, word) == (SAFE_AND_WELL, "yes") else word  # the check is done
+    return word
 
 
 def of_case(store: Store, case_id: int, now: datetime) -> list[dict[str, Any]]:

@@ -233,6 +233,7 @@ class _Builder:
 
     def _followup_recorded(self, entry: Entry, d: dict[str, Any]) -> None:
         late = ", late" if d.get("late") else ""
+        late += ", open again" if d.get("followup_opened") else ""  # a doubted safe and well
         entry.what = f"follow-up {d.get('followup')} recorded by {entry.actor}: {d.get('result')}{late}"
         entry.extra = {"followup": d.get("followup"), "result": d.get("result")}
         if isinstance(d.get("note"), dict):

@@ -342,3 +342,73 @@ def test_a_changed_answer_from_the_command_line(runner: CliRunner, home: Path) -
     bad = invoke(runner, home, "followup", ref, "--sexual-violence-ruled-out", "Zorbalina")
     assert bad.exit_code == 2 and "Zorbalina" not in bad.stderr
     assert_no_secrets(invoke(runner, home, "log", ref, "--json").stdout)
+
+
+def test_safe_and_well_still_unknown_keeps_the_check_open_and_its_time(
+    app: App, ctx: Context, clock: FakeClock, transport: RecordingTransport, settings: Any,
+) -> None:
+    """Unknown at the return, unknown again later: the welfare check keeps running, the
+    follow-up stays open with its due time (an overdue check stays overdue), nothing else planned."""
+    reg = register_minor(ctx, app)
+    followup.resolve(ctx, reg.ref, "found", safe_and_well="unknown", sexual_violence_ruled_out="yes")
+    tick(ctx, transport, settings)
+    clock.advance(hours=3)
+    [still] = followup.record(ctx, reg.ref, [("safe-and-well", "onbekend")])
+    assert still["result"] == "unknown" and still["was"] == "open" and still["late"]
+    assert "steps_planned" not in still and "steps_stopped" not in still
+    assert [s["state"] for s in step_rows(app, reg.ref, "welfare-check")] == ["active"]
+    assert step_rows(app, reg.ref, "not-safe-and-well") == []
+    assert [(r["case_ref"], r["kind"]) for r in status(app.store, clock.now(), settings)
+            ["followups_overdue"]] == [(reg.ref, "safe-and-well")]
+    assert followup.answers_now(app.store, reg.ref) == ("unknown", "yes")
+
+
+def test_a_doubted_safe_and_well_reopens_the_check_and_plans_the_welfare_check(
+    app: App, ctx: Context, clock: FakeClock, transport: RecordingTransport, settings: Any,
+) -> None:
+    """Yes at the return, unknown now (she was not seen after all): the check is open again,
+    due in 2 h from now, and the welfare check is planned from now, logged and said."""
+    from rapidresponse.figures import Period, report
+
+    reg = register_minor(ctx, app)
+    followup.resolve(ctx, reg.ref, "found", safe_and_well="yes", sexual_violence_ruled_out="yes")
+    tick(ctx, transport, settings)
+    assert step_rows(app, reg.ref, "welfare-check") == []
+    clock.advance(hours=1)
+    [doubted] = followup.record(ctx, reg.ref, [("safe-and-well", "unknown")])
+    assert doubted["was"] == "done" and doubted["steps_planned"] == ["welfare-check"]
+    assert doubted["followup_opened"]["due_at"] == to_iso(clock.now() + timedelta(hours=2))
+    [check] = followup.of_case(app.store, reg.case_id, clock.now())[:1]
+    assert (check["kind"], check["state"], check["answered_by"]) == ("safe-and-well", "open", None)
+    assert step_rows(app, reg.ref, "not-safe-and-well") == []  # unknown is not "no"
+    from rapidresponse.timeline import timeline
+
+    [said] = [e.what for e in timeline(app.store, reg.ref).entries if e.kind == "followup.recorded"]
+    assert said.endswith("recorded by officer-test: unknown, open again")
+    figures = report(app.store, Period(clock.now() - timedelta(days=1), clock.now() + timedelta(hours=1)))
+    assert figures["followups"]["safe_and_well"] == {"due": 0, "done": 0, "not_done": 0, "overdue": 0}
+    later = report(app.store, Period(clock.now() - timedelta(days=1), clock.now() + timedelta(hours=3)))
+    assert later["followups"]["safe_and_well"] == {"due": 1, "done": 0, "not_done": 0, "overdue": 1}
+    clock.advance(minutes=30)
+    [safe] = followup.record(ctx, reg.ref, [("safe-and-well", "yes")])
+    assert safe["steps_closed"] == ["welfare-check"]  # the check is done
+    assert [s["state"] for s in step_rows(app, reg.ref, "welfare-check")] == ["done"]
+
+
+def test_not_knowing_never_lowers_not_safe_and_well(
+    app: App, ctx: Context, clock: FakeClock, transport: RecordingTransport, settings: Any,
+    runner: CliRunner,
+) -> None:
+    reg = register_minor(ctx, app)
+    followup.resolve(ctx, reg.ref, "found", safe_and_well="no", sexual_violence_ruled_out="yes")
+    tick(ctx, transport, settings)
+    logged = len(list(audit.events(app.store, reg.ref)))
+    with pytest.raises(InputError, match="not safe and well: 'unknown' does not lower that"):
+        followup.record(ctx, reg.ref, [("safe-and-well", "unknown")])
+    refused = invoke(runner, app.home, "followup", reg.ref, "--safe-and-well", "unknown")
+    assert refused.exit_code == 2 and "record --safe-and-well yes" in refused.stderr
+    assert len(list(audit.events(app.store, reg.ref))) == logged  # nothing written
+    assert [s["state"] for s in step_rows(app, reg.ref, "not-safe-and-well")] == ["active"]
+    assert followup.answers_now(app.store, reg.ref) == ("no", "yes")
+    bad = invoke(runner, app.home, "followup", reg.ref, "--safe-and-well", "Zorbalina")
+    assert bad.exit_code == 2 and "Zorbalina" not in bad.stderr

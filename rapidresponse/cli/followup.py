@@ -14,8 +14,9 @@ from rapidresponse.cli.common import CASE, TEXT, Env, console, emit_json, json_o
 @click.option("--referral", "referrals", type=(TEXT, TEXT), multiple=True,
               metavar="reference-centre|care-centre done|declined",
               help="A referral and how it went; repeat for both.")
-@click.option("--safe-and-well", type=TEXT, metavar="yes|no",
-              help="The safe-and-well check, when it could not be answered at the return.")
+@click.option("--safe-and-well", type=TEXT, metavar="yes|no|unknown",
+              help="The safe-and-well check, when it could not be answered at the return; unknown"
+                   " keeps it open (reopens it after a doubted yes), never lowers a no.")
 @click.option("--sexual-violence-ruled-out", "sexual_violence", type=TEXT, metavar="yes|no|unknown",
               help="A changed answer: can sexual violence in the last 7 days be ruled out now?")
 @click.option("--note", type=TEXT, help="Optional note (kept with the case, not in the log).")
