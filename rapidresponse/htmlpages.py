@@ -74,4 +74,4 @@ def write_page(path: Path, html: str) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(html)
     except OSError as exc:
-        raise OperationalFailure(f"cannot write {path}: {exc.strerror}") from None
+        raise OperationalFailure(f"cannot write the page: {exc.strerror}") from None

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from conftest import assert_no_secrets, build_two_cases
+from conftest import START, assert_no_secrets, build_two_cases
 from rapidresponse.app import App
 from rapidresponse.cli import cli
 from rapidresponse.engine import Context
@@ -81,6 +81,31 @@ def test_the_case_page_has_the_chart_and_every_event(app: App, cases: tuple[str,
     assert rows == [str(e.seq) for e in story.entries]
     assert_self_contained(html, page)
     assert_no_secrets(html)
+
+
+def test_the_case_is_named_by_its_number_like_everywhere(app: App, cases: tuple[str, str], tmp_path: Path) -> None:
+    import time_machine
+
+    ref = cases[1]
+    app.close()
+    target = tmp_path / "page.html"
+    with time_machine.travel(START, tick=False):  # the number means this year's case
+        result = CliRunner().invoke(cli, ["--home", str(app.home), "export", ref.rsplit("-", 1)[1].lstrip("0"),
+                                          "--html", str(target)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"{ref} written") and ref in target.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("where", ["missing/page.html", "."])
+def test_a_page_that_cannot_be_written_is_refused_before_anything(app: App, cases: tuple[str, str],
+                                                                   tmp_path: Path, where: str) -> None:
+    app.close()
+    target = tmp_path / where
+    for command in (["export", cases[0]], ["report"]):
+        result = CliRunner().invoke(cli, ["--home", str(app.home), *command, "--html", str(target)])
+        assert result.exit_code == 2, result.output
+        assert result.stderr.count("\n") == 1 and "--html" in result.stderr and str(tmp_path) not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home"]
 
 
 def test_the_case_page_escapes_what_people_typed(app: App, ctx: Context, clock: Any, transport: Any,

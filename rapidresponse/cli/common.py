@@ -155,6 +155,34 @@ class CaseRef(Utf8Text):
 CASE = CaseRef()
 
 
+class OutputFile(Utf8Text):
+    """A file a command will write: a folder that is missing or closed to us is bad input.
+
+    Checked while parsing, so nothing is computed or written for a page that cannot be saved;
+    the message names the option, never the path (it may carry a name).
+    """
+
+    name = "file"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path:
+        import os
+
+        path = Path(super().convert(value, param, ctx))
+        label = _label(param, ctx)
+        if path.is_dir():
+            raise InputError(f"{label} is a folder: give the file's name")
+        folder = path.absolute().parent
+        if not folder.is_dir():
+            raise InputError(f"the folder of {label} does not exist")
+        if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+            raise InputError(f"{label} cannot be written there: choose a folder you may write to")
+        return path
+
+
+#: The type of every file a command writes.
+OUTPUT_FILE = OutputFile()
+
+
 def _completion_home(ctx: click.Context) -> Path:
     """The home while the shell asks for completions: the group's callback has not run then."""
     from rapidresponse.config import resolve_home

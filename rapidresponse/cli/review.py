@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import click
 
 from rapidresponse.cli.common import (
     CASE,
+    OUTPUT_FILE,
     TEXT,
     Env,
     console,
@@ -92,11 +94,11 @@ def _story_text(e: Any, tz: Any) -> str:
 @click.option("--policy", is_flag=True, help="Monitoring counts by month (action 4.3), nothing per case.")
 @click.option("--csv", "as_csv", is_flag=True,
               help="CSV output (one figure per row; --policy: one month per row).")
-@click.option("--html", "html_file", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
+@click.option("--html", "html_file", type=OUTPUT_FILE, metavar="FILE",
               help="Write the report and the monthly figures as one self-contained HTML page.")
 @json_option
 @pass_env
-def report_cmd(env: Env, since: str, until: str | None, policy: bool, as_csv: bool, html_file: str | None,
+def report_cmd(env: Env, since: str, until: str | None, policy: bool, as_csv: bool, html_file: Path | None,
                as_json: bool) -> None:
     """Figures for supervisors from the log, each by one written rule (--policy: by month)."""
     from rapidresponse import figures
@@ -113,12 +115,10 @@ def report_cmd(env: Env, since: str, until: str | None, policy: bool, as_csv: bo
     if period.since >= period.until:
         raise InputError("--since must be before --until")
     if html_file is not None:
-        from pathlib import Path
-
         from rapidresponse.htmlpages import report_page, write_page
 
         page = report_page(figures.report(app.store, period), figures.policy(app.store, period, tz), tz, now)
-        write_page(Path(html_file), page)
+        write_page(html_file, page)
         click.echo(f"Report written to {html_file}.")
         return
     if policy:
@@ -240,19 +240,17 @@ def _render_policy(r: dict[str, Any], tz: Any) -> None:
 
 
 @click.command("export")
-@click.argument("case", type=TEXT)
-@click.option("--html", "html_file", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
+@click.argument("case", type=CASE)
+@click.option("--html", "html_file", type=OUTPUT_FILE, metavar="FILE",
               required=True, help="The page to write (self-contained, prints on A4).")
 @pass_env
-def export_cmd(env: Env, case: str, html_file: str) -> None:
+def export_cmd(env: Env, case: str, html_file: Path) -> None:
     """Write CASE's review page: its timeline chart and every event, nothing identifying the minor."""
-    from pathlib import Path
-
     from rapidresponse.htmlpages import case_page, write_page
     from rapidresponse.timeline import timeline
 
     story = timeline(env.app.store, case)
-    write_page(Path(html_file), case_page(story, env.tz(), env.app.clock.now()))
+    write_page(html_file, case_page(story, env.tz(), env.app.clock.now()))
     click.echo(f"{story.case} written to {html_file}.")
 
 
