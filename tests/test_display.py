@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from conftest import MINOR
 from rapidresponse.app import App
 from rapidresponse.cli import cli
-from rapidresponse.cli.common import when
+from rapidresponse.cli.common import table_lines, when
 from rapidresponse.daemon import Daemon
 from rapidresponse.sms import Sent
 from rapidresponse.timeutil import to_iso
@@ -118,3 +118,14 @@ def test_register_at_80_columns_keeps_every_step_id_role_and_number_whole(
     assert {"reference_magistrate", "youth_prosecutor", "+32470000001"} <= words
     assert "…" not in result.stdout
     assert [line for line in result.stdout.splitlines() if len(line) > 80] == []
+
+
+def test_a_table_too_wide_for_the_terminal_shows_each_row_as_a_block() -> None:
+    header = ["role", "texts", "failed", "contact"]
+    rows = [["reference_magistrate", "12", "0", "Referentiemagistraat permanentie (fictief)"]]
+    wide = table_lines(header, rows, right=(1, 2), width=80)
+    assert wide[1] == "reference_magistrate     12       0  Referentiemagistraat permanentie (fictief)"
+    narrow = table_lines(header, rows, right=(1, 2), width=40)
+    assert narrow == ["reference_magistrate", "  texts:   12", "  failed:  0",
+                      "  contact: Referentiemagistraat", "           permanentie (fictief)"]
+    assert all(len(line) <= 40 for line in narrow)

@@ -192,6 +192,24 @@ def test_report_json_and_text_from_the_cli(app: App, two_cases: tuple[str, str])
     assert "(min)" in text.output and "104s" not in text.output
 
 
+def test_report_text_fits_80_columns_with_every_role_and_month_whole(
+    app: App, two_cases: tuple[str, str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    text = invoke(app, "--since", "2026-11-01", "--until", "2026-12-31").stdout
+    policy_text = invoke(app, "--policy", "--since", "2026-11-01", "--until", "2026-12-31").stdout
+    assert "…" not in text + policy_text
+    assert max(len(line) for line in (text + policy_text).splitlines()) <= 80
+    by_role = text[text.index("By role"):text.index("Texts by contact")]
+    rows = {line.split()[0]: line.split()[1:] for line in by_role.splitlines() if line.strip()}
+    assert rows["youth_prosecutor"][:6] == ["0", "—", "—", "—", "2", "1"]  # acks … escalated, exhausted
+    assert rows["child_focus"][:6] == ["2", "27.0", "50.0", "50.0", "0", "1"]
+    assert "escalated  exhausted" in text and "reference_centre" in text
+    assert "month    reg  worry  alarm  victim  SN yes  SN susp  SN no" in policy_text
+    assert "2026-11    2      2      2       2       0        0      0      1      0       1" in policy_text
+    assert "SN yes/susp/no: societal" in policy_text  # the legend says what the short headers mean
+
+
 def test_report_csv_has_one_figure_per_row(app: App, two_cases: tuple[str, str]) -> None:
     result = invoke(app, "--since", "2026-11-01", "--until", "2026-12-31", "--csv")
     rows = list(csv.reader(io.StringIO(result.stdout)))

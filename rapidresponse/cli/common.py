@@ -321,6 +321,57 @@ def hanging(head: str, text: str, width: int | None = None) -> list[str]:
     return [head + lines[0], *(" " * len(head) + line for line in lines[1:])]
 
 
+def table_lines(header: list[str], rows: list[list[str]], *, right: Iterable[int] = (),
+                width: int | None = None) -> list[str]:
+    """A plain table that fits the terminal and cuts nothing: columns aligned (those in `right`
+    to the right: numbers), the last column wrapping between words under itself.
+
+    When the other columns leave the last one too little room, every row becomes a block
+    instead: its first cell, then one `header: value` line per other cell. Cells may carry
+    click's colours; widths count only what shows.
+    """
+    import textwrap
+
+    width = width or terminal_width()
+    right = set(right)
+    last = len(header) - 1
+
+    def shown(cell: str) -> int:
+        return len(click.unstyle(cell))
+
+    def pad(cell: str, column: int, room: int) -> str:
+        gap = " " * (room - shown(cell))
+        return gap + cell if column in right else cell + gap
+
+    widths = [max(shown(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    start = sum(widths[:last]) + 2 * last
+    fits = start + widths[last] <= width
+    if fits or (last not in right and width - start >= _MIN_FREE_COLUMN):
+        lines = []
+        for row in [header, *rows]:
+            head = "".join(pad(cell, i, widths[i]) + "  " for i, cell in enumerate(row[:last]))
+            if last in right or shown(row[last]) <= width - start:
+                lines.append((head + pad(row[last], last, widths[last])).rstrip())
+                continue
+            text = textwrap.wrap(click.unstyle(row[last]), width - start, break_long_words=False,
+                                 break_on_hyphens=False)
+            lines += [(head if n == 0 else " " * start) + part for n, part in enumerate(text)]
+        return lines
+    label = max(shown(cell) for cell in header[1:]) + 1
+    lines = []
+    for row in rows:
+        lines.append(row[0])
+        for name, cell in zip(header[1:], row[1:], strict=True):
+            head = f"  {name + ':':<{label}} "
+            fits = len(head) + shown(cell) <= width
+            lines += [head + cell] if fits else hanging(head, click.unstyle(cell), width)
+    return [line.rstrip() for line in lines]
+
+
+#: The least room the last, free-text column of a table gets before the table goes vertical.
+_MIN_FREE_COLUMN = 12
+
+
 def aligned(cells: list[str], widths: list[int]) -> str:
     """One row of a plain table: each cell padded to its column's width, the last one free."""
     padded = [cell.ljust(width) for cell, width in zip(cells, widths, strict=False)]

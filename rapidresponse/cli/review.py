@@ -13,11 +13,12 @@ from rapidresponse.cli.common import (
     OUTPUT_FILE,
     TEXT,
     Env,
-    console,
+    echo_wrapped,
     emit_json,
     hanging,
     json_option,
     pass_env,
+    table_lines,
     when,
     zone_note,
 )
@@ -182,61 +183,72 @@ def _num(value: Any) -> str:
 
 
 def _render_report(r: dict[str, Any], tz: Any) -> None:
-    from rich.markup import escape
-    from rich.table import Table
-
-    out = console()
+    """Plain lines and aligned tables: at 80 columns every role, contact and figure shows whole."""
     c = r["cases"]
-    out.print(f"Cases registered {when(r['period']['since'], tz)} – {when(r['period']['until'], tz)}:"
-              f" [bold]{c['registered']}[/]; open longer than 24 h: {c['open_longer_than_24h']};"
-              f" repeat episodes: {c['repeat_episodes']}")
+    lines = [f"Cases registered {when(r['period']['since'], tz)} – {when(r['period']['until'], tz)}:"
+             f" {click.style(str(c['registered']), bold=True)}; open longer than 24 h:"
+             f" {c['open_longer_than_24h']}; repeat episodes: {c['repeat_episodes']}"]
     for label, key in (("judgement", "by_judgement"), ("grade", "by_grade"), ("outcome", "by_outcome"),
                        ("societal necessity", "by_societal_necessity")):
-        out.print(f"  by {label}: " + (", ".join(f"{k} {v}" for k, v in c[key].items()) or "—"))
+        lines.append(f"  by {label}: " + (", ".join(f"{k} {v}" for k, v in c[key].items()) or "—"))
     fa = r["first_alert"]
-    out.print(f"Registration to first alert (min): median {_num(fa['median_minutes'])},"
-              f" p90 {_num(fa['p90_minutes'])}, worst {_num(fa['worst_minutes'])}")
-    out.print(f"Steps fired: {r['steps']['fired']}, more than a minute late: {r['steps']['fired_late']},"
-              f" skipped (nobody to inform on the case): {r['steps']['skipped']}")
-    roles = Table(title="By role (the role that acknowledged)", title_justify="left")
-    for column in ("role", "acks", "median (min)", "p90 (min)", "worst (min)", "by channel: acks",
-                   "escalations", "exhausted"):
-        roles.add_column(column, justify="left" if column in ("role", "by channel: acks") else "right")
-    for x in r["roles"]:
-        channels = ", ".join(f"{via} {c['acknowledgements']}" for via, c in x["by_channel"].items())
-        roles.add_row(x["role"], str(x["acknowledgements"]), _num(x["median_minutes"]),
-                      _num(x["p90_minutes"]), _num(x["worst_minutes"]), channels or "—",
-                      str(x["escalations"]),
-                      f"[bold red]{x['exhausted']}[/]" if x["exhausted"] else "0")
-    out.print(roles)
-    contacts = Table(title="Texts by contact", title_justify="left")
-    for column in ("role", "contact", "texts", "failed", "undelivered"):
-        contacts.add_column(column, justify="left" if column in ("role", "contact") else "right")
-    for x in r["contacts"]:
-        contacts.add_row(x["role"], escape(x["contact"] or ""), str(x["texts"]), str(x["failed"]),
-                         str(x["undelivered"]))
-    out.print(contacts)
-    follow = Table(title="Follow-ups", title_justify="left")
-    for column in ("follow-up", "due", "done", "not done", "overdue"):
-        follow.add_column(column, justify="left" if column == "follow-up" else "right")
-    for kind, counts in r["followups"].items():
-        follow.add_row(kind.replace("_", " "), str(counts["due"]), str(counts["done"]),
-                       str(counts["not_done"]),
-                       f"[bold red]{counts['overdue']}[/]" if counts["overdue"] else "0")
-    out.print(follow)
+    lines.append(f"Registration to first alert (min): median {_num(fa['median_minutes'])},"
+                 f" p90 {_num(fa['p90_minutes'])}, worst {_num(fa['worst_minutes'])}")
+    lines.append(f"Steps fired: {r['steps']['fired']}, more than a minute late: {r['steps']['fired_late']},"
+                 f" skipped (nobody to inform on the case): {r['steps']['skipped']}")
+    lines.append(click.style("\nBy role", bold=True)
+                 + " (the role that acknowledged; median, p90, worst: minutes from its alert to the"
+                 " acknowledgement; channels: acknowledgements by channel)")
+    echo_wrapped(lines)
+    click.echo("\n".join(table_lines(
+        ["role", "acks", "median", "p90", "worst", "escalated", "exhausted", "channels"],
+        [[x["role"], str(x["acknowledgements"]), _num(x["median_minutes"]), _num(x["p90_minutes"]),
+          _num(x["worst_minutes"]), str(x["escalations"]), _alarm(x["exhausted"]),
+          ", ".join(f"{via}\u00a0{n['acknowledgements']}" for via, n in x["by_channel"].items()) or "—"]
+         for x in r["roles"]],
+        right=range(1, 7))))
+    click.echo(click.style("\nTexts by contact", bold=True))
+    click.echo("\n".join(table_lines(
+        ["role", "texts", "failed", "undelivered", "contact"],
+        [[x["role"], str(x["texts"]), str(x["failed"]), str(x["undelivered"]), x["contact"] or "—"]
+         for x in r["contacts"]],
+        right=range(1, 4))))
+    click.echo(click.style("\nFollow-ups", bold=True))
+    click.echo("\n".join(table_lines(
+        ["follow-up", "due", "done", "not done", "overdue"],
+        [[kind.replace("_", " "), str(n["due"]), str(n["done"]), str(n["not_done"]), _alarm(n["overdue"])]
+         for kind, n in r["followups"].items()],
+        right=range(1, 5))))
+
+
+def _alarm(count: int) -> str:
+    """A count someone must act on stands out when it is not zero."""
+    return click.style(str(count), fg="red", bold=True) if count else "0"
+
+
+#: The policy table's headers: short, so a month fits on one line of 80 columns; POLICY_LEGEND
+#: says what they stand for. A column without one shows its own name.
+POLICY_HEADERS = {
+    "registered": "reg", "worrying": "worry", "alarming": "alarm", "suspected_victims": "victim",
+    "societal_necessity_yes": "SN yes", "societal_necessity_suspected": "SN susp",
+    "societal_necessity_no": "SN no", "referred_reference_centre": "to RC",
+    "referred_care_centre": "to CC", "repeat_episodes": "repeat",
+}
+POLICY_LEGEND = ("reg: cases registered; worry: worrying situations; alarm: alarming disappearances;"
+                 " victim: suspected victims; SN yes/susp/no: societal necessity decided yes, suspected"
+                 " or no; to RC, to CC: first referrals to the reference centre, the care centre;"
+                 " repeat: repeat episodes.")
 
 
 def _render_policy(r: dict[str, Any], tz: Any) -> None:
-    from rich.table import Table
-
-    table = Table(title=f"Monitoring figures (action 4.3), {when(r['period']['since'], tz)} –"
-                  f" {when(r['period']['until'], tz)}", title_justify="left")
-    table.add_column("month")
-    for column in r["columns"]:
-        table.add_column(column.replace("_", " "), justify="right")
-    for m in r["months"]:
-        table.add_row(m["month"], *(str(m[c]) for c in r["columns"]))
-    console().print(table)
+    echo_wrapped([click.style("Monitoring figures (action 4.3)", bold=True)
+                  + f", {when(r['period']['since'], tz)} – {when(r['period']['until'], tz)}"])
+    columns = r["columns"]
+    click.echo("\n".join(table_lines(
+        ["month", *(POLICY_HEADERS.get(c, c) for c in columns)],
+        [[m["month"], *(str(m[c]) for c in columns)] for m in r["months"]],
+        right=range(1, len(columns) + 1))))
+    echo_wrapped([POLICY_LEGEND])
 
 
 @click.command("export")
