@@ -226,7 +226,7 @@ def test_recording_a_follow_up_finishes_the_step_that_reminds_of_it(
     [done] = followup.record(ctx, reg.ref, [("care-centre", "done")])
     assert done["steps_closed"] == ["alert-care-centre"]
     [done] = followup.record(ctx, reg.ref, [("return-interview", "done")])
-    assert done["steps_closed"] == ["return-interview-due"]
+    assert sorted(done["steps_closed"]) == ["return-interview-due", "return-interview-plan"]
     clock.advance(hours=73)
     tick(ctx, transport, settings)
     reminded = app.store.scalar(
@@ -237,6 +237,37 @@ def test_recording_a_follow_up_finishes_the_step_that_reminds_of_it(
     states = dict(app.store.conn.execute(
         "SELECT step_key, state FROM steps WHERE phase = 'after_resolved'").fetchall())
     assert states["return-interview-due"] == "done" and states["alert-care-centre"] == "done"
+
+
+def test_recording_the_return_interview_finishes_the_coordinators_plan(
+    app: App, ctx: Context, clock: FakeClock, transport: RecordingTransport, settings: Any,
+) -> None:
+    """A worrying case back: the plan (welfare check, return interview, referral) stops going to
+    the next coordinator once the interview is recorded; the referrals and the check alone do
+    not finish it, for they have steps of their own and the interview is still to plan."""
+    reg = register_minor(ctx, app)
+    assert reg.playbook.name == "worrying-situation"
+    followup.resolve(ctx, reg.ref, "found", safe_and_well="unknown", sexual_violence_ruled_out="no")
+    tick(ctx, transport, settings)
+    clock.advance(minutes=30)
+    others = followup.record(ctx, reg.ref, [("safe-and-well", "yes"), ("care-centre", "done"),
+                                            ("reference-centre", "done")])
+    assert "return-interview-plan" not in {k for e in others for k in e.get("steps_closed", [])}
+    assert [s["state"] for s in step_rows(app, reg.ref, "return-interview-plan")] == ["active"]
+    [held] = followup.record(ctx, reg.ref, [("return-interview", "done")])
+    assert sorted(held["steps_closed"]) == ["return-interview-due", "return-interview-plan"]
+    [logged] = [e for e in audit.events(app.store, reg.ref) if e["kind"] == "followup.recorded"
+                and e["detail"].get("followup") == "return-interview"]
+    assert logged["detail"]["steps_closed"] == held["steps_closed"]
+    recorded_at = to_iso(clock.now())
+    clock.advance(hours=2)
+    tick(ctx, transport, settings)
+    assert [s["state"] for s in step_rows(app, reg.ref, "return-interview-plan")] == ["done"]
+    assert app.store.scalar(  # no next coordinator for a plan carried out
+        "SELECT COUNT(*) FROM messages m JOIN steps s ON s.id = m.step_id"
+        " WHERE s.step_key = 'return-interview-plan' AND m.created_at > ?", [recorded_at]) == 0
+    assert not [e for e in audit.events(app.store, reg.ref) if e["at"] > recorded_at
+                and e["detail"].get("step") == "return-interview-plan"]
 
 
 def step_rows(app: App, ref: str, key: str) -> list[dict[str, Any]]:
