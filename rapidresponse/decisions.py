@@ -6,6 +6,10 @@ coordinator; `yes` or `suspected` start the steps that ask the agency for contac
 of the decision; `no` cancels those not yet finished, and every number such a step already
 texted gets its `withdraw_message` (the request for contact is withdrawn). Who decided and when
 is on the case and in the log; the reason is kept as a note (the log records its id only).
+
+A case the rules did not judge worrying may be decided too: the judgement is the professional's,
+not the signals' (youth care's verontrusting is wider than a suspicion of victimhood). Its
+playbook's text then names the decision, not a worrying situation.
 """
 
 from __future__ import annotations

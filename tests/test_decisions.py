@@ -234,3 +234,32 @@ def test_deciding_no_before_the_request_went_out_sends_the_agency_nothing(
     tick(ctx, transport, settings)
     assert not agency_texts(transport)
     assert not [e for e in audit.events(ctx.store, reg.ref) if e["kind"] == "step.withdrawn"]
+
+
+def test_a_case_not_judged_worrying_may_be_decided_but_is_not_called_worrying(
+    app: App, ctx: Context, clock: FakeClock, transport, settings  # type: ignore[no-untyped-def]
+) -> None:
+    """One risk factor: not a worrying situation, missing-minor playbook. Societal necessity is a
+    named professional's judgement, not the signals', so it may be decided here too; the agency is
+    asked for contact on that decision, and the text never calls the case a verontrustende
+    situatie. 'No' later withdraws the request, as in the worrying playbook."""
+    from rapidresponse.segments import measure
+
+    reg = register_minor(ctx, app, indicators=("school-absence",))
+    assert (reg.assessment.worrying, reg.playbook.name) == (False, "missing-minor")
+    tick(ctx, transport, settings)
+    assert not agency_texts(transport)  # nobody decided: nothing to OCJ/VK
+    clock.advance(minutes=10)
+    decided = decide(ctx, reg.ref, "yes", WHY)
+    assert {s["id"] for s in decided.planned} == {"ask-mandated-agency", "confirm-aanmelding"}
+    tick(ctx, transport, settings)
+    [asked] = agency_texts(transport)
+    assert asked.startswith(reg.ref) and "verontrust" not in asked
+    assert "verzoek tot contact i.v.m. aanmelding (maatschappelijke noodzaak)" in asked
+    assert measure(asked).segments == 1 and not measure(asked).outside
+    assert_no_secrets(asked)
+    clock.advance(minutes=10)
+    decide(ctx, reg.ref, "no", "de ouders werken mee")
+    tick(ctx, transport, settings)
+    _, withdrawn = agency_texts(transport)
+    assert withdrawn.startswith(reg.ref) and "ingetrokken" in withdrawn
