@@ -14,8 +14,11 @@ from dataclasses import dataclass, field
 
 from rapidresponse.errors import InputError
 
-#: How alike a typed word must be to be suggested (difflib's ratio, 0–1).
-CUTOFF = 0.6
+#: How alike a typed word must be to be suggested (difflib's ratio, 0–1). 0.75 keeps every
+#: single typo (a letter wrong, missing, extra or swapped) of a word of four letters or more, and
+#: drops a name that merely shares a syllable with a word ("…huis" is not "thuis"): a wrong
+#: suggestion at 3 a.m. is worse than none, and the choices are listed anyway.
+CUTOFF = 0.75
 #: At most this many suggestions in one sentence.
 MAX_SUGGESTIONS = 3
 #: A list of choices longer than this is not spelled out in full.

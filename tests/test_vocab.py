@@ -42,6 +42,19 @@ def test_an_alias_suggests_its_word() -> None:
     assert OUTCOMES.suggestions("gevnden") == ["found"]
 
 
+def test_only_near_misses_are_suggested() -> None:
+    """A typo, a letter too many or too few, a Dutch word mistyped: suggested. A name that only
+    shares a syllable with a word (a facility, a station) is not a near-miss: suggesting 'home'
+    for a care facility would invite the wrong placement."""
+    from rapidresponse.assessment import PLACEMENT_WORDS
+
+    for typed, word in [("hoem", "home"), ("Fostre", "foster"), ("instituion", "institution"),
+                        ("thius", "home"), ("pleegezin", "foster"), ("voorzienig", "institution")]:
+        assert PLACEMENT_WORDS.suggestions(typed) == [word], typed
+    for name in ["Lenahuis", "LenaStation", "Thuisland", "Home Lena"]:
+        assert PLACEMENT_WORDS.suggestions(name) == [], name
+
+
 @pytest.mark.parametrize(
     ("args", "typed", "expected"),
     [
@@ -49,6 +62,8 @@ def test_an_alias_suggests_its_word() -> None:
         (["--indicator", "Hotels"], "Hotels", "unknown indicator: did you mean 'hotel'?"),
         (["--placement", "Lena"], "Lena", "the value of --placement is not a known placement"),
         (["--placement", "fostr"], "fostr", "did you mean 'foster'"),
+        # a facility's name shares 'huis' with 'thuis': not a near-miss, nothing suggested
+        (["--placement", "Lenahuis"], "Lenahuis", "not a known placement (choose from"),
         (["--playbook", "Lena"], "Lena", "the playbook is not a known playbook"),
         (["--playbook", "missing-minr"], "minr", "did you mean 'missing-minor'?"),
     ],

@@ -93,9 +93,9 @@ class RapidResponseGroup(click.Group):
         name = args[0]
         if name in COMMAND_MODULES or name.startswith("-") or ctx.resilient_parsing:
             return super().resolve_command(ctx, args)
-        from difflib import get_close_matches
+        from rapidresponse.vocab import Vocabulary
 
-        close = get_close_matches(name.lower(), self.list_commands(ctx), n=1, cutoff=0.6)
+        close = Vocabulary.of("command", self.list_commands(ctx)).suggestions(name)
         hint = f"did you mean '{close[0]}'?" if close else "see 'rapidresponse --help'."
         raise InputError(f"no such command; {hint}")
 
