@@ -107,8 +107,14 @@ def test_register_at_80_columns_keeps_every_step_id_role_and_number_whole(
     result = runner.invoke(cli, ["--home", str(home), "register", "--alias", MINOR["alias"],
                                  "--birth-date", "2011-03-02", "--missing-since", "2h ago",
                                  "--last-seen", MINOR["last_seen"], "--indicator", "older-partner",
-                                 "--suspected-victim"])
+                                 "--placement", "institution", "--suspected-victim"])
     assert result.exit_code == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if not line.startswith("[sms console]")]
+    assert [line for line in lines if line.endswith(" ")] == []
+    # a reason's bullet wraps under its own text, as in `show`, never back to column 0
+    reasons = lines[lines.index(next(x for x in lines if x.startswith("Acknowledgement code"))) + 1:]
+    reasons = reasons[:reasons.index(next(x for x in reasons if not x.startswith("  ")))]
+    assert len(reasons) > 7 and all(x.startswith(("  • ", "      ")) for x in reasons), reasons
     words = {word for line in result.stdout.splitlines() for word in line.split()}
     shown = json.loads(runner.invoke(cli, ["--home", str(home), "show", "1", "--json"]).stdout)
     steps = [s["id"] for s in shown["steps"]]

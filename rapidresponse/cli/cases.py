@@ -27,12 +27,11 @@ from rapidresponse.cli.common import (
     echo_wrapped,
     emit_json,
     fit,
-    hanging,
     json_option,
     local_detail,
     paint,
     pass_env,
-    styled,
+    table_lines,
     terminal_width,
     when,
     zone_note,
@@ -107,8 +106,12 @@ def assessment_fields(view: dict[str, Any]) -> dict[str, Any]:
     return {k: view[k] for k in keys if k in view}
 
 
-def judgement_line(view: dict[str, Any], strong: Any = lambda text: f"[bold red]{text}[/]") -> str:
+def judgement_line(view: dict[str, Any]) -> str:
     """One line a tired officer reads at 3 a.m.: the two judgements and the decision."""
+
+    def strong(text: str) -> str:
+        return click.style(text, fg="red", bold=True)
+
     alarming = (f"{strong('ALARMING DISAPPEARANCE')} (onrustwekkende verdwijning)" if view["alarming"]
                 else "not alarming")
     worrying = (f"{strong('WORRYING SITUATION')} (verontrustende situatie)" if view["worrying"]
@@ -222,50 +225,45 @@ def register(env: Env, profile: str | None, alias: str | None, birth_date: str |
 
 
 def _render_registration(result: dict[str, Any], tz: Any) -> None:
+    """Plain lines like `show`: wrapped between words under their own indent, identifiers whole
+    (a step id, a role, a number); the one free-text column (a contact's name) comes last."""
     from rapidresponse import engine
 
-    out = console()
-    if result["missing_since_read_as"]:
-        out.print(f"Note: {result['missing_since_read_as']}.")
-    out.print(f"[bold]{result['case']}[/] registered, grade {styled(result['grade'])}:"
-              f" {judgement_line(result)}")
-    out.print(f"Acknowledgement code: [bold]{result['ack_code']}[/]   playbook: {result['playbook']}")
-    for reason in result["reasons"]:
-        out.print(f"  • {reason}")
+    def bold(text: str, colour: str | None = None) -> str:
+        return click.style(text, fg=colour, bold=True)
+
+    lines = [f"Note: {result['missing_since_read_as']}."] if result["missing_since_read_as"] else []
+    lines.append(f"{bold(result['case'])} registered, grade {paint(result['grade'])}:"
+                 f" {judgement_line(result)}")
+    lines.append(f"Acknowledgement code: {bold(result['ack_code'])}   playbook: {result['playbook']}")
+    lines += reason_lines(result["reasons"])
     if result["worrying"] and result["societal_necessity"] == "undecided":
-        out.print("[bold yellow]Societal necessity is undecided[/] (the coordinator is asked): decide with"
-                  f" rapidresponse decide {result['case']} --societal-necessity yes|suspected|no"
-                  " --reason \"...\"")
+        lines.append(f"{bold('Societal necessity is undecided', 'yellow')} (the coordinator is asked):"
+                     f" decide with rapidresponse decide {result['case']} --societal-necessity"
+                     " yes|suspected|no --reason \"...\"")
     earlier = result["earlier_episodes"]
     if earlier:
-        out.print(f"[bold yellow]Earlier episodes of this minor:[/] {', '.join(earlier)}")
+        lines.append(f"{bold('Earlier episodes of this minor:', 'yellow')} {', '.join(earlier)}")
         if result["episodes_in_30_days"] >= engine.MULTI_AGENCY_EPISODES:
-            out.print(f"[bold red]{result['episodes_in_30_days']} episodes in 30 days: repeat-runaway"
-                      " added; a multi-agency meeting (casusoverleg) is planned for the coordinator.[/]")
-    # A plain layout: identifiers (a step id, a role, a number) are never cut nor folded, and
-    # the one free-text column (the contact's name) comes last, where it may run on.
-    out.print("\n[bold]Planned steps[/]")
-    _print_plain(out, ["step", "role", "due", "state"],
-                 [[s["id"], s["role"], when(s["due_at"], tz, seconds=False), s["state"]]
-                  for s in result["steps"]])
+            lines.append(bold(f"{result['episodes_in_30_days']} episodes in 30 days: repeat-runaway"
+                              " added; a multi-agency meeting (casusoverleg) is planned for the"
+                              " coordinator.", "red"))
+    lines.append(bold("\nPlanned steps"))
+    lines += table_lines(["step", "role", "due", "state"],
+                         [[s["id"], s["role"], when(s["due_at"], tz, seconds=False), s["state"]]
+                          for s in result["steps"]])
     if result["sent"]:
-        out.print("\n[bold]Alerts[/]")
-        _print_plain(out, ["role", "to", "how", "state", "contact"],
-                     [[m["role"], m["to"], "call" if m["channel"] == "voice" else "text", m["state"],
-                       m["contact"]] for m in result["sent"]])
-    out.print(zone_note(tz))
+        lines.append(bold("\nAlerts"))
+        lines += table_lines(["role", "to", "how", "state", "contact"],
+                             [[m["role"], m["to"], "call" if m["channel"] == "voice" else "text",
+                               m["state"], m["contact"]] for m in result["sent"]])
+    lines.append(zone_note(tz))
+    echo_wrapped(lines)
 
 
-def _print_plain(out: Any, header: list[str], rows: list[list[str]]) -> None:
-    """Aligned columns; the last (free text: a contact's name) wraps under itself between words,
-    so a line never passes the terminal's edge and no identifier is folded."""
-    from rich.markup import escape
-
-    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)][:-1]
-    for cells in [header, *rows]:
-        head = "".join(cell.ljust(width) + "  " for cell, width in zip(cells, widths, strict=False))
-        for line in hanging(head, cells[-1]):
-            out.print(escape(line.rstrip()), soft_wrap=True)
+def reason_lines(reasons: list[str]) -> list[str]:
+    """The assessment's reasons as bullets, the same in `register`, `reassess` and `show`."""
+    return [f"  • {reason}" for reason in reasons]
 
 
 @click.command()
@@ -299,14 +297,13 @@ def reassess(env: Env, case: str, reason: str, indicators: tuple[str, ...],
     if as_json:
         emit_json(payload)
     else:
-        out = console()
         after = result.after
-        grade = f"grade {result.before['grade']} → {styled(after.grade)}"
-        out.print(f"[bold]{result.ref}[/] re-assessed: {grade}, {judgement_line(payload)}")
-        for line in after.reasons:
-            out.print(f"  • {line}")
+        grade = f"grade {result.before['grade']} → {paint(after.grade)}"
+        lines = [f"{click.style(result.ref, bold=True)} re-assessed: {grade}, {judgement_line(payload)}",
+                 *reason_lines(after.reasons)]
         if result.playbook_changed:
-            out.print(f"Moved to playbook {result.playbook_changed}")
+            lines.append(f"Moved to playbook {result.playbook_changed}")
+        echo_wrapped(lines)
     _report_changes(env, result.cancelled, result.planned, as_json, ok, transport_error,
                     "the re-assessment")
 
@@ -531,7 +528,7 @@ def _render_case(view: dict[str, Any], tz: Any) -> None:
 
     lines = [f"{click.style(view['case'], bold=True)}  {paint(view['state'])}  grade {paint(view['grade'])}"
              f"  playbook {view['playbook']}  ack code {view['ack_code']}",
-             judgement_line(view, red)]
+             judgement_line(view)]
     if view["necessity_decided_by"]:
         lines.append(f"Societal necessity decided by {view['necessity_decided_by']}"
                      f" {when(view['necessity_decided_at'], tz)}")
@@ -549,7 +546,7 @@ def _render_case(view: dict[str, Any], tz: Any) -> None:
                  f" {when(view['registered_at'], tz)} by {view['registered_by']}")
     if view["outcome"]:
         lines.append(f"Resolved {when(view['resolved_at'], tz)}: {view['outcome']}")
-    lines += [f"  • {reason}" for reason in view["reasons"]]
+    lines += reason_lines(view["reasons"])
     lines.append(click.style("\nSteps", bold=True))
     for step in view["steps"]:
         by = f" by {step['finished_by']}" if step["finished_by"] else ""
