@@ -238,3 +238,18 @@ def test_roster_prints_shifts_and_writes_an_icalendar_that_parses_back(
     assert len(set(uids)) == len(uids)
     runner.invoke(cli, args)  # a second export keeps the same UIDs: subscribers update, not duplicate
     assert [str(e["UID"]) for e in Calendar.from_ical(ics.read_bytes()).walk("VEVENT")] == uids
+
+
+def test_contacts_list_at_80_columns_keeps_roles_numbers_and_order_whole(
+    runner: CliRunner, home: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    listed = json.loads(runner.invoke(cli, ["--home", str(home), "contacts", "list", "--json"]).stdout)
+    text = runner.invoke(cli, ["--home", str(home), "contacts", "list"]).stdout
+    assert [line for line in text.splitlines() if len(line) > 80] == [] and "…" not in text
+    table = text[text.index("\nrole "):].splitlines()[2:]
+    rows = [line.split()[:3] for line in table if not line.startswith(" ")]
+    expected = [[r["role"], str(c["on_duty"] and r["on_duty"].index(c["name"]) + 1), c["phone"]]
+                for r in listed["roles"] for c in r["contacts"] if c["on_duty"]]
+    assert sorted(row for row in rows if row[1] != "off") == sorted(expected)
+    assert "reference_magistrate  2         +32470000004  Referentiemagistraat backup" in text

@@ -6,7 +6,17 @@ import sys
 
 import click
 
-from rapidresponse.cli.common import TEXT, Env, console, emit_json, json_option, pass_env, styled
+from rapidresponse.cli.common import (
+    TEXT,
+    Env,
+    console,
+    echo_wrapped,
+    emit_json,
+    json_option,
+    pass_env,
+    styled,
+    table_lines,
+)
 from rapidresponse.timeutil import format_duration
 
 
@@ -55,8 +65,6 @@ def contacts_check(env: Env, as_json: bool) -> None:
 @pass_env
 def contacts_list(env: Env, at: str | None, as_json: bool) -> None:
     """Show every role and contact, and who is on duty, in the order they would be texted."""
-    from rich.markup import escape
-    from rich.table import Table
 
     from rapidresponse.timeutil import parse_when
 
@@ -79,18 +87,23 @@ def contacts_list(env: Env, at: str | None, as_json: bool) -> None:
     if as_json:
         emit_json({"at": moment.astimezone(book.timezone).isoformat(), "roles": roles})
         return
-    click.echo(f"On duty at {moment.astimezone(book.timezone):%a %d %b %Y %H:%M} ({book.timezone.key}),"
-               " in the order a chain texts them:")
-    table = Table()
-    for column in ("role", "order", "contact", "phone", "hours"):
-        table.add_column(column)
+    echo_wrapped([f"On duty at {moment.astimezone(book.timezone):%a %d %b %Y %H:%M}"
+                  f" ({book.timezone.key}), in the order a chain texts them:"])
+    rows = []
     for r in roles:
         order = {name: i for i, name in enumerate(r["on_duty"], start=1)}
         listed = sorted(r["contacts"], key=lambda c: order.get(c["name"], len(order) + 1))
-        for c in listed:
-            table.add_row(r["role"], str(order[c["name"]]) if c["name"] in order else "off duty",
-                          escape(c["name"]), c["phone"], escape(c["hours"] or "always"))
-    console().print(table)
+        rows += [[r["role"], str(order[c["name"]]) if c["name"] in order else "off duty", c["phone"],
+                  c["name"] + _hours(c["hours"])] for c in listed]
+    # Roles, order and numbers whole; the contact (and its hours) comes last, wrapping under itself.
+    click.echo("\n".join(table_lines(["role", "order", "phone", "contact (hours when not always)"], rows)))
+
+
+def _hours(hours: str | None) -> str:
+    """A contact's on-duty windows, each glued so that a line never splits a window."""
+    if not hours:
+        return ""
+    return ", hours " + hours.replace(" ", "\u00a0").replace(",\u00a0", ", ")
 
 
 @contacts.command("roster")
