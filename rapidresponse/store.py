@@ -511,6 +511,48 @@ def m016_skipped_steps(db: Database) -> None:
     assert problems == [("ok",)], f"the steps table is damaged: {problems}"
 
 
+#: The kinds of event `report_events` copies (m017).
+REPORT_KINDS = ("case.registered", "case.assessed", "case.decided", "case.resolved", "steps.planned",
+                "case.returned", "followup.recorded", "step.due", "sms.sent", "step.acknowledged",
+                "step.escalated", "step.exhausted", "step.done", "step.skipped", "sms.stand_down",
+                "sms.failed", "sms.undelivered")
+
+
+def report_copy_of(e: str) -> str:
+    """The copied values of event `e` (`NEW` in the trigger, `events` in the backfill), in the
+    order of `report_events`' columns.
+
+    One definition for m017's trigger and backfill and for `audit.verify`, which recomputes it to
+    prove the copy is the log's. The SQL m017 wrote must stay exactly this: changing the copy is a
+    new migration with its own definition, and verify then follows that one.
+    """
+
+    def get(field: str) -> str:
+        return f"json_extract({e}.detail, '$.{field}')"
+
+    def facts(*fields: str) -> str:
+        return "json_object(" + ", ".join(f"'{f}', {get(f)}" for f in fields) + ")"
+
+    return (
+        f"{e}.kind, {e}.at, {e}.seq, {e}.case_ref, {get('step')}, {get('role')}, {get('contact')},"
+        f" {get('message')}, {get('via')}, {get('due_at')}, CASE {e}.kind"
+        " WHEN 'case.registered' THEN json_object('earlier_episode_count',"
+        f" json_array_length({e}.detail, '$.earlier_episodes'))"
+        f" WHEN 'case.assessed' THEN {facts('worrying', 'alarming', 'grade', 'suspected_victim')}"
+        f" WHEN 'case.decided' THEN {facts('societal_necessity')}"
+        f" WHEN 'case.resolved' THEN {facts('outcome')}"
+        f" WHEN 'steps.planned' THEN {facts('phase', 'steps')}"
+        f" WHEN 'case.returned' THEN {facts('followups')}"
+        f" WHEN 'followup.recorded' THEN {facts('followup', 'result')} END"
+    )
+
+
+def report_copy_wanted(e: str) -> str:
+    """Whether event `e` has a row in `report_events` (m017's trigger condition and backfill filter)."""
+    listed = ", ".join(f"'{k}'" for k in REPORT_KINDS)
+    return f"{e}.case_ref IS NOT NULL AND json_valid({e}.detail) AND {e}.kind IN ({listed})"
+
+
 @migration
 def m017_report_events(db: Database) -> None:
     # The supervisor's report reads ~250,000 events for a year of 10,000 cases: fetched from
@@ -524,10 +566,6 @@ def m017_report_events(db: Database) -> None:
     # columns without a type keep exactly what `json_extract` gave (no affinity conversion), so
     # the report's figures are those it computed from `events`. Append-only like the log; the
     # log outlives a purge and so does this copy of it (it holds nothing the log does not).
-    kinds = ("case.registered", "case.assessed", "case.decided", "case.resolved", "steps.planned",
-             "case.returned", "followup.recorded", "step.due", "sms.sent", "step.acknowledged",
-             "step.escalated", "step.exhausted", "step.done", "step.skipped", "sms.stand_down",
-             "sms.failed", "sms.undelivered")
     db.execute(
         """
         CREATE TABLE report_events (
@@ -542,37 +580,12 @@ def m017_report_events(db: Database) -> None:
         """
     )
 
-    def copy_of(e: str) -> str:
-        """The copied values of event `e` (`NEW` in the trigger, `events` in the backfill)."""
-
-        def get(field: str) -> str:
-            return f"json_extract({e}.detail, '$.{field}')"
-
-        def facts(*fields: str) -> str:
-            return "json_object(" + ", ".join(f"'{f}', {get(f)}" for f in fields) + ")"
-
-        return (
-            f"{e}.kind, {e}.at, {e}.seq, {e}.case_ref, {get('step')}, {get('role')}, {get('contact')},"
-            f" {get('message')}, {get('via')}, {get('due_at')}, CASE {e}.kind"
-            " WHEN 'case.registered' THEN json_object('earlier_episode_count',"
-            f" json_array_length({e}.detail, '$.earlier_episodes'))"
-            f" WHEN 'case.assessed' THEN {facts('worrying', 'alarming', 'grade', 'suspected_victim')}"
-            f" WHEN 'case.decided' THEN {facts('societal_necessity')}"
-            f" WHEN 'case.resolved' THEN {facts('outcome')}"
-            f" WHEN 'steps.planned' THEN {facts('phase', 'steps')}"
-            f" WHEN 'case.returned' THEN {facts('followups')}"
-            f" WHEN 'followup.recorded' THEN {facts('followup', 'result')} END"
-        )
-
-    def wanted(e: str) -> str:
-        listed = ", ".join(f"'{k}'" for k in kinds)
-        return f"{e}.case_ref IS NOT NULL AND json_valid({e}.detail) AND {e}.kind IN ({listed})"
-
     db.execute(
-        f"CREATE TRIGGER events_report_copy AFTER INSERT ON events WHEN {wanted('NEW')}"
-        f" BEGIN INSERT INTO report_events SELECT {copy_of('NEW')}; END"
+        f"CREATE TRIGGER events_report_copy AFTER INSERT ON events WHEN {report_copy_wanted('NEW')}"
+        f" BEGIN INSERT INTO report_events SELECT {report_copy_of('NEW')}; END"
     )
-    db.execute(f"INSERT INTO report_events SELECT {copy_of('events')} FROM events WHERE {wanted('events')}")
+    db.execute(f"INSERT INTO report_events SELECT {report_copy_of('events')}"
+               f" FROM events WHERE {report_copy_wanted('events')}")
     for change in ("UPDATE", "DELETE"):
         db.execute(f"CREATE TRIGGER report_events_no_{change.lower()} BEFORE {change} ON report_events"
                    " BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END")
