@@ -13,11 +13,11 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from rapidresponse.store import Store, dumps
+from rapidresponse.store import REPORT_KINDS, Store, dumps, report_copy_of, report_copy_wanted
 from rapidresponse.timeutil import to_iso
 
 GENESIS = "0" * 64
@@ -188,11 +188,12 @@ class Verification:
     problem: str | None = None
     anchors_checked: int = 0
     mismatches: tuple[str, ...] = ()
+    report_rows: int = 0  # rows of report_events proved to be the log's
 
     def as_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "events": self.count, "head": self.head, "bad_event": self.bad_seq,
                 "problem": self.problem, "anchors_checked": self.anchors_checked,
-                "table_mismatches": list(self.mismatches)}
+                "table_mismatches": list(self.mismatches), "report_rows_checked": self.report_rows}
 
 
 #: The events that open and close a case, for the cross-check against the `cases` table.
@@ -211,8 +212,12 @@ def verify(store: Store, anchors: tuple[Anchor, ...] | list[Anchor] = ()) -> Ver
     outside the database shows that, and the first anchored event that differs is named.
     Deleting the newest events leaves a valid chain too: an anchor beyond the head shows it.
 
-    Each event's check needs only its own row (its stored previous hash, its content, its hash),
-    so a long log is checked in slices by several processes; the slices' seams are checked here.
+    The report reads `report_events`, the log's narrow copy (m017): it must hold exactly what
+    its trigger would have written from the log, or the report's figures are not the log's.
+
+    Each event's check needs only its own row (its stored previous hash, its content, its hash,
+    its copy), so a long log is checked in slices by several processes; the slices' seams, and
+    that the copy has no rows beyond the log's, are checked here.
     """
     last = store.scalar("SELECT MAX(seq) FROM events") or 0
     parts = _slices(last)
@@ -238,12 +243,17 @@ def verify(store: Store, anchors: tuple[Anchor, ...] | list[Anchor] = ()) -> Ver
     if problem is not None:
         bad_seq, text = problem
         return Verification(False, count, prev_hash, bad_seq, text)
+    copied = sum(result.copied for result in results)
+    problem = _check_copy(store, results, copied)
+    if problem is not None:
+        bad_seq, text = problem
+        return Verification(False, count, prev_hash, bad_seq, text, len(anchors))
     mismatches = tuple(cross_check(store, log_states(store)))
     if mismatches:
         return Verification(False, count, prev_hash, None,
                             "the cases table does not match the log: " + "; ".join(mismatches[:5]),
                             len(anchors), mismatches)
-    return Verification(True, count, prev_hash, anchors_checked=len(anchors))
+    return Verification(True, count, prev_hash, anchors_checked=len(anchors), report_rows=copied)
 
 
 def _slices(last: int) -> list[tuple[int, int]]:
@@ -262,6 +272,9 @@ class _Slice:
     prev_hash: str | None = None
     bad_seq: int | None = None
     problem: str | None = None
+    copied: int = 0  # events of the slice that report_events holds exactly
+    copy_bad_seq: int | None = None
+    copy_problem: str | None = None
 
 
 def _check_slice_of(path: str, low: int, high: int) -> _Slice:
@@ -275,6 +288,14 @@ def _check_slice_of(path: str, low: int, high: int) -> _Slice:
 
 
 def _check_slice(conn: Any, low: int, high: int) -> _Slice:
+    """Events low..high-1: the chain's, then the report's copy of them."""
+    chain = _check_chain(conn, low, high)
+    if chain.bad_seq is not None:
+        return chain
+    return _check_copy_of_slice(conn, low, high, chain)
+
+
+def _check_chain(conn: Any, low: int, high: int) -> _Slice:
     """Events low..high-1: each present, each following the one before, each matching its hash."""
     sha256 = hashlib.sha256
     expected, prev, first_prev, count = low, None, None, 0
@@ -303,6 +324,55 @@ def _check_slice(conn: Any, low: int, high: int) -> _Slice:
         expected += 1
         count += 1
     return _Slice(count, first_prev, prev)
+
+
+#: Per slice: how many events should have a row in `report_events`, the first that has none,
+#: and the first whose row differs from what the trigger writes (m017's own expressions; `IS
+#: NOT` compares NULLs and types too). The kinds are tested first, so that the trigger's
+#: `json_valid` parses only the details of those (a quarter of the log), not every event's.
+_COPY_OF_SLICE = (
+    "SELECT COUNT(*), MIN(CASE WHEN r.seq IS NULL THEN e.seq END),"
+    " MIN(CASE WHEN r.seq IS NOT NULL AND (r.kind, r.at, r.seq, r.case_ref, r.step, r.role, r.contact,"
+    f" r.message, r.via, r.due_at, r.facts) IS NOT ({report_copy_of('e')}) THEN e.seq END)"
+    " FROM events e LEFT JOIN report_events r ON r.kind = e.kind AND r.at = e.at AND r.seq = e.seq"
+    f" WHERE e.seq >= ? AND e.seq < ? AND e.kind IN ({', '.join(repr(k) for k in REPORT_KINDS)})"
+    f" AND {report_copy_wanted('e')}"
+)
+
+
+def _check_copy_of_slice(conn: Any, low: int, high: int, chain: _Slice) -> _Slice:
+    """Every event of the slice the report reads has its row in `report_events`, with the values
+    the trigger would have written (a row found only by its key would not prove them)."""
+    wanted, lacking, differing = conn.execute(_COPY_OF_SLICE, [low, high]).fetchone()
+    if lacking is None and differing is None:
+        return replace(chain, copied=wanted)
+    if differing is not None and (lacking is None or differing < lacking):
+        return replace(chain, copy_bad_seq=differing, copy_problem=_COPY_DIFFERS.format(differing))
+    # No row under the event's key (kind, time, seq): one under another kind or time is an edit.
+    if conn.execute("SELECT 1 FROM report_events WHERE seq = ?", [lacking]).fetchone():
+        return replace(chain, copy_bad_seq=lacking, copy_problem=_COPY_DIFFERS.format(lacking))
+    return replace(chain, copy_bad_seq=lacking, copy_problem=f"{_COPY} lacks event {lacking}")
+
+
+_COPY = "the report's copy of the log (report_events)"
+_COPY_DIFFERS = _COPY + " differs from it at event {}"
+
+
+def _check_copy(store: Store, slices: list[_Slice], copied: int) -> tuple[int, str] | None:
+    """The first event whose copy in `report_events` is missing or wrong, else its first extra row.
+
+    Each slice proved its events' rows (distinct: the key holds the seq); any other row is extra.
+    """
+    for result in slices:
+        if result.copy_bad_seq is not None:
+            return (result.copy_bad_seq, result.copy_problem or "")
+    if store.scalar("SELECT COUNT(*) FROM report_events") == copied:
+        return None
+    extra = store.scalar(
+        "SELECT MIN(r.seq) FROM report_events r WHERE NOT EXISTS (SELECT 1 FROM events e"
+        f" WHERE e.seq = r.seq AND e.kind = r.kind AND e.at = r.at AND {report_copy_wanted('e')})"
+    )
+    return (extra, f"{_COPY} has a row the log lacks (event {extra})")
 
 
 def _check_anchors(store: Store, anchors: Any, count: int) -> tuple[int | None, str] | None:

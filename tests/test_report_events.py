@@ -14,14 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_anchors import verify
 from test_migrations import database_at
 
-from conftest import START, build_two_cases
+from conftest import START, assert_no_secrets, build_two_cases
 from rapidresponse import audit
 from rapidresponse.app import App
 from rapidresponse.engine import Context
 from rapidresponse.figures import Period, policy, report
-from rapidresponse.store import Store
+from rapidresponse.store import REPORT_KINDS, Store, report_copy_of, report_copy_wanted
 
 PERIOD = Period(START - timedelta(days=1), START + timedelta(hours=80))
 
@@ -125,3 +126,102 @@ def test_the_report_reads_each_kind_as_one_range_of_the_copy(app: App) -> None:
     plan = app.store.all("EXPLAIN QUERY PLAN SELECT seq FROM report_events WHERE kind IN ('sms.sent', 'step.due')"
                          " AND at >= ? AND at < ?", ["2026-01-01", "2027-01-01"])
     assert any("PRIMARY KEY (kind=? AND at>? AND at<?)" in row["detail"] for row in plan), plan
+
+
+def test_the_trigger_and_log_verify_share_one_definition_of_the_copy(app: App) -> None:
+    """`log --verify` recomputes each row with the expressions m017's trigger was made of."""
+    trigger = app.store.scalar("SELECT sql FROM sqlite_master WHERE name = 'events_report_copy'")
+    assert trigger == (f"CREATE TRIGGER events_report_copy AFTER INSERT ON events WHEN {report_copy_wanted('NEW')}"
+                       f" BEGIN INSERT INTO report_events SELECT {report_copy_of('NEW')}; END")
+
+
+def forger(app: App) -> sqlite3.Connection:
+    """The database as someone with the file opens it: the copy's protecting triggers dropped."""
+    conn = sqlite3.connect(app.store.path, isolation_level=None)
+    conn.execute("DROP TRIGGER report_events_no_update")
+    conn.execute("DROP TRIGGER report_events_no_delete")
+    return conn
+
+
+def first_copied(app: App, kind: str) -> int:
+    seq = app.store.scalar("SELECT MIN(seq) FROM report_events WHERE kind = ?", [kind])
+    assert seq is not None
+    return int(seq)
+
+
+def verified(app: App) -> tuple[int, str, dict[str, Any]]:
+    code, output, report = verify(app.home)
+    assert_no_secrets(output + json.dumps(report))
+    return code, output, report
+
+
+def test_log_verify_proves_the_copy_of_an_untouched_log(app: App, story: tuple[str, str]) -> None:
+    rows = app.store.scalar("SELECT COUNT(*) FROM report_events")
+    code, output, report = verified(app)
+    assert code == 0, output
+    assert f"the cases table and the report's copy ({rows} rows) match it" in output
+    assert report["ok"] and report["report_rows_checked"] == rows
+
+
+@pytest.mark.parametrize("in_slices", [False, True], ids=["one process", "parallel slices"])
+def test_a_deleted_copy_of_a_resolution_is_named(
+    app: App, story: tuple[str, str], monkeypatch: pytest.MonkeyPatch, in_slices: bool,
+) -> None:
+    """The reviewer's forgery: the report loses a resolution while the log still has it."""
+    if in_slices:
+        monkeypatch.setattr(audit, "PARALLEL_FROM", 1)
+        monkeypatch.setattr(audit.os, "cpu_count", lambda: 3)
+    before = report(app.store, PERIOD)
+    seq = first_copied(app, "case.resolved")
+    forger(app).execute("DELETE FROM report_events WHERE kind = 'case.resolved'")
+    assert report(app.store, PERIOD) != before  # the figures changed ...
+    code, output, result = verified(app)        # ... and verify says so
+    assert code == 1 and result["bad_event"] == seq
+    assert f"BROKEN at event {seq}: the report's copy of the log (report_events) lacks event {seq}" in output
+    assert result["problem"] == f"the report's copy of the log (report_events) lacks event {seq}"
+
+
+@pytest.mark.parametrize(("kind", "column", "value"), [
+    ("step.acknowledged", "contact", "'Someone Else (fictief)'"),
+    ("step.acknowledged", "contact", "NULL"),                    # NULL is compared too
+    ("step.acknowledged", "role", "CAST(role AS BLOB)"),          # the same bytes, another type
+    ("case.resolved", "facts", "json_object('outcome', 'not-found')"),
+    ("case.resolved", "at", "'2026-01-01T00:00:00.000Z'"),        # a column of the key
+    ("sms.sent", "kind", "'sms.failed'"),
+])
+def test_an_edited_copy_is_named(app: App, story: tuple[str, str], kind: str, column: str, value: str) -> None:
+    seq = first_copied(app, kind)
+    forger(app).execute(f"UPDATE report_events SET {column} = {value} WHERE seq = ?", [seq])
+    code, output, result = verified(app)
+    assert code == 1 and result["bad_event"] == seq
+    assert f"the report's copy of the log (report_events) differs from it at event {seq}" in output
+
+
+@pytest.mark.parametrize("where", ["beyond the head", "an event the report does not read",
+                                   "a copied event, a second time"])
+def test_a_row_the_log_lacks_is_named(app: App, story: tuple[str, str], where: str) -> None:
+    head = app.store.scalar("SELECT MAX(seq) FROM events")
+    seq, at = {
+        "beyond the head": (head + 1, "2026-11-28T18:00:00.000Z"),
+        "an event the report does not read": app.store.conn.execute(
+            f"SELECT seq, at FROM events WHERE kind NOT IN ({','.join('?' * len(REPORT_KINDS))})"
+            " ORDER BY seq LIMIT 1", REPORT_KINDS).fetchone(),
+        "a copied event, a second time": (first_copied(app, "case.resolved"), "2026-11-28T18:00:00.000Z"),
+    }[where]
+    forger(app).execute("INSERT INTO report_events (kind, at, seq, case_ref, facts)"
+                        " VALUES ('case.resolved', ?, ?, 'RR-2026-0002', json_object('outcome', 'found'))",
+                        [at, seq])
+    code, output, result = verified(app)
+    assert code == 1 and result["bad_event"] == seq
+    assert f"the report's copy of the log (report_events) has a row the log lacks (event {seq})" in output
+
+
+def test_a_purge_keeps_the_copy_verified(app: App, ctx: Context, clock: Any, story: tuple[str, str]) -> None:
+    from rapidresponse.retention import purge
+
+    rows = app.store.scalar("SELECT COUNT(*) FROM report_events")
+    clock.advance(days=1)
+    purge(ctx, story[0], force=True)
+    code, output, result = verified(app)
+    assert code == 0, output
+    assert result["report_rows_checked"] == rows == app.store.scalar("SELECT COUNT(*) FROM report_events")

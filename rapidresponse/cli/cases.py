@@ -587,8 +587,8 @@ def event_line(event: dict[str, Any], tz: Any, *, with_case: bool = False) -> st
 @click.command("log")
 @click.argument("case", type=CASE, required=False)
 @click.option("--verify", is_flag=True,
-              help="Recompute the hash chain, compare it with anchors, cross-check the cases table;"
-              " exit 1 if anything differs.")
+              help="Recompute the hash chain, compare it with anchors, cross-check the cases table"
+              " and the report's copy of the log; exit 1 if anything differs.")
 @click.option("--anchor", type=TEXT, is_flag=False, flag_value="", default=None, metavar="[HASH]",
               help="Alone: print the head (AT SEQ HASH) to keep elsewhere. With --verify: a head"
               " kept earlier (HASH or SEQ:HASH) that the log must still contain.")
@@ -632,7 +632,7 @@ def log_cmd(env: Env, case: str | None, verify: bool, anchor: str | None, anchor
         elif result.ok:
             checked = f", {result.anchors_checked} anchor(s) match" if result.anchors_checked else ""
             click.echo(f"Audit log intact: {result.count} events, head {result.head}{checked};"
-                       " the cases table matches it.")
+                       f" the cases table and the report's copy ({result.report_rows} rows) match it.")
         elif result.bad_seq is not None:
             click.echo(f"Audit log BROKEN at event {result.bad_seq}: {result.problem}.", err=True)
         else:
