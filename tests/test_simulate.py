@@ -7,6 +7,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from conftest import assert_no_secrets
@@ -177,6 +178,30 @@ def test_show_renders_each_text_with_its_segments(runner: CliRunner, home: Path)
     text = runner.invoke(cli, ["--home", str(home), "playbooks", "show", "worrying-situation"]).stdout
     assert "waits 15m for ACK per contact, then coordinator" in text
     assert "GSM-7, " in text and " 1 segment" in text
+
+
+def test_show_and_simulate_at_80_columns_wrap_under_their_label(
+    runner: CliRunner, home: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    shown = runner.invoke(cli, ["--home", str(home), "playbooks", "show", "worrying-situation", "--json"])
+    steps = {s["id"]: s for s in json.loads(shown.stdout)["steps"]}
+    text = runner.invoke(cli, ["--home", str(home), "playbooks", "show", "worrying-situation"]).stdout
+    simulated = runner.invoke(cli, ["--home", str(home), "playbooks", "simulate", "worrying-situation",
+                                    "--start", "2026-11-29 23:00"]).stdout
+    assert [line for line in (text + simulated).splitlines() if len(line) > 80] == []
+    lines = text.splitlines()
+    start = lines.index(next(x for x in lines if x.startswith("    text: “RR-")))
+    said = [lines[start].removeprefix("    text: ")]
+    for line in lines[start + 1:]:
+        if not line.startswith(" " * 10):  # continuations stand under the text, after its label
+            break
+        said.append(line.strip())
+    assert " ".join(said) == f"“{steps['alert-youth-prosecutor']['text']}”"
+    words = {word for line in lines + simulated.splitlines() for word in line.split()}
+    assert set(steps) - {"on_resolved.found", "on_resolved.withdrawn"} <= words
+    body = [x for x in simulated.splitlines() if x.startswith(" " * 22 + "“")]
+    assert body and all(len(x) <= 80 for x in body)
 
 
 def test_an_answer_nobody_waits_for_is_logged_not_fatal(app: App) -> None:

@@ -321,6 +321,11 @@ def hanging(head: str, text: str, width: int | None = None) -> list[str]:
     return [head + lines[0], *(" " * len(head) + line for line in lines[1:])]
 
 
+def echo_hanging(head: str, text: str) -> None:
+    """Print `hanging(head, text)`: a labelled line whose text wraps under itself."""
+    click.echo("\n".join(line.rstrip() for line in hanging(head, text)))
+
+
 def table_lines(header: list[str], rows: list[list[str]], *, right: Iterable[int] = (),
                 width: int | None = None) -> list[str]:
     """A plain table that fits the terminal and cuts nothing: columns aligned (those in `right`

@@ -10,6 +10,7 @@ from rapidresponse.cli.common import (
     TEXT,
     Env,
     console,
+    echo_hanging,
     echo_wrapped,
     emit_json,
     json_option,
@@ -283,7 +284,7 @@ def playbooks_show(env: Env, name: str, as_json: bool) -> None:
         emit_json({"name": playbook.name, "title": playbook.title, "hash": playbook.digest,
                    "steps": [line.as_dict() for line in lines]})
         return
-    click.echo(f"{playbook.name}: {playbook.title}")
+    echo_hanging(f"{playbook.name}: ", playbook.title)
     headings = {"main": None, "stand-down": "When the case is resolved:",
                 "after_resolved": "After the return:"}
     shown: set[str] = set()
@@ -293,29 +294,30 @@ def playbooks_show(env: Env, name: str, as_json: bool) -> None:
             click.echo(f"\n{heading}")
         shown.add(line.phase)
         cond = f"  when {' + '.join(line.when)}" if line.when else ""
-        click.echo(f"\n  {line.offset:<28} {line.id} → {line.role}{cond}")
+        click.echo()
+        echo_hanging(f"  {line.offset:<28} ", f"{line.id} → {line.role}{cond}")
         if line.phase != "stand-down":
             how = "one at a time" if line.notify == "first" else "all at once"
-            click.echo(f"    texts now ({how}): {', '.join(line.recipients) or 'nobody'}")
+            echo_hanging(f"    texts now ({how}): ", ", ".join(line.recipients) or "nobody")
             if line.off_duty:
-                click.echo(f"    off duty now: {', '.join(line.off_duty)}")
+                echo_hanging("    off duty now: ", ", ".join(line.off_duty))
         else:
             click.echo("    texts: everyone who got an alert for the case")
-        click.echo(f"    text: “{line.text}”")
-        click.echo(f"    {line.length.describe()}")
+        echo_hanging("    text: ", f"“{line.text}”")
+        echo_hanging("    ", line.length.describe())
         if line.call == "at once":
             click.echo("    calls at once too (press 1 to acknowledge, 2 to repeat)")
         elif line.call:
-            click.echo(f"    no ACK within {line.call}: calls the same contact (press 1 to acknowledge,"
-                       " 2 to repeat)")
+            echo_hanging("    ", f"no ACK within {line.call}: calls the same contact (press 1 to"
+                               " acknowledge, 2 to repeat)")
         if line.spoken:
-            click.echo(f"    says: “{line.spoken}”")
+            echo_hanging("    says: ", f"“{line.spoken}”")
         if line.ack_within:
             then = (f"then {line.escalate_to} ({', '.join(line.escalation_recipients)})"
                     if line.escalate_to else "then nobody (exhausted)")
             again = f"; the whole chain {line.repeat + 1} times" if line.repeat else ""
             after = " after the call" if line.call and line.call != "at once" else ""
-            click.echo(f"    waits {line.ack_within}{after} for ACK per contact, {then}{again}")
+            echo_hanging("    ", f"waits {line.ack_within}{after} for ACK per contact, {then}{again}")
         elif line.phase != "stand-down":
             click.echo("    no acknowledgement asked")
 
@@ -361,15 +363,16 @@ def playbooks_simulate(env: Env, name: str, flags: str | None, acks: tuple[str, 
     if as_json:
         emit_json(result.as_dict(tz))
         return
-    click.echo(f"Simulation of {result.playbook} from {result.start.astimezone(tz):%a %d %b %Y %H:%M}"
-               f" ({tz.key}); flags: {', '.join(result.flags) or 'none'}; grade {result.grade}."
-               " Nothing is sent.")
+    echo_hanging("", f"Simulation of {result.playbook} from {result.start.astimezone(tz):%a %d %b %Y %H:%M}"
+                     f" ({tz.key}); flags: {', '.join(result.flags) or 'none'}; grade {result.grade}."
+                     " Nothing is sent.")
     for event in result.events:
         clock = event.at.astimezone(tz).strftime("%a %H:%M")
-        click.echo(f"{'+' + format_duration(event.offset):>9}  {clock}  {event.text}")
+        head = f"{'+' + format_duration(event.offset):>9}  {clock}  "
+        echo_hanging(head, event.text)
         if event.body:
-            click.echo(f"{'':>22}“{event.body}”")
-    click.echo("Steps at the end: " + ", ".join(f"{s['step']} {s['state']}" for s in result.steps))
+            echo_hanging(" " * len(head), f"“{event.body}”")
+    echo_hanging("Steps at the end: ", ", ".join(f"{s['step']}\u00a0{s['state']}" for s in result.steps))
 
 
 COMMANDS = [contacts, playbooks]
