@@ -146,6 +146,8 @@ def test_the_return_from_the_command_line(runner: CliRunner, home: Path) -> None
                       "--note", f"{MINOR['alias']} spoke with the consulent")
     assert recorded.exit_code == 0, recorded.stderr
     assert "return-interview done" in recorded.stdout
+    [finished] = [line for line in recorded.stdout.splitlines() if "return-interview-plan" in line]
+    assert finished.startswith("  finished: ")  # the plan stops reminding, and says so
     shown = json.loads(invoke(runner, home, "show", ref, "--json").stdout)
     assert {f["kind"]: f["state"] for f in shown["followups"]} == {
         "safe-and-well": "done", "return-interview": "done", "reference-centre": "declined",

@@ -48,6 +48,8 @@ def followup(env: Env, case: str, return_interview: str | None, referrals: tuple
     for entry in done:
         late = " (late)" if entry.get("late") else ""
         out.print(f"{case}: {entry.get('followup') or entry['answer']} {entry['result']}{late}.")
+        if entry.get("steps_closed"):  # their reminders and escalations stop
+            out.print(f"  finished: {', '.join(entry['steps_closed'])}")
         if entry.get("steps_stopped"):
             out.print(f"  stopped: {', '.join(entry['steps_stopped'])}")
         if entry.get("steps_planned"):
