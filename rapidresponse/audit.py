@@ -244,7 +244,7 @@ def verify(store: Store, anchors: tuple[Anchor, ...] | list[Anchor] = ()) -> Ver
         bad_seq, text = problem
         return Verification(False, count, prev_hash, bad_seq, text)
     copied = sum(result.copied for result in results)
-    problem = _check_copy(store, results, copied)
+    problem = _check_copy(store, results, copied, last)
     if problem is not None:
         bad_seq, text = problem
         return Verification(False, count, prev_hash, bad_seq, text, len(anchors))
@@ -358,21 +358,32 @@ _COPY = "the report's copy of the log (report_events)"
 _COPY_DIFFERS = _COPY + " differs from it at event {}"
 
 
-def _check_copy(store: Store, slices: list[_Slice], copied: int) -> tuple[int, str] | None:
+def _check_copy(store: Store, slices: list[_Slice], copied: int, last: int) -> tuple[int, str] | None:
     """The first event whose copy in `report_events` is missing or wrong, else its first extra row.
 
-    Each slice proved its events' rows (distinct: the key holds the seq); any other row is extra.
+    Each slice proved its events' rows up to the head `last` (distinct: the key holds the seq),
+    so up to it any other row is extra; beyond it a row needs its event, which a daemon may have
+    written since (one transaction writes both).
     """
     for result in slices:
         if result.copy_bad_seq is not None:
             return (result.copy_bad_seq, result.copy_problem or "")
-    if store.scalar("SELECT COUNT(*) FROM report_events") == copied:
+    held, beyond = store.conn.execute(
+        "SELECT COUNT(*) FILTER (WHERE r.seq <= :last),"
+        f" MIN(r.seq) FILTER (WHERE r.seq > :last AND {_NO_EVENT}) FROM report_events r", {"last": last}
+    ).fetchone()
+    extra = beyond
+    if held != copied:
+        extra = store.scalar(f"SELECT MIN(r.seq) FROM report_events r WHERE r.seq <= ? AND {_NO_EVENT}",
+                             [last])
+    if extra is None:
         return None
-    extra = store.scalar(
-        "SELECT MIN(r.seq) FROM report_events r WHERE NOT EXISTS (SELECT 1 FROM events e"
-        f" WHERE e.seq = r.seq AND e.kind = r.kind AND e.at = r.at AND {report_copy_wanted('e')})"
-    )
     return (extra, f"{_COPY} has a row the log lacks (event {extra})")
+
+
+#: A row of `report_events` (r) that no event of the log would have had written.
+_NO_EVENT = ("NOT EXISTS (SELECT 1 FROM events e WHERE e.seq = r.seq AND e.kind = r.kind AND e.at = r.at"
+             f" AND {report_copy_wanted('e')})")
 
 
 def _check_anchors(store: Store, anchors: Any, count: int) -> tuple[int | None, str] | None:

@@ -225,3 +225,27 @@ def test_a_purge_keeps_the_copy_verified(app: App, ctx: Context, clock: Any, sto
     code, output, result = verified(app)
     assert code == 0, output
     assert result["report_rows_checked"] == rows == app.store.scalar("SELECT COUNT(*) FROM report_events")
+
+
+def test_events_the_daemon_writes_while_verify_runs_are_not_rows_the_log_lacks(
+    app: App, clock: Any, story: tuple[str, str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Verify checks the log up to the head it read first; the copies of events appended after
+    it (a daemon at work) belong to the log too."""
+    checked = audit._check_copy_of_slice
+
+    def then_the_daemon_writes(*args: Any) -> Any:
+        result = checked(*args)
+        daemon = Store(app.store.path)
+        try:
+            with daemon.transaction():
+                audit.append(daemon, at=clock.now(), kind="step.acknowledged", actor="daemon", case=story[1],
+                             detail={"step": "s", "role": "police", "via": "sms", "contact": "Agent 1"})
+        finally:
+            daemon.close()
+        return result
+
+    monkeypatch.setattr(audit, "_check_copy_of_slice", then_the_daemon_writes)
+    result = audit.verify(app.store)
+    assert result.ok, result.problem
+    assert result.report_rows == app.store.scalar("SELECT COUNT(*) FROM report_events") - 1
