@@ -23,6 +23,7 @@ from rapidresponse.clock import Clock
 from rapidresponse.config import CONTACTS_NAME, LOCK_NAME, Settings
 from rapidresponse.contacts import Contacts, display_timezone
 from rapidresponse.contactsource import ContactsSource
+from rapidresponse.details import detail_summary
 from rapidresponse.dispatch import SenderPool, process_all, run_pass
 from rapidresponse.engine import SYSTEM, Context
 from rapidresponse.errors import OperationalFailure, RapidResponseError
@@ -129,9 +130,9 @@ def event_line(event: dict[str, Any], tz: ZoneInfo) -> str:
     detail = event["detail"]
     keys = ("step", "role", "contact", "to", "late_seconds", "reason", "to_role", "outcome",
             "status", "error_code", "error", "retry_in", "possible_duplicate", "via", "sid")
-    parts = [f"{k}={detail[k]}" for k in keys if detail.get(k) not in (None, "", [])]
     case = event["case"] or "-"
-    return f"{local_stamp(from_iso(event['at']), tz)} {event['kind']} {case} {' '.join(parts)}".rstrip()
+    return (f"{local_stamp(from_iso(event['at']), tz)} {event['kind']} {case}"
+            f" {detail_summary(detail, keys)}").rstrip()
 
 
 def zone_line(tz: ZoneInfo) -> str:

@@ -297,25 +297,6 @@ def detail_text(detail: dict[str, Any]) -> str:
     return json.dumps(detail, ensure_ascii=False, sort_keys=True)
 
 
-def detail_summary(detail: dict[str, Any]) -> str:
-    """The detail for a table cell: the message body and hashes are left to --json."""
-    skip = {"body", "playbook_hash", "reasons", "note"}
-    shown = sorted((k, v) for k, v in detail.items() if k not in skip and v not in (None, [], ""))
-    return ", ".join(f"{k}={_readable(v)}" for k, v in shown)
-
-
-def _readable(value: Any) -> str:
-    """A value as a person reads it, not as Python prints it: no quotes, no braces; a list of
-    planned steps reads as 'id role due; id role due'."""
-    if isinstance(value, dict):
-        first = sorted(value.items(), key=lambda kv: kv[0] not in ("id", "step", "role"))
-        return " ".join(_readable(v) for _, v in first if v not in (None, [], ""))
-    if isinstance(value, list):
-        separator = "; " if any(isinstance(v, dict) for v in value) else " "
-        return "[" + separator.join(_readable(v) for v in value) + "]"
-    return str(value)
-
-
 def followups_of(store: Store, case_id: int, now: datetime) -> list[dict[str, Any]]:
     from rapidresponse.followup import of_case  # it loads the engine: only when asked
 

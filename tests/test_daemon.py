@@ -398,3 +398,27 @@ def test_the_daemon_prints_a_hung_up_call_like_every_other_call_event(app: Any, 
     [hung_up] = [line for line in printed_lines if " call.hung_up " in line]
     assert f" {ref} " in hung_up and "status=canceled" in hung_up and calls[0]["detail"]["sid"] in hung_up
     assert_no_secrets(out.getvalue())
+
+
+def test_the_daemons_lines_read_as_words_like_the_log(app: Any, clock: FakeClock) -> None:
+    """A chain moving on names its next contacts as words, not as Python's list: the rule of
+    `log` (details.detail_summary), on the daemon's short list of keys."""
+    import io
+
+    from conftest import register_minor
+    from rapidresponse.daemon import Daemon
+    from rapidresponse.sms.console import ConsoleTransport
+
+    ref = register_minor(app.context(), app).ref
+    out = io.StringIO()
+    daemon = Daemon(home=app.home, store=app.store, settings=app.settings,
+                    transport=ConsoleTransport(io.StringIO()), clock=clock, out=out)
+    assert daemon.once()
+    clock.advance(minutes=16)  # Child Focus's first contact did not answer
+    assert daemon.once()
+    text = out.getvalue()
+    [moved] = [line for line in text.splitlines() if " step.next_contact " in line
+               and "step=alert-child-focus" in line]
+    assert f" {ref} " in moved and "to=[Child Focus backup (fictief)]" in moved
+    assert "['" not in text and "{'" not in text
+    assert_no_secrets(text)

@@ -36,6 +36,7 @@ from rapidresponse.cli.common import (
     when,
     zone_note,
 )
+from rapidresponse.details import detail_summary
 from rapidresponse.errors import InputError, RapidResponseError
 from rapidresponse.timeutil import parse_date, read_when, to_iso
 
@@ -581,7 +582,7 @@ def event_line(event: dict[str, Any], tz: Any, *, with_case: bool = False) -> st
     the detail readable (hashes and bodies are left to --json and --csv)."""
     case = f"  {event['case'] or '—':<{REF_WIDTH}}" if with_case else ""
     return (f"  {event['seq']:>4}  {when(event['at'], tz)}{case}  {event['actor']}  {event['kind']}"
-            f"  {review.detail_summary(local_detail(event['detail'], tz))}").rstrip()
+            f"  {detail_summary(local_detail(event['detail'], tz))}").rstrip()
 
 
 @click.command("log")
