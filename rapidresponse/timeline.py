@@ -68,6 +68,9 @@ def timeline(store: Store, ref: str) -> Timeline:
     builder = _Builder(case["ref"])
     for seq, at, actor, kind, detail in rows:
         builder.add(seq, at, actor, kind, json.loads(detail))
+    # A writer reads the time before it waits for the write lock, so the log's order can put an
+    # event after one of a later second (a hang-up behind an acknowledgement): a story reads in time.
+    builder.entries.sort(key=lambda e: (from_iso(e.at), e.seq))
     for entry in builder.entries:
         moment = from_iso(entry.at)
         entry.since_missing_seconds = (moment - missing).total_seconds()
@@ -186,6 +189,21 @@ class _Builder:
         entry.what = f"key {d.get('key') or 'none'} pressed on the call to {d.get('role')}: {d.get('result')}"
         entry.extra = {"key": d.get("key"), "result": d.get("result"), "sid": d.get("sid")}
 
+    def _call_hung_up(self, entry: Entry, d: dict[str, Any]) -> None:
+        entry.via = "voice"
+        entry.what = f"{_the_call(d)} hung up ({d.get('status')})"
+        entry.extra = {"sid": d.get("sid"), "status": d.get("status"), "attempt": d.get("attempt")}
+
+    def _call_hangup_retry(self, entry: Entry, d: dict[str, Any]) -> None:
+        entry.via = "voice"
+        entry.what = f"{_the_call(d)} not hung up yet: tried again in {round(d.get('retry_in') or 0)} s"
+        entry.extra = {"sid": d.get("sid"), "error_code": d.get("error_code"), "attempt": d.get("attempt")}
+
+    def _call_hangup_failed(self, entry: Entry, d: dict[str, Any]) -> None:
+        entry.via = "voice"
+        entry.what = f"{_the_call(d)} could not be hung up (it had ended, or the provider refused)"
+        entry.extra = {"sid": d.get("sid"), "error_code": d.get("error_code"), "attempt": d.get("attempt")}
+
     def _step_exhausted(self, entry: Entry, d: dict[str, Any]) -> None:
         entry.what = f"step {d.get('step')} EXHAUSTED: nobody of {d.get('role')} answered"
         entry.extra = {"rounds": d.get("rounds"), "reason": d.get("reason")}
@@ -242,6 +260,13 @@ class _Builder:
     def _case_resolved(self, entry: Entry, d: dict[str, Any]) -> None:
         entry.what = f"resolved by {entry.actor}: {d.get('outcome')}"
         entry.extra = {"outcome": d.get("outcome"), "cancelled_steps": d.get("cancelled_steps") or []}
+
+
+def _the_call(d: dict[str, Any]) -> str:
+    """'the call (step) to role (contact)': which call of which step, to whom (never the minor)."""
+    step = f" ({d['step']})" if d.get("step") else ""
+    contact = f" ({d['contact']})" if d.get("contact") else ""
+    return f"the call{step} to {d.get('role')}{contact}"
 
 
 def _followup_text(f: dict[str, Any]) -> str:

@@ -215,3 +215,50 @@ def test_a_changed_answer_after_the_return_says_what_changed(app: App, ctx: Cont
         "sexual violence ruled out changed by officer-test: yes → no; follow-up care-centre opened"
     )
     assert changed.extra == {"answer": "sexual-violence-ruled-out", "was": "yes", "result": "no"}
+
+
+CALLS_PLAYBOOK = """\
+name = "calls"
+title = "Bellen"
+
+[[steps]]
+id = "alert"
+at = "0m"
+role = "youth_prosecutor"
+notify = "first"
+message = "{case}: vermiste minderjarige. Bel {callback}. Antwoord ACK {ack}"
+ack_within = "15m"
+call_after = "5m"
+"""
+
+
+def test_a_hang_up_names_its_call_and_the_story_keeps_time_order(app: App, ctx: Context, clock: Any,
+                                                                  settings: Any) -> None:
+    """A sender reads the time, then waits for the write lock while another writer logs an event
+    of a later second: the log has them in lock order, the story in time order."""
+    from dataclasses import replace
+    from io import StringIO
+
+    from rapidresponse.clock import FakeClock
+    from rapidresponse.dispatch import claim_hangups, hang_up
+    from rapidresponse.sms.console import ConsoleTransport
+
+    phone = ConsoleTransport(StringIO())
+    ref = register_minor(ctx, app, playbook=use_playbook_text(app, "calls", CALLS_PLAYBOOK)).ref
+    tick(ctx, phone, settings)
+    clock.advance(minutes=5)
+    tick(ctx, phone, settings)                                  # the call rings ...
+    acknowledge(ctx, ref, "youth_prosecutor", via="cli")        # ... answered by text: hang it up
+    sender = replace(ctx, clock=FakeClock(clock.now()))         # the sender's time, read first
+    [row] = claim_hangups(sender, settings)
+    clock.advance(seconds=3)
+    add_note(ctx, ref, "Zorbalina gezien")                      # logged first, three seconds later
+    hang_up(sender, phone, settings, row)
+    story = timeline(app.store, ref)
+    times = [e.at for e in story.entries]
+    assert times == sorted(times)
+    [call] = [e for e in story.entries if e.kind == "message.call"]
+    [hung] = [e for e in story.entries if e.kind == "call.hung_up"]
+    assert hung.what == f"the call (alert) to youth_prosecutor ({call.contact}) hung up (canceled)"
+    assert story.entries[-1].kind == "case.note" and hung.seq > story.entries[-1].seq
+    assert_no_secrets(json.dumps(story.as_dict()))
