@@ -190,19 +190,22 @@ class _Builder:
         entry.extra = {"key": d.get("key"), "result": d.get("result"), "sid": d.get("sid")}
 
     def _call_hung_up(self, entry: Entry, d: dict[str, Any]) -> None:
-        entry.via = "voice"
-        entry.what = f"{_the_call(d)} hung up ({d.get('status')})"
-        entry.extra = {"sid": d.get("sid"), "status": d.get("status"), "attempt": d.get("attempt")}
+        self._hang_up(entry, d, f"hung up ({d.get('status')})")
 
     def _call_hangup_retry(self, entry: Entry, d: dict[str, Any]) -> None:
-        entry.via = "voice"
-        entry.what = f"{_the_call(d)} not hung up yet: tried again in {round(d.get('retry_in') or 0)} s"
-        entry.extra = {"sid": d.get("sid"), "error_code": d.get("error_code"), "attempt": d.get("attempt")}
+        self._hang_up(entry, d, f"not hung up yet: tried again in {round(d.get('retry_in') or 0)} s")
 
     def _call_hangup_failed(self, entry: Entry, d: dict[str, Any]) -> None:
+        self._hang_up(entry, d, "could not be hung up (it had ended, or the provider refused)")
+
+    @staticmethod
+    def _hang_up(entry: Entry, d: dict[str, Any], result: str) -> None:
+        """Which call of which step, to whom (never the minor), and what became of the hang-up."""
+        step = f" ({d['step']})" if d.get("step") else ""
+        contact = f" ({d['contact']})" if d.get("contact") else ""
         entry.via = "voice"
-        entry.what = f"{_the_call(d)} could not be hung up (it had ended, or the provider refused)"
-        entry.extra = {"sid": d.get("sid"), "error_code": d.get("error_code"), "attempt": d.get("attempt")}
+        entry.what = f"the call{step} to {d.get('role')}{contact} {result}"
+        entry.extra = {k: d[k] for k in ("sid", "status", "error_code", "attempt") if d.get(k) is not None}
 
     def _step_exhausted(self, entry: Entry, d: dict[str, Any]) -> None:
         entry.what = f"step {d.get('step')} EXHAUSTED: nobody of {d.get('role')} answered"
@@ -260,13 +263,6 @@ class _Builder:
     def _case_resolved(self, entry: Entry, d: dict[str, Any]) -> None:
         entry.what = f"resolved by {entry.actor}: {d.get('outcome')}"
         entry.extra = {"outcome": d.get("outcome"), "cancelled_steps": d.get("cancelled_steps") or []}
-
-
-def _the_call(d: dict[str, Any]) -> str:
-    """'the call (step) to role (contact)': which call of which step, to whom (never the minor)."""
-    step = f" ({d['step']})" if d.get("step") else ""
-    contact = f" ({d['contact']})" if d.get("contact") else ""
-    return f"the call{step} to {d.get('role')}{contact}"
 
 
 def _followup_text(f: dict[str, Any]) -> str:

@@ -218,6 +218,34 @@ def use_playbook_text(app: App, name: str, text: str) -> Any:
     return app.playbook(name)
 
 
+#: A step that calls the prosecutor five minutes after an unanswered text, then escalates.
+CALL_PLAYBOOK = """\
+name = "calls"
+title = "Bellen"
+
+[[steps]]
+id = "alert"
+at = "0m"
+role = "youth_prosecutor"
+notify = "first"
+message = "{case}: vermiste minderjarige, graad {grade}. Bel {callback}. Antwoord ACK {ack}"
+ack_within = "15m"
+call_after = "5m"
+voice = "Dringend bericht. Dossier {case}, graad {grade}. Bel {callback}."
+escalate_to = "coordinator"
+
+[[steps]]
+id = "later"
+at = "30m"
+role = "youth_prosecutor"
+message = "{case}: stand van zaken? Antwoord ACK {ack}"
+ack_within = "15m"
+
+[on_resolved]
+message = "{case}: zoekactie afgerond. Opvolging via {callback}."
+"""
+
+
 #: For the supervisor's views (timeline, report, export): a chain that escalates, one that is
 #: exhausted, one without acknowledgement, one overdue at registration, one after the return.
 REVIEW_PLAYBOOK = """\

@@ -10,7 +10,14 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from conftest import REVIEW_PLAYBOOK, assert_no_secrets, register_minor, tick, use_playbook_text
+from conftest import (
+    CALL_PLAYBOOK,
+    REVIEW_PLAYBOOK,
+    assert_no_secrets,
+    register_minor,
+    tick,
+    use_playbook_text,
+)
 from rapidresponse.app import App
 from rapidresponse.cli import cli
 from rapidresponse.engine import Context, acknowledge, add_note, resolve
@@ -217,19 +224,6 @@ def test_a_changed_answer_after_the_return_says_what_changed(app: App, ctx: Cont
     assert changed.extra == {"answer": "sexual-violence-ruled-out", "was": "yes", "result": "no"}
 
 
-CALLS_PLAYBOOK = """\
-name = "calls"
-title = "Bellen"
-
-[[steps]]
-id = "alert"
-at = "0m"
-role = "youth_prosecutor"
-notify = "first"
-message = "{case}: vermiste minderjarige. Bel {callback}. Antwoord ACK {ack}"
-ack_within = "15m"
-call_after = "5m"
-"""
 
 
 def test_a_hang_up_names_its_call_and_the_story_keeps_time_order(app: App, ctx: Context, clock: Any,
@@ -244,7 +238,7 @@ def test_a_hang_up_names_its_call_and_the_story_keeps_time_order(app: App, ctx: 
     from rapidresponse.sms.console import ConsoleTransport
 
     phone = ConsoleTransport(StringIO())
-    ref = register_minor(ctx, app, playbook=use_playbook_text(app, "calls", CALLS_PLAYBOOK)).ref
+    ref = register_minor(ctx, app, playbook=use_playbook_text(app, "calls", CALL_PLAYBOOK)).ref
     tick(ctx, phone, settings)
     clock.advance(minutes=5)
     tick(ctx, phone, settings)                                  # the call rings ...

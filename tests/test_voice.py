@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from twilio_stub import ACCOUNT_SID, FROM_NUMBER, TwilioStub
 
-from conftest import assert_no_secrets
+from conftest import CALL_PLAYBOOK, assert_no_secrets
 from rapidresponse.contacts import parse_contacts
 from rapidresponse.errors import InputError
 from rapidresponse.playbooks import DEFAULT_VOICE, lint_template, parse_playbook
@@ -231,32 +231,6 @@ def test_a_caller_id_that_is_not_a_number_is_a_configuration_error() -> None:
 
 BACKUP = "+32470000002"
 COORDINATOR = "+32470000041"
-
-CALL_PLAYBOOK = """\
-name = "calls"
-title = "Bellen"
-
-[[steps]]
-id = "alert"
-at = "0m"
-role = "youth_prosecutor"
-notify = "first"
-message = "{case}: vermiste minderjarige, graad {grade}. Bel {callback}. Antwoord ACK {ack}"
-ack_within = "15m"
-call_after = "5m"
-voice = "Dringend bericht. Dossier {case}, graad {grade}. Bel {callback}."
-escalate_to = "coordinator"
-
-[[steps]]
-id = "later"
-at = "30m"
-role = "youth_prosecutor"
-message = "{case}: stand van zaken? Antwoord ACK {ack}"
-ack_within = "15m"
-
-[on_resolved]
-message = "{case}: zoekactie afgerond. Opvolging via {callback}."
-"""
 
 
 @pytest.fixture
