@@ -487,7 +487,9 @@ def _enter_stage(
     if casecontacts.is_case_role(step.role) and not casecontacts.members(ctx.store, case["id"], step.role):
         _skip(ctx, case, step_row, f"the case names no {casecontacts.kind_of(step.role)}")
         return
-    found = _next_stage(ctx, case, step_row, step, round_, position)
+    found, passed = _find_stage(ctx, case, step_row, step, round_, position)
+    for kind, detail in passed:  # the rounds begun and the contacts skipped on the way
+        audit.append(ctx.store, at=now, kind=kind, actor=SYSTEM, case=case["ref"], detail=detail)
     if found is None:
         _exhaust(ctx, case, step_row, step, reason)
         return
@@ -562,25 +564,34 @@ def _stage_messages(ctx: Context, step_row: dict[str, Any]) -> list[dict[str, An
     )
 
 
+def _stage_callees(ctx: Context, step_row: dict[str, Any], step: Step) -> tuple[str, list[Contact]]:
+    """Who this stage's call after an unanswered text rings: its texted contacts who may be
+    called; nobody when the step does not call after a text or this stage has been called."""
+    role = step_row["role"]
+    if step.call_after is None or step.ack_within is None:
+        return role, []
+    rows = _stage_messages(ctx, step_row)
+    if any(r["channel"] == Channel.VOICE for r in rows):
+        return role, []
+    texted: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        texted.setdefault(row["to_number"], row)
+    role = next(iter(texted.values()))["role"] if texted else role
+    contacts = [Contact(name=r["contact"], phone=r["to_number"]) for r in texted.values()]
+    return role, [c for c in contacts if ctx.contacts.callable(role, c.phone)]
+
+
 def _call_if_due(ctx: Context, case: dict[str, Any], step_row: dict[str, Any], reason: str) -> bool:
     """The text of this stage went unanswered (or undelivered): call the same contacts before
     the chain moves on, once per stage, and wait `ack_within` from the call. False when the
     step does not call after a text, already called, or nobody of the stage may be called."""
     step = step_definition(ctx.store, step_row)
-    if step.call_after is None or step.ack_within is None:
+    role, contacts = _stage_callees(ctx, step_row, step)
+    if not contacts:
         return False
-    rows = _stage_messages(ctx, step_row)
-    if any(r["channel"] == Channel.VOICE for r in rows):
-        return False
-    texted: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        texted.setdefault(row["to_number"], row)
-    role = next(iter(texted.values()))["role"] if texted else step_row["role"]
-    contacts = [Contact(name=r["contact"], phone=r["to_number"]) for r in texted.values()]
+    assert step.ack_within is not None
     callees = _queue_calls(ctx, case, step_row, step, role, contacts, step_row["round"],
                            step_row["position"])
-    if not callees:
-        return False
     now = ctx.clock.now()
     ctx.store.conn.execute(
         "UPDATE steps SET ack_deadline = ? WHERE id = ?",
@@ -607,34 +618,37 @@ def _stage_unreachable(rows: list[dict[str, Any]]) -> bool:
     return bool(by_number)
 
 
-def _next_stage(
+#: A stage found: (round, position, the stage, who of it is messaged).
+Found = tuple[int, int, Stage, tuple[Contact, ...]]
+
+
+def _find_stage(
     ctx: Context,
     case: dict[str, Any],
     step_row: dict[str, Any],
     step: Step,
     round_: int,
     position: int,
-) -> tuple[int, int, Stage, tuple[Contact, ...]] | None:
-    """The first stage from (round, position) with someone on duty not yet messaged; None
-    when the chain has run out.
+) -> tuple[Found | None, list[tuple[str, dict[str, Any]]]]:
+    """The first stage from (round, position) with someone on duty not yet messaged (None when
+    the chain has run out), and the events of what it passed on the way, for the caller to log
+    (`_enter_stage`) or not (`upcoming`).
 
     Stages are found by who was messaged (the message rows), not by their index alone, so a
     coordinator's edit of contacts.toml mid-chain neither skips a contact nor repeats one.
-    Off-duty and empty stages are skipped (and logged); past the last stage comes the next round.
+    Off-duty and empty stages are skipped; past the last stage comes the next round.
     """
     now = ctx.clock.now()
     stages = chain(ctx, step, case["id"])
     messaged = _messaged(ctx, step_row["id"], round_)
+    passed: list[tuple[str, dict[str, Any]]] = []
     while True:
         if position >= len(stages):
             if round_ >= step.repeat:
-                return None
+                return None, passed
             round_, position = round_ + 1, 0
             messaged = _messaged(ctx, step_row["id"], round_)
-            audit.append(
-                ctx.store, at=now, kind="step.repeated", actor=SYSTEM, case=case["ref"],
-                detail={"step": step.id, "round": round_ + 1, "of": step.repeat + 1},
-            )
+            passed.append(("step.repeated", {"step": step.id, "round": round_ + 1, "of": step.repeat + 1}))
             continue
         stage = stages[position]
         if stage.members and all(c.phone in messaged for c in stage.members):
@@ -642,13 +656,62 @@ def _next_stage(
             continue
         recipients = _recipients(ctx, stage, now)
         if recipients:
-            return round_, position, stage, recipients
-        audit.append(
-            ctx.store, at=now, kind="step.skipped_contact", actor=SYSTEM, case=case["ref"],
-            detail={"step": step.id, "role": stage.role, "position": position,
-                    "why": "off duty" if stage.members else "the role has no contacts"},
-        )
+            return (round_, position, stage, recipients), passed
+        why = "off duty" if stage.members else "the role has no contacts"
+        passed.append(("step.skipped_contact",
+                       {"step": step.id, "role": stage.role, "position": position, "why": why}))
         position += 1
+
+
+@dataclass(frozen=True)
+class Upcoming:
+    """What the engine does when a waiting step's time runs out, by the rules that do it.
+
+    `action`: "call" (the stage's contacts, after their text), "text" (the next contact of the
+    role, or the role again in a new `round`), "escalate" (to the escalation role), "skip" (a
+    case role the case no longer names) or "exhausted" (nobody left). After a call, `then` is
+    what its wait of `wait` leads to."""
+
+    action: str
+    role: str
+    contacts: tuple[str, ...] = ()
+    round: int | None = None
+    then: Upcoming | None = None
+    wait: timedelta | None = None
+
+
+def upcoming(ctx: Context, step_row: dict[str, Any]) -> Upcoming | None:
+    """For an active step with a deadline: what happens at it if nobody acknowledges (who is on
+    duty is judged at the deadline, as the engine will). Nothing is written."""
+    if step_row["state"] != StepState.ACTIVE or not step_row["ack_deadline"]:
+        return None
+    from dataclasses import replace
+
+    from rapidresponse.clock import FakeClock
+
+    at_deadline = replace(ctx, clock=FakeClock(from_iso(step_row["ack_deadline"])))
+    step = step_definition(ctx.store, step_row)
+    after = _upcoming_stage(at_deadline, step_row, step)
+    role, callees = _stage_callees(at_deadline, step_row, step)
+    if callees:
+        return Upcoming("call", role, tuple(c.name for c in callees), then=after, wait=step.ack_within)
+    return after
+
+
+def _upcoming_stage(ctx: Context, step_row: dict[str, Any], step: Step) -> Upcoming:
+    """What `expire_deadlines` → `_enter_stage` would move the step to."""
+    case = ctx.store.one("SELECT * FROM cases WHERE id = ?", [step_row["case_id"]])
+    assert case is not None
+    if casecontacts.is_case_role(step.role) and not casecontacts.members(ctx.store, case["id"], step.role):
+        return Upcoming("skip", step.role)
+    found, _ = _find_stage(ctx, case, step_row, step, step_row["round"], 0)
+    if found is None:
+        return Upcoming("exhausted", step.role)
+    round_, _, stage, recipients = found
+    names = tuple(c.name for c in recipients)
+    if stage.escalation:
+        return Upcoming("escalate", stage.role, names)
+    return Upcoming("text", stage.role, names, round=round_ + 1 if round_ != step_row["round"] else None)
 
 
 def _exhaust(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rapidresponse.assessment import KINDS, POLICE_CRITERION, RED_FLAG, RISK_FACTOR, UNDECIDED_FLAG
+from rapidresponse.clock import FakeClock
 from rapidresponse.config import Settings
 from rapidresponse.erasure import pending as pending_erasure
 from rapidresponse.states import (
@@ -19,7 +20,11 @@ from rapidresponse.states import (
     sql,
 )
 from rapidresponse.store import Store
-from rapidresponse.timeutil import from_iso, to_iso
+from rapidresponse.timeutil import format_duration, from_iso, to_iso
+
+if TYPE_CHECKING:
+    from rapidresponse.contacts import Contacts
+    from rapidresponse.engine import Upcoming
 
 
 def case_summary(case: dict[str, Any]) -> dict[str, Any]:
@@ -74,9 +79,11 @@ def skip_reasons(store: Store, ref: str) -> dict[str, str]:
     return {step: reason for step, reason in rows}
 
 
-def step_view(store: Store, case: dict[str, Any], now: datetime) -> list[dict[str, Any]]:
-    """Each step with who was messaged when, and what comes next."""
-    from rapidresponse.engine import step_definition
+def step_view(store: Store, case: dict[str, Any], now: datetime,
+              contacts: Contacts | None = None) -> list[dict[str, Any]]:
+    """Each step with who was messaged when, and what comes next: with the contacts, what the
+    engine will do at a waiting step's deadline (call, next contact, escalate, exhausted)."""
+    from rapidresponse.engine import Context, step_definition, upcoming
 
     messages = messages_of(store, case["id"])
     skipped = skip_reasons(store, case["ref"])
@@ -94,7 +101,10 @@ def step_view(store: Store, case: dict[str, Any], now: datetime) -> list[dict[st
         if row["state"] == StepState.PENDING:
             nxt = {"what": "fires", "at": row["due_at"]}
         elif row["state"] == StepState.ACTIVE and row["ack_deadline"]:
-            nxt = {"what": "escalates if not acknowledged", "at": row["ack_deadline"]}
+            then = upcoming(Context(store, FakeClock(now), contacts), row) if contacts else None
+            nxt = {"what": "moves on if not acknowledged", "at": row["ack_deadline"]}
+            if then is not None:
+                nxt = {**nxt, **next_words(then)}
         views.append(
             {
                 "id": row["step_key"], "phase": row["phase"], "role": row["role"],
@@ -111,7 +121,33 @@ def step_view(store: Store, case: dict[str, Any], now: datetime) -> list[dict[st
     return views
 
 
-def show_case(store: Store, ref: str, now: datetime) -> dict[str, Any]:
+def next_words(up: Upcoming) -> dict[str, Any]:
+    """`Upcoming` in words for `show`, and in fields for --json; after a call, what follows it."""
+    words: dict[str, Any] = {"what": f"{_deed(up)} if not acknowledged", "action": up.action,
+                             "role": up.role, "contacts": list(up.contacts), "then": None}
+    if up.then is not None and up.wait is not None:
+        words["then"] = {"what": f"{_deed(up.then)} if the call is not acknowledged within"
+                                 f" {format_duration(up.wait)}",
+                         "after_seconds": up.wait.total_seconds(), "action": up.then.action,
+                         "role": up.then.role, "contacts": list(up.then.contacts)}
+    return words
+
+
+def _deed(up: Upcoming) -> str:
+    names = ", ".join(up.contacts)
+    if up.action == "call":
+        return f"calls {names} ({up.role})"
+    if up.action == "text":
+        again = f" again (round {up.round})" if up.round else ""
+        return f"texts {names} ({up.role}){again}"
+    if up.action == "escalate":
+        return f"escalates to {up.role} ({names})"
+    if up.action == "skip":
+        return f"is skipped (the case names nobody for {up.role})"
+    return "is exhausted (nobody left to try)"
+
+
+def show_case(store: Store, ref: str, now: datetime, contacts: Contacts | None = None) -> dict[str, Any]:
     from rapidresponse.engine import get_case
 
     case = get_case(store, ref)
@@ -133,7 +169,7 @@ def show_case(store: Store, ref: str, now: datetime) -> dict[str, Any]:
     view["followups"] = followups_of(store, case["id"], now)
     view["profile"] = person and person["profile_id"] and store.scalar(
         "SELECT key FROM profiles WHERE id = ?", [person["profile_id"]])
-    view["steps"] = step_view(store, case, now)
+    view["steps"] = step_view(store, case, now, contacts)
     view["events"] = list(audit.events(store, case["ref"]))
     return view
 

@@ -969,3 +969,38 @@ def test_the_console_prints_the_hang_up(app: Any, ctx: Any, clock: Any, settings
     [sid] = [r["sid"] for r in ctx.store.all("SELECT sid FROM messages WHERE channel = 'voice'")]
     assert f"[call console] hang up {sid} (canceled)" in out.getvalue().splitlines()
     assert len(hangup_events(ctx)) == 1
+
+
+# ---------------------------------------------------------------- what `show` says comes next
+
+
+def test_show_says_what_each_deadline_brings_a_call_the_next_contact_escalation(
+    app: Any, ctx: Any, clock: Any, settings: Any, phone: Any, calls_case: Any, runner: Any
+) -> None:
+    from rapidresponse.cli import cli
+    from rapidresponse.review import show_case
+
+    def upcoming() -> dict[str, Any]:
+        view = show_case(ctx.store, calls_case.ref, clock.now(), ctx.contacts)
+        return next(s for s in view["steps"] if s["id"] == "alert")["next"]
+
+    first, backup = (c.name for c in ctx.contacts.roles["youth_prosecutor"].contacts[:2])
+    coordinators = ", ".join(c.name for c in ctx.contacts.on_duty("coordinator", clock.now()))
+    nxt = upcoming()
+    assert nxt["what"] == f"calls {first} (youth_prosecutor) if not acknowledged"
+    assert nxt["then"]["what"] == f"texts {backup} (youth_prosecutor) if the call is not acknowledged within 15m"
+    shown = runner.invoke(cli, ["--home", str(app.home), "show", calls_case.ref])
+    assert f"next: calls {first} (youth_prosecutor) if not acknowledged" in shown.output
+    assert "then: texts" in shown.output and "escalates if not acknowledged" not in shown.output
+    later(clock, ctx, phone, settings, minutes=5)              # the call rings: next, the backup
+    assert upcoming()["what"] == f"texts {backup} (youth_prosecutor) if not acknowledged"
+    assert upcoming()["then"] is None
+    later(clock, ctx, phone, settings, minutes=15)             # the backup's text: then their call
+    assert upcoming()["what"] == f"calls {backup} (youth_prosecutor) if not acknowledged"
+    assert upcoming()["then"]["action"] == "escalate"
+    later(clock, ctx, phone, settings, minutes=5)              # the backup's call: then escalation
+    assert upcoming()["what"] == f"escalates to coordinator ({coordinators}) if not acknowledged"
+    later(clock, ctx, phone, settings, minutes=15)             # escalated: its call, then nobody left
+    assert upcoming()["action"] == "call"
+    assert upcoming()["then"]["what"] == ("is exhausted (nobody left to try) if the call is not acknowledged"
+                                          " within 15m")

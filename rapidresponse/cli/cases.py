@@ -185,7 +185,7 @@ def register(env: Env, profile: str | None, alias: str | None, birth_date: str |
     )
     ok, transport_error = _dispatch_now(env)
     case = engine.get_case(app.store, registration.ref)
-    steps = review.step_view(app.store, case, app.clock.now())
+    steps = review.step_view(app.store, case, app.clock.now(), app.contacts_state.contacts)
     sent = _sent_rows(env, registration.case_id)
     result = {
         "case": registration.ref,
@@ -514,7 +514,7 @@ def cases_cmd(env: Env, limit: int, all_cases: bool, as_json: bool) -> None:
 def show(env: Env, case: str, as_json: bool) -> None:
     """Show CASE: details, assessment, and the live step timeline."""
     app = env.app
-    view = review.show_case(app.store, case, app.clock.now())
+    view = review.show_case(app.store, case, app.clock.now(), app.contacts_state.contacts)
     if as_json:
         emit_json(view)
         return
@@ -562,6 +562,8 @@ def _render_case(view: dict[str, Any], tz: Any) -> None:
         if step["next"]:
             overdue = red("OVERDUE") + " " if step["overdue"] else ""
             lines.append(f"      {overdue}next: {step['next']['what']} {when(step['next']['at'], tz)}")
+            if step["next"].get("then"):
+                lines.append(f"      then: {step['next']['then']['what']}")
     if view["followups"]:
         lines.append(click.style("\nAfter the return", bold=True))
         for f in view["followups"]:
