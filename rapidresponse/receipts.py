@@ -61,6 +61,11 @@ def message_detail(ctx: Context, row: dict[str, Any], transport: str | None = No
 _CALL_WORDS = {"sent": "placed", "delivered": "answered", "undelivered": "not_answered"}
 
 
+def call_state(state: str) -> str:
+    """A call's message state as said of a call: `sent` is placed (it rings), `delivered` answered."""
+    return _CALL_WORDS.get(state, state).replace("_", " ")
+
+
 def event_kind(row: dict[str, Any], what: str) -> str:
     """`sms.sent`, `call.placed`, `sms.retry`, `call.retry`…: a call's events say it is one."""
     if row.get("channel") == Channel.VOICE:

@@ -410,9 +410,11 @@ def paint(value: str) -> str:
     return click.style(value, fg=colour, bold="bold" in style, dim="dim" in style)
 
 
-def styled(value: str) -> str:
+def styled(value: str, text: str | None = None) -> str:
+    """`value`'s colour (rich markup) on `text`, which says it (by default `value` itself)."""
     style = STATE_STYLE.get(value)
-    return f"[{style}]{value}[/]" if style else value
+    shown = value if text is None else text
+    return f"[{style}]{shown}[/]" if style else shown
 
 
 def case_contact_options(fn: Any) -> Any:

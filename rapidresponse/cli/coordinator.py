@@ -167,6 +167,7 @@ def contacts_test(env: Env, role: str, call: bool, as_json: bool) -> None:
     from rapidresponse import engine
     from rapidresponse.checks import TEST_CALL, TEST_MESSAGE
     from rapidresponse.dispatch import dispatch
+    from rapidresponse.receipts import call_state
 
     app = env.app
     role_obj = app.contacts.role(role)
@@ -198,7 +199,8 @@ def contacts_test(env: Env, role: str, call: bool, as_json: bool) -> None:
         for r in rows:
             failed = r["error_text"] and r["state"] != "sent"
             extra = escape(f" ({r['error_code']}: {r['error_text']})") if failed else ""
-            console().print(f"{escape(r['contact'])} {r['to_number']}: {styled(r['state'])}{extra}")
+            said = f"call {call_state(r['state'])}" if call else r["state"]
+            console().print(f"{escape(r['contact'])} {r['to_number']}: {styled(r['state'], said)}{extra}")
     if any(r["state"] not in ("sent", "delivered") for r in rows):
         sys.exit(1)
 
