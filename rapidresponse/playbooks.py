@@ -144,25 +144,31 @@ def template_fields(template: str) -> list[str]:
 
 
 def lint_template(template: str) -> None:
-    """Raise ValueError with a reason when a template could identify or expose the minor."""
+    """Raise ValueError with the first reason a template could identify or expose the minor."""
+    for problem in template_problems(template):
+        raise ValueError(problem)
+
+
+def template_problems(template: str) -> list[str]:
+    """Every reason a template could identify or expose the minor, or would not render."""
     try:
         fields = template_fields(template)
     except ValueError as exc:
-        raise ValueError(f"the message does not parse: {exc}") from None
+        return [f"the message does not parse: {exc}"]
+    problems = []
     for field in fields:
         if field.lower() in IDENTIFYING_FIELDS or field.lower().startswith(IDENTIFYING_FIELDS):
-            raise ValueError(
-                f"'{{{field}}}' would identify the minor: a text carries the case reference only"
-            )
-        if field not in TEMPLATE_FIELDS:
-            raise ValueError(
+            problems.append(f"'{{{field}}}' would identify the minor: a text carries the case reference only")
+        elif field not in TEMPLATE_FIELDS:
+            problems.append(
                 f"unknown field '{{{field}}}': use {', '.join('{' + f + '}' for f in TEMPLATE_FIELDS)}"
             )
     word = revealing_word(template)
     if word:
-        raise ValueError(f"the message contains '{word}…', which reveals the case on a lock screen")
+        problems.append(f"the message contains '{word}…', which reveals the case on a lock screen")
     if "{case}" not in template:
-        raise ValueError("the message must carry {case}, the reference people call back about")
+        problems.append("the message must carry {case}, the reference people call back about")
+    return problems
 
 
 def render(template: str, values: Mapping[str, Any]) -> str:
@@ -230,6 +236,7 @@ class _Report:
         self.source = source
         self.lines = lines
         self.problems: list[Problem] = []
+        self.roles: Vocabulary | None = None  # the contacts file's roles, when known
 
     def error(self, message: str, where: str | None = None, *, line: int | None = None) -> None:
         self.problems.append(Problem(ERROR, self.source, line, where, message))
@@ -239,6 +246,8 @@ def _validate(
     raw: Mapping[str, Any], report: _Report, stem: str | None, roles: Iterable[str] | None
 ) -> tuple[Playbook | None, list[Problem]]:
     lines = report.lines
+    if roles is not None:
+        report.roles = role_vocabulary(sorted(set(roles)))
     for key in sorted(set(raw) - _TOP_KEYS):
         report.error(f"unknown key '{key}'", line=lines.key(key))
     name = raw.get("name")
@@ -266,8 +275,6 @@ def _validate(
             name=str(name), title=title, steps=steps, stand_down=stand_down, stand_downs=stand_downs,
             after_resolved=after, raw=dict(raw), source=report.source,
         )
-        if roles is not None:
-            report.problems.extend(role_problems(playbook, roles, lines))
     return playbook, report.problems
 
 
@@ -292,37 +299,15 @@ def _parse_on_resolved(on_resolved: Any, report: _Report) -> tuple[str | None, d
         if not isinstance(text, str) or not text.strip():
             report.error(f"field '{key}' must be text", where, line=line)
             continue
-        try:
-            lint_template(text)
-        except ValueError as exc:
-            report.error(f"field '{key}': {exc}", where, line=line)
-            continue
-        texts[key] = text
+        problems = template_problems(text)
+        for problem in problems:
+            report.error(f"field '{key}': {problem}", where, line=line)
+        if not problems:
+            texts[key] = text
     if not set(on_resolved) & _ON_RESOLVED_KEYS:
         report.error(f"needs a text: 'message', or one per outcome ({', '.join(OUTCOMES)})", where,
                      line=line)
     return texts.pop("message", None), texts
-
-
-def check_roles(playbook: Playbook, roles: Iterable[str]) -> None:
-    _raise_first(role_problems(playbook, roles, TomlLines(None)))
-
-
-def role_problems(playbook: Playbook, roles: Iterable[str], lines: TomlLines) -> list[Problem]:
-    """Every role is in the contacts file, or is a case role (its number is on the case)."""
-    known = set(roles)
-    words = role_vocabulary(sorted(known))
-    problems = []
-    for section, pool in (("steps", playbook.steps), ("after_resolved", playbook.after_resolved)):
-        for step in pool:
-            for field_name, role in (("role", step.role), ("escalate_to", step.escalate_to)):
-                if role is not None and role not in known and role not in CASE_ROLES:
-                    problems.append(Problem(
-                        ERROR, playbook.source, lines.key(field_name, section, step.index),
-                        f"step '{step.id}'",
-                        f"field '{field_name}': " + words.unknown_sentence(role, what="the role"),
-                    ))
-    return problems
 
 
 def _parse_steps(
@@ -389,10 +374,8 @@ def _parse_step(
         bad("message", "the text to send is required")
         message = ""
     else:
-        try:
-            lint_template(message)
-        except ValueError as exc:
-            bad("message", str(exc))
+        for problem in template_problems(message):
+            bad("message", problem)
     ack_within = _duration(entry.get("ack_within"), "ack_within", bad)
     if ack_within is not None and ack_within <= timedelta(0):
         bad("ack_within", "must be longer than zero")
@@ -428,11 +411,17 @@ def _parse_step(
         elif not when:
             bad("withdraw_message", "the step has no 'when': it never stops holding, so nothing is withdrawn")
         else:
-            try:
-                lint_template(withdraw_message)
-            except ValueError as exc:
-                bad("withdraw_message", str(exc))
-    if len(report.problems) > before:
+            for problem in template_problems(withdraw_message):
+                bad("withdraw_message", problem)
+    failed = len(report.problems) > before
+    # An unknown role is reported but keeps the step: the contacts file may be what is wrong,
+    # and its checks still see which roles the step uses.
+    for field_name, named in (("role", role), ("escalate_to", escalate_to)):
+        known = report.roles
+        if known is not None and isinstance(named, str) and named and not is_case_role(named) \
+                and named not in known.words:
+            bad(field_name, known.unknown_sentence(named, what="the role"))
+    if failed:
         return None
     assert at is not None and isinstance(step_id, str) and isinstance(role, str)
     return Step(
@@ -467,10 +456,8 @@ def _call_fields(
             return call, call_after, None
         if not (call or call_after is not None):
             bad("voice", "the step never calls: add call_after (or call = true)")
-        try:
-            lint_template(voice)
-        except ValueError as exc:
-            bad("voice", str(exc))
+        for problem in template_problems(voice):
+            bad("voice", problem)
     return call, call_after, voice
 
 

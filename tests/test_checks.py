@@ -206,14 +206,41 @@ def test_every_problem_of_every_file_at_once(tmp_path: Path) -> None:
 def test_the_command_checks_the_home_and_exits_2_on_an_error(runner: CliRunner, home: Path) -> None:
     result = runner.invoke(cli, ["--home", str(home), "playbooks", "check"])
     assert result.exit_code == 0, result.output
-    assert result.stdout == ""  # the shipped playbooks and contacts check clean, without a warning
-    assert "3 file(s) checked: 0 error(s), 0 warning(s)." in result.stderr
+    assert result.stderr == ""  # the shipped playbooks and contacts check clean, without a warning
+    assert result.stdout == "3 file(s) checked: 0 error(s), 0 warning(s).\n"
     path = home / "playbooks" / "missing-minor.toml"
     path.write_text(path.read_text() + 'escalate_to = "coordinator"\n[[steps]]\nid = "x"\n')
     result = runner.invoke(cli, ["--home", str(home), "playbooks", "check"])
     assert result.exit_code == 2
     assert f"{path}:" in result.stderr and "step 'x': field 'at'" in result.stderr
     assert "4 error(s)" in result.stderr and result.stdout == ""
+
+
+def test_a_step_reports_every_problem_of_every_field(tmp_path: Path) -> None:
+    text = playbook(step("alert", role="nosuchrole").replace("graad {grade}", "{alias} weg"),
+                    step("call", call_after='"5m"', voice='"Dossier {case}: {alias}, tienerpooier."'))
+    assert check(tmp_path, text) == [
+        "test.toml:7: step 'alert': field 'role': the role is not a known role (the contacts file has"
+        " coordinator, youth_prosecutor)",
+        "test.toml:8: step 'alert': field 'message': '{alias}' would identify the minor: a text carries"
+        " the case reference only",
+        "test.toml:15: step 'call': field 'voice': '{alias}' would identify the minor: a text carries"
+        " the case reference only",
+        "test.toml:15: step 'call': field 'voice': the message contains 'tienerpooier…', which reveals"
+        " the case on a lock screen",
+    ]
+
+
+def test_errors_and_warnings_come_in_one_stream_by_file_and_line(runner: CliRunner, home: Path,
+                                                                 tmp_path: Path) -> None:
+    path = tmp_path / "test.toml"
+    path.write_text(playbook(step("first", ack_within='"45m"'), step("second", at="30m"),
+                             step("third", at="soon")))
+    result = runner.invoke(cli, ["--home", str(home), "playbooks", "check", str(path)])
+    assert result.exit_code == 2 and result.stdout == ""
+    lines = [line.replace(f"{tmp_path}/", "") for line in result.stderr.splitlines()]
+    assert [line.split(": ")[0] for line in lines] == ["test.toml:9", "test.toml:20", "1 file(s) checked"]
+    assert "warning: ack_within 45m" in lines[0] and "field 'at'" in lines[1]
 
 
 def test_warnings_do_not_fail_and_json_lists_them(runner: CliRunner, home: Path, tmp_path: Path) -> None:

@@ -410,6 +410,13 @@ def paint(value: str) -> str:
     return click.style(value, fg=colour, bold="bold" in style, dim="dim" in style)
 
 
+def echo_findings(lines: Iterable[str], failed: bool) -> None:
+    """A check's findings and its summary in one stream, in their order: stderr when the check
+    failed (an error among them), else stdout. Split by level, they would interleave out of order."""
+    for line in lines:
+        click.echo(line, err=failed)
+
+
 def styled(value: str, text: str | None = None) -> str:
     """`value`'s colour (rich markup) on `text`, which says it (by default `value` itself)."""
     style = STATE_STYLE.get(value)

@@ -10,6 +10,7 @@ from rapidresponse.cli.common import (
     TEXT,
     Env,
     console,
+    echo_findings,
     echo_hanging,
     echo_wrapped,
     emit_json,
@@ -48,13 +49,13 @@ def contacts_check(env: Env, as_json: bool) -> None:
         emit_json({"ok": not errors, "roles": roles, "roles_used": len(state.used),
                    "in_force": state.using, "findings": [f.__dict__ for f in findings]})
     else:
-        for f in findings:
-            click.echo(f"{f.level}: {f.text}", err=f.level == "error")
+        lines = [f"{f.level}: {f.text}" for f in findings]
         if state.broken:
-            click.echo(f"contacts.toml is not in force: {state.fallback_sentence()}.", err=True)
+            lines.append(f"contacts.toml is not in force: {state.fallback_sentence()}.")
         elif not errors:
-            click.echo(f"Contacts OK: {roles} roles serve every role the playbooks use"
-                       f" ({len(state.used)}).")
+            lines.append(f"Contacts OK: {roles} roles serve every role the playbooks use"
+                         f" ({len(state.used)}).")
+        echo_findings(lines, failed=bool(errors) or state.broken)
     if errors:
         sys.exit(2)
 
@@ -217,9 +218,9 @@ def playbooks() -> None:
 def playbooks_check(env: Env, files: tuple[str, ...], as_json: bool) -> None:
     """Check FILEs (default: every playbook and the contacts file) and list every problem.
 
-    Each problem is one line, `file:line: step 'id': message` (errors on stderr). Exit 2 when
-    any is an error; warnings (a text longer than one SMS segment, an hour nobody serves…)
-    don't fail.
+    Each problem is one line, `file:line: step 'id': message`, by file and line, all on one
+    stream (stderr if any is an error). Exit 2 when any is an error; warnings (a text longer
+    than one SMS segment, an hour nobody serves…) don't fail.
     """
     from pathlib import Path
 
@@ -233,11 +234,9 @@ def playbooks_check(env: Env, files: tuple[str, ...], as_json: bool) -> None:
         emit_json({"ok": not result.errors, "files": result.files,
                    "problems": [p.as_dict() for p in result.problems]})
     else:
-        for problem in result.problems:  # errors on stderr, like every other command's
-            click.echo(str(problem), err=problem.level == "error")
         summary = (f"{len(result.files)} file(s) checked: {len(result.errors)} error(s),"
                    f" {len(result.warnings)} warning(s).")
-        click.echo(summary, err=True)
+        echo_findings([*map(str, result.problems), summary], failed=bool(result.errors))
     if result.errors:
         sys.exit(2)
 
