@@ -30,6 +30,7 @@ MAX_CLAIM_SECONDS = 86_400
 #: The Twilio client's time-out, for connecting and again for the answer (the transport's own).
 TWILIO_TIMEOUT_VAR = "RAPIDRESPONSE_TWILIO_TIMEOUT"
 DEFAULT_TWILIO_TIMEOUT = 10.0
+MAX_TWILIO_TIMEOUT = 120
 #: What a claim must leave beyond the longest send: recording the result, a busy database.
 LEASE_MARGIN_SECONDS = 2.0
 
@@ -186,25 +187,32 @@ def _check(key: str, value: Any, where: str) -> Any:
     return value
 
 
-def longest_send_seconds(transport: str, env: Mapping[str, str]) -> float | None:
-    """How long one send can take: the Twilio client waits its time-out to connect and again
-    for the answer. None when the time-out is not a number (the transport's check says so)."""
-    if transport != "twilio":
-        return 0.0
+def twilio_timeout(env: Mapping[str, str]) -> float:
+    """The Twilio client's time-out from the environment (default 10 s); InputError if it is not
+    a number of seconds in 0 < t <= 120 — refused with the settings, before anything is written."""
     text = env.get(TWILIO_TIMEOUT_VAR, "").strip()
+    if not text:
+        return DEFAULT_TWILIO_TIMEOUT
     try:
-        timeout = float(text) if text else DEFAULT_TWILIO_TIMEOUT
+        timeout = float(text)
     except ValueError:
-        return None
-    return 2 * timeout if math.isfinite(timeout) and timeout > 0 else None
+        timeout = math.nan
+    if not 0 < timeout <= MAX_TWILIO_TIMEOUT:  # false for nan
+        raise InputError(f"{TWILIO_TIMEOUT_VAR} must be a number of seconds"
+                         f" (0 < t <= {MAX_TWILIO_TIMEOUT})")
+    return timeout
+
+
+def longest_send_seconds(transport: str, env: Mapping[str, str]) -> float:
+    """How long one send can take: the Twilio client waits its time-out to connect and again
+    for the answer."""
+    return 2 * twilio_timeout(env) if transport == "twilio" else 0.0
 
 
 def _check_lease(settings: Settings, where: str, env: Mapping[str, str]) -> None:
     """The claim must outlast any send: a claim that runs out mid-send lets another process
     send the text again, or mark `cancelled` a text the phone then receives."""
     longest = longest_send_seconds(settings.transport, env)
-    if longest is None:
-        return
     floor = longest + LEASE_MARGIN_SECONDS
     if settings.claim_seconds <= floor:
         raise InputError(

@@ -113,3 +113,41 @@ def test_home_and_operator_come_from_options_then_environment(monkeypatch: pytes
     assert resolve_operator(None) == "officer-test"  # RAPIDRESPONSE_OPERATOR, set by conftest
     with pytest.raises(InputError):
         resolve_operator("   ")
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "abc", "soon", "nan", "1e12", "121"])
+def test_a_twilio_time_out_out_of_range_is_refused_with_the_settings(
+    home: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("RAPIDRESPONSE_SMS", "twilio")
+    monkeypatch.setenv("RAPIDRESPONSE_TWILIO_TIMEOUT", value)
+    with pytest.raises(InputError) as refused:
+        load_settings(home)
+    assert str(refused.value) == "RAPIDRESPONSE_TWILIO_TIMEOUT must be a number of seconds (0 < t <= 120)"
+    monkeypatch.setenv("RAPIDRESPONSE_SMS", "console")  # only the Twilio transport uses it
+    assert load_settings(home).transport == "console"
+
+
+def test_register_refuses_a_bad_twilio_time_out_before_writing_the_case(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    from click.testing import CliRunner
+
+    from conftest import MINOR
+    from rapidresponse.cli import cli
+
+    for key, value in {"RAPIDRESPONSE_SMS": "twilio", "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+                       "TWILIO_AUTH_TOKEN": "x" * 32, "TWILIO_FROM": "+32470000099",
+                       "RAPIDRESPONSE_TWILIO_TIMEOUT": "-1"}.items():
+        monkeypatch.setenv(key, value)
+    result = CliRunner().invoke(cli, ["--home", str(home), "register", "--alias", MINOR["alias"],
+                                      "--birth-date", MINOR["birth_date"], "--last-seen", MINOR["last_seen"],
+                                      "--missing-since", "1h ago", "--indicator", "hotel"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.count("\n") == 1 and "RAPIDRESPONSE_TWILIO_TIMEOUT" in result.stderr
+    database = home / "rapidresponse.db"
+    if database.exists():
+        with sqlite3.connect(database) as conn:
+            assert conn.execute("SELECT COUNT(*) FROM cases").fetchone()[0] == 0

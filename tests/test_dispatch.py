@@ -247,14 +247,6 @@ def test_register_refuses_an_absurd_claim_before_writing_the_case(home: Path) ->
         app.close()
 
 
-def test_a_twilio_time_out_that_is_not_a_number_is_left_to_the_transport(
-    home: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    write_config(home, '[sms]\ntransport = "twilio"\n')
-    monkeypatch.setenv("RAPIDRESPONSE_TWILIO_TIMEOUT", "soon")
-    assert load_settings(home).transport == "twilio"  # the transport's check says what is wrong
-
-
 # ---------------------------------------------------------------- results
 
 

@@ -17,9 +17,8 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from rapidresponse.config import DEFAULT_TWILIO_TIMEOUT as DEFAULT_TIMEOUT
-from rapidresponse.config import TWILIO_TIMEOUT_VAR
-from rapidresponse.errors import OperationalFailure
+from rapidresponse.config import twilio_timeout
+from rapidresponse.errors import InputError, OperationalFailure
 from rapidresponse.sms import PermanentSendError, Sent, TransientSendError
 
 DEFAULT_BASE_URL = "https://api.twilio.com"
@@ -82,13 +81,10 @@ def _problems(env: Mapping[str, str]) -> list[str]:
         parts = urlsplit(base)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             problems.append("RAPIDRESPONSE_TWILIO_BASE_URL is not an http(s) URL")
-    timeout = env.get(TWILIO_TIMEOUT_VAR, "").strip()
-    if timeout:
-        try:
-            if not 0 < float(timeout) <= 120:
-                raise ValueError
-        except ValueError:
-            problems.append("RAPIDRESPONSE_TWILIO_TIMEOUT must be a number of seconds (0 < t <= 120)")
+    try:
+        twilio_timeout(env)
+    except InputError as exc:
+        problems.append(str(exc))
     public = env.get("RAPIDRESPONSE_PUBLIC_URL", "").strip()
     if public:
         parts = urlsplit(public)
@@ -114,7 +110,7 @@ def load_config(env: Mapping[str, str] | None = None) -> TwilioConfig:
         from_number=env.get("TWILIO_FROM", "").strip() or None,
         messaging_service_sid=env.get("TWILIO_MESSAGING_SERVICE_SID", "").strip() or None,
         base_url=(env.get("RAPIDRESPONSE_TWILIO_BASE_URL", "").strip() or DEFAULT_BASE_URL).rstrip("/"),
-        timeout=float(env.get(TWILIO_TIMEOUT_VAR, "").strip() or DEFAULT_TIMEOUT),
+        timeout=twilio_timeout(env),
         status_callback=f"{public}{STATUS_PATH}" if public else None,
         public_url=public or None,
         caller_id=caller or None,
