@@ -152,6 +152,24 @@ def run_cli(*args: str, home: Path, env: dict[str, str] | None = None,
     )
 
 
+def run_cli_at_a_terminal(*args: str, home: Path, typed: str,
+                          timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """The CLI as a real process whose input is a terminal (a pseudo-terminal) on which the
+    officer types `typed`; its output streams are pipes, as with `run_cli`."""
+    import pty
+
+    controller, terminal = pty.openpty()
+    try:
+        os.write(controller, typed.encode())
+        return subprocess.run(
+            [sys.executable, "-m", "rapidresponse", *args], stdin=terminal, capture_output=True,
+            text=True, env={**os.environ, "RAPIDRESPONSE_HOME": str(home)}, timeout=timeout,
+        )
+    finally:
+        os.close(terminal)
+        os.close(controller)
+
+
 def write_playbook(home: Path, name: str, text: str) -> Path:
     path = home / "playbooks" / f"{name}.toml"
     path.write_text(text, encoding="utf-8")

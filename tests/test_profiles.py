@@ -8,7 +8,7 @@ from typing import Any
 
 from click.testing import CliRunner, Result
 
-from conftest import MINOR, SECRETS, assert_no_secrets
+from conftest import MINOR, SECRETS, assert_no_secrets, run_cli_at_a_terminal
 from rapidresponse import audit
 from rapidresponse.app import App
 from rapidresponse.cli import cli
@@ -167,10 +167,18 @@ def test_a_removed_profile_leaves_its_episodes_whole(runner: CliRunner, home: Pa
     add_profile(runner, home)
     ref = json.loads(invoke(runner, home, "register", "--profile", MINOR["alias"], "--missing-since",
                             "now", "--last-seen", "x", "--json").stdout)["case"]
-    assert invoke(runner, home, "profiles", "remove", MINOR["alias"], input="n\n").stdout.strip() \
-        == "Nothing removed."
-    assert invoke(runner, home, "profiles", "remove", MINOR["alias"], input="y\n").exit_code == 0
+    declined = run_cli_at_a_terminal("profiles", "remove", MINOR["alias"], home=home, typed="n\n")
+    assert declined.returncode == 0 and declined.stdout.strip() == "Nothing removed."
+    assert run_cli_at_a_terminal("profiles", "remove", MINOR["alias"], home=home, typed="y\n").returncode == 0
     shown = json.loads(invoke(runner, home, "show", ref, "--json").stdout)
     assert shown["person"]["alias"] == MINOR["alias"] and shown["profile"] is None
     assert shown["case_contacts"]["carer"] == CARER  # the case keeps its own copy
     assert_no_secrets(log_text(home))
+
+
+def test_removing_without_a_terminal_needs_yes(runner: CliRunner, home: Path) -> None:
+    add_profile(runner, home)
+    refused = invoke(runner, home, "profiles", "remove", MINOR["alias"])  # no terminal, no --yes
+    assert refused.exit_code == 2 and refused.stdout == ""
+    assert refused.stderr == "Error: profiles remove needs --yes when not run at a terminal; nothing was done\n"
+    assert invoke(runner, home, "profiles", "show", MINOR["alias"]).exit_code == 0  # still there

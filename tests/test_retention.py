@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from conftest import MINOR, register_minor, tick
+from conftest import MINOR, register_minor, run_cli_at_a_terminal, tick
 from rapidresponse import audit
 from rapidresponse.app import App
 from rapidresponse.cli import cli
@@ -72,9 +72,13 @@ def test_purge_from_the_cli(home: Path) -> None:
     runner.invoke(cli, [*base, "resolve", ref, "--outcome", "found"])
     refused = runner.invoke(cli, [*base, "purge", ref, "--yes"])  # the follow-ups are open
     assert refused.exit_code == 2 and "follow-up(s) still open" in refused.stderr
-    declined = runner.invoke(cli, [*base, "purge", ref, "--force"], input="n\n")
-    assert declined.exit_code == 0 and "Nothing purged." in declined.stdout  # "no" is no error
+    declined = run_cli_at_a_terminal("purge", ref, "--force", home=home, typed="n\n")
+    assert declined.returncode == 0 and "Nothing purged." in declined.stdout  # "no" is no error
     assert f"{ref}: drops the minor's alias" in declined.stdout  # it said what it would drop
+    unasked = runner.invoke(cli, [*base, "purge", ref, "--force"])  # no terminal: no one to ask
+    assert unasked.exit_code == 2 and "interrupted" not in unasked.stderr
+    assert unasked.stderr == "Error: purge needs --yes when not run at a terminal; nothing was done\n"
+    assert json.loads(runner.invoke(cli, [*base, "show", ref, "--json"]).stdout)["person"] is not None
     assert runner.invoke(cli, [*base, "purge", ref, "--force", "--yes"]).exit_code == 0
     shown = json.loads(runner.invoke(cli, [*base, "show", ref, "--json"]).stdout)
     assert shown["person"] is None and shown["state"] == "purged"

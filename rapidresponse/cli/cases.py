@@ -23,6 +23,7 @@ from rapidresponse.cli.common import (
     complete_indicators,
     complete_outcomes,
     complete_roles,
+    confirmed,
     console,
     echo_wrapped,
     emit_json,
@@ -716,8 +717,7 @@ def purge(env: Env, case: str | None, resolved_before: str | None, due: bool, un
         else:
             click.echo("Dry run: nothing purged." if dry_run else "Nothing to purge.")
         return
-    if not yes and not as_json and not click.confirm(
-            "Erase this personal data? This cannot be undone", err=True):
+    if not yes and not as_json and not confirmed("Erase this personal data? This cannot be undone"):
         click.echo("Nothing purged.")
         return
     ctx = app.context()

@@ -410,6 +410,18 @@ def paint(value: str) -> str:
     return click.style(value, fg=colour, bold="bold" in style, dim="dim" in style)
 
 
+def confirmed(question: str) -> bool:
+    """Ask at a terminal, as `resolve` asks its questions only there. Without one, refuse: an
+    erasure needs an explicit --yes, and a script that forgot it must fail (exit 2), not do
+    nothing and exit 0 (a nightly `purge --due` would silently keep data past retention)."""
+    import sys
+
+    if not sys.stdin.isatty():
+        command = click.get_current_context().command_path.removeprefix("rapidresponse ")
+        raise InputError(f"{command} needs --yes when not run at a terminal; nothing was done")
+    return click.confirm(question, err=True)
+
+
 def echo_findings(lines: Iterable[str], failed: bool) -> None:
     """A check's findings and its summary in one stream, in their order: stderr when the check
     failed (an error among them), else stdout. Split by level, they would interleave out of order."""

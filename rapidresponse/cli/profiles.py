@@ -13,6 +13,7 @@ from rapidresponse.cli.common import (
     VocabChoice,
     case_contact_numbers,
     case_contact_options,
+    confirmed,
     console,
     emit_json,
     json_option,
@@ -162,7 +163,7 @@ def remove_cmd(env: Env, alias: str, yes: bool) -> None:
     """Delete the profile of ALIAS and its case contacts; its episodes keep their own data."""
     from rapidresponse.profiles import remove
 
-    if not yes and not click.confirm("Delete this profile? This cannot be undone", err=True):
+    if not yes and not confirmed("Delete this profile? This cannot be undone"):
         click.echo("Nothing removed.")
         return
     key = remove(env.app.context(), alias)
