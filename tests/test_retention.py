@@ -6,6 +6,7 @@ import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
@@ -14,6 +15,7 @@ from conftest import MINOR, register_minor, run_cli_at_a_terminal, tick
 from rapidresponse import audit
 from rapidresponse.app import App
 from rapidresponse.cli import cli
+from rapidresponse.cli.common import when
 from rapidresponse.engine import Context, add_note, resolve
 from rapidresponse.errors import InputError
 from rapidresponse.retention import purge, purge_due
@@ -219,6 +221,9 @@ def test_purge_options_from_the_cli(home: Path) -> None:
                               "--dry-run"])
     assert dry.exit_code == 0, dry.stderr
     assert f"{ref}: drops" in dry.stdout and "profile P-0001: drops" in dry.stdout
+    changed = json.loads(runner.invoke(cli, [*base, "profiles", "show", "Onbenuttina", "--json"]).stdout)
+    since = changed["used_at"] or changed["changed_at"]  # read back, shown in local time like everywhere
+    assert f"(unused since {when(since, ZoneInfo('Europe/Brussels'))})" in dry.stdout and "Z)" not in dry.stdout
     assert "Dry run: nothing purged." in dry.stdout
     assert "Onbenuttina" not in dry.stdout and MINOR["alias"] not in dry.stdout
     shown = json.loads(runner.invoke(cli, [*base, "show", ref, "--json"]).stdout)

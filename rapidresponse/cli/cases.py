@@ -709,7 +709,7 @@ def purge(env: Env, case: str | None, resolved_before: str | None, due: bool, un
     kept = [d for d in drops if d not in chosen]
     profiles = retention.unused_profiles(app.store, cutoff) if unused_profiles and cutoff else []
     if not as_json:
-        _say_what_goes(chosen, kept, profiles)
+        _say_what_goes(chosen, kept, profiles, env.tz())
     if dry_run or not (chosen or profiles):
         if as_json:
             emit_json({"dry_run": dry_run, "cases": [d.as_dict() for d in drops],
@@ -760,7 +760,7 @@ def _cutoff(text: str, now: datetime, tz: Any) -> datetime:
     return datetime.combine(day, time(0), tzinfo=tz)
 
 
-def _say_what_goes(chosen: list[Any], kept: list[Any], profiles: list[dict[str, Any]]) -> None:
+def _say_what_goes(chosen: list[Any], kept: list[Any], profiles: list[dict[str, Any]], tz: Any) -> None:
     for d in chosen:
         parts = ["the minor's alias, name, birth date and last place" if d.person else None,
                  f"{d.notes} note(s)" if d.notes else None,
@@ -772,7 +772,7 @@ def _say_what_goes(chosen: list[Any], kept: list[Any], profiles: list[dict[str, 
         click.echo(f"{d.ref}: kept — {d.refused}")
     for p in profiles:
         since = p["used_at"] or p["changed_at"]
-        click.echo(f"profile {p['key']}: drops the whole profile (unused since {since})")
+        click.echo(f"profile {p['key']}: drops the whole profile (unused since {when(since, tz)})")
 
 
 @click.command("indicators")
