@@ -62,6 +62,11 @@ RISK_FACTORS: dict[str, str] = {
 
 POLICE_CRITERION, RED_FLAG, RISK_FACTOR = "police-criterion", "red-flag", "risk-factor"
 
+#: Each kind in the plural, as headings and field names say it (police criteria, not criterions).
+KIND_PLURALS: dict[str, str] = {
+    POLICE_CRITERION: "police criteria", RED_FLAG: "red flags", RISK_FACTOR: "risk factors",
+}
+
 #: What each kind means, as `indicators` explains it.
 KIND_MEANINGS: dict[str, str] = {
     POLICE_CRITERION: "any one makes the disappearance alarming (onrustwekkende verdwijning)",

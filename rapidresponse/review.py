@@ -6,7 +6,7 @@ import json
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from rapidresponse.assessment import KINDS, POLICE_CRITERION, RED_FLAG, RISK_FACTOR, UNDECIDED_FLAG
+from rapidresponse.assessment import KIND_PLURALS, KINDS, UNDECIDED_FLAG
 from rapidresponse.clock import FakeClock
 from rapidresponse.config import Settings
 from rapidresponse.erasure import pending as pending_erasure
@@ -56,8 +56,9 @@ def case_summary(case: dict[str, Any]) -> dict[str, Any]:
 
 
 def indicator_kinds(indicators: list[str]) -> dict[str, list[str]]:
-    kinds = {POLICE_CRITERION: "police_criteria", RED_FLAG: "red_flags", RISK_FACTOR: "risk_factors"}
-    return {key: [n for n in indicators if KINDS.get(n) == kind] for kind, key in kinds.items()}
+    """The case's indicators by kind: police_criteria, red_flags, risk_factors."""
+    return {plural.replace(" ", "_"): [n for n in indicators if KINDS.get(n) == kind]
+            for kind, plural in KIND_PLURALS.items()}
 
 
 def steps_of(store: Store, case_id: int) -> list[dict[str, Any]]:

@@ -219,7 +219,8 @@ def test_indicators_lists_every_indicator_with_its_kind_and_meaning() -> None:
     assert {i["name"]: i["kind"] for i in listed} == KINDS
     assert all(i["meaning"] == INDICATORS[i["name"]] for i in listed)
     text = runner.invoke(cli, ["indicators"]).stdout
-    assert "red-flags (any one raises the suspicion" in text and "risk-factors (two or more" in text
+    assert "Red flags (any one raises the suspicion" in text and "Risk factors (two or more" in text
+    assert "Police criteria (any one makes" in text and "criterions" not in text.lower()
     assert "crime-victim" in text and "youth-care-placement" in text and "--placement" in text
 
 

@@ -779,13 +779,13 @@ def _say_what_goes(chosen: list[Any], kept: list[Any], profiles: list[dict[str, 
 @json_option
 def indicators_cmd(as_json: bool) -> None:
     """List the indicators --indicator accepts: each with its kind and what it means."""
-    from rapidresponse.assessment import INDICATORS, KIND_MEANINGS, KINDS, PLACEMENT_FACTOR
+    from rapidresponse.assessment import INDICATORS, KIND_MEANINGS, KIND_PLURALS, KINDS, PLACEMENT_FACTOR
 
     if as_json:
         emit_json([{"name": n, "kind": KINDS[n], "meaning": INDICATORS[n]} for n in INDICATORS])
         return
     for kind, meaning in KIND_MEANINGS.items():
-        click.echo(f"{kind}s ({meaning}):")
+        click.echo(f"{KIND_PLURALS[kind].capitalize()} ({meaning}):")
         for name, text in INDICATORS.items():
             if KINDS[name] == kind:
                 click.echo(f"  {name:<22} {text}")
