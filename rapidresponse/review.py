@@ -102,7 +102,7 @@ def step_view(store: Store, case: dict[str, Any], now: datetime,
         if row["state"] == StepState.PENDING:
             nxt = {"what": "fires", "at": row["due_at"]}
         elif row["state"] == StepState.ACTIVE and row["ack_deadline"]:
-            then = upcoming(Context(store, FakeClock(now), contacts), row) if contacts else None
+            then = upcoming(Context(store, FakeClock(now), contacts), row) if contacts is not None else None
             nxt = {"what": "moves on if not acknowledged", "at": row["ack_deadline"]}
             if then is not None:
                 nxt = {**nxt, **next_words(then)}
