@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from conftest import run_cli
 from processes import events
 from rapidresponse import audit
+from rapidresponse.cli.common import when
 from rapidresponse.clock import ScaledClock
 from rapidresponse.store import Store
 
@@ -60,3 +62,30 @@ def test_a_scaled_clock_runs_faster_and_sleeps_shorter() -> None:
     assert (clock.now() - before).total_seconds() >= 36
     with pytest.raises(ValueError):
         ScaledClock(0)
+
+
+@pytest.mark.parametrize("width", [80, 50])
+def test_the_live_view_keeps_step_ids_and_roles_whole(app: Any, width: int) -> None:
+    import io
+
+    from rich.console import Console
+
+    from conftest import register_minor
+    from rapidresponse import review
+    from rapidresponse.cli.demo import _steps_view
+    from rapidresponse.engine import get_case
+
+    ref = register_minor(app.context(), app).ref
+    now = app.clock.now()
+    steps = review.step_view(app.store, get_case(app.store, ref), now)
+    out = io.StringIO()
+    Console(file=out, width=width).print(_steps_view(app.store, ref, now, app.contacts.timezone, 60, width))
+    lines = out.getvalue().splitlines()
+    assert [line for line in lines if len(line) > width] == []
+    words = {word for line in lines for word in line.split()}
+    assert {s["id"] for s in steps} | {s["role"] for s in steps} <= words
+    waiting = [s for s in steps if s["next"]]
+    assert waiting and all(
+        any(s["next"]["what"] in line and line.endswith(when(s["next"]["at"], app.contacts.timezone,
+                                                             seconds=False)) for line in lines)
+        for s in waiting)  # each step's next action whole, its time on the same line

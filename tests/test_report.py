@@ -198,7 +198,7 @@ def test_report_text_fits_80_columns_with_every_role_and_month_whole(
     monkeypatch.setenv("COLUMNS", "80")
     text = invoke(app, "--since", "2026-11-01", "--until", "2026-12-31").stdout
     policy_text = invoke(app, "--policy", "--since", "2026-11-01", "--until", "2026-12-31").stdout
-    assert "…" not in text + policy_text
+    assert "…" not in text + policy_text and "\xa0" not in text
     assert max(len(line) for line in (text + policy_text).splitlines()) <= 80
     by_role = text[text.index("By role"):text.index("Texts by contact")]
     rows = {line.split()[0]: line.split()[1:] for line in by_role.splitlines() if line.strip()}

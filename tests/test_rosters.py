@@ -247,6 +247,7 @@ def test_contacts_list_at_80_columns_keeps_roles_numbers_and_order_whole(
     listed = json.loads(runner.invoke(cli, ["--home", str(home), "contacts", "list", "--json"]).stdout)
     text = runner.invoke(cli, ["--home", str(home), "contacts", "list"]).stdout
     assert [line for line in text.splitlines() if len(line) > 80] == [] and "…" not in text
+    assert "\xa0" not in text  # what must not split is glued while wrapping, printed as a space
     table = text[text.index("\nrole "):].splitlines()[2:]
     rows = [line.split()[:3] for line in table if not line.startswith(" ")]
     expected = [[r["role"], str(c["on_duty"] and r["on_duty"].index(c["name"]) + 1), c["phone"]]

@@ -318,7 +318,17 @@ def hanging(head: str, text: str, width: int | None = None) -> list[str]:
 
     room = max(24, (width or terminal_width()) - len(head))
     lines = textwrap.wrap(text, room, break_long_words=False, break_on_hyphens=False) or [""]
+    lines = [line.replace(GLUE, " ") for line in lines]
     return [head + lines[0], *(" " * len(head) + line for line in lines[1:])]
+
+
+#: Joins the words of what a wrapped line must never split (a time, "sms 3"); printed as a space.
+GLUE = "\xa0"
+
+
+def glued(text: str) -> str:
+    """`text` kept on one line by the wrapping helpers here (they print GLUE as a space)."""
+    return text.replace(" ", GLUE)
 
 
 def echo_hanging(head: str, text: str) -> None:
@@ -361,7 +371,7 @@ def table_lines(header: list[str], rows: list[list[str]], *, right: Iterable[int
             text = textwrap.wrap(click.unstyle(row[last]), width - start, break_long_words=False,
                                  break_on_hyphens=False)
             lines += [(head if n == 0 else " " * start) + part for n, part in enumerate(text)]
-        return lines
+        return [line.replace(GLUE, " ") for line in lines]
     label = max(shown(cell) for cell in header[1:]) + 1
     lines = []
     for row in rows:
@@ -369,7 +379,7 @@ def table_lines(header: list[str], rows: list[list[str]], *, right: Iterable[int
         for name, cell in zip(header[1:], row[1:], strict=True):
             head = f"  {name + ':':<{label}} "
             fits = len(head) + shown(cell) <= width
-            lines += [head + cell] if fits else hanging(head, click.unstyle(cell), width)
+            lines += [head + cell.replace(GLUE, " ")] if fits else hanging(head, click.unstyle(cell), width)
     return [line.rstrip() for line in lines]
 
 

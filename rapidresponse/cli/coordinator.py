@@ -14,6 +14,7 @@ from rapidresponse.cli.common import (
     echo_hanging,
     echo_wrapped,
     emit_json,
+    glued,
     json_option,
     pass_env,
     styled,
@@ -105,7 +106,7 @@ def _hours(hours: str | None) -> str:
     """A contact's on-duty windows, each glued so that a line never splits a window."""
     if not hours:
         return ""
-    return ", hours " + hours.replace(" ", "\u00a0").replace(",\u00a0", ", ")
+    return ", hours " + ", ".join(glued(window) for window in hours.split(", "))
 
 
 @contacts.command("roster")
@@ -373,7 +374,7 @@ def playbooks_simulate(env: Env, name: str, flags: str | None, acks: tuple[str, 
         echo_hanging(head, event.text)
         if event.body:
             echo_hanging(" " * len(head), f"“{event.body}”")
-    echo_hanging("Steps at the end: ", ", ".join(f"{s['step']}\u00a0{s['state']}" for s in result.steps))
+    echo_hanging("Steps at the end: ", ", ".join(glued(f"{s['step']} {s['state']}") for s in result.steps))
 
 
 COMMANDS = [contacts, playbooks]

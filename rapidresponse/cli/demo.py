@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from rapidresponse.cli.common import console, styled, when
+from rapidresponse.cli.common import console, glued, hanging, paint, table_lines, when
 
 
 @click.command()
@@ -58,7 +58,7 @@ def _play(home: Path, speed: float) -> str:
         played = state["demo"]
         if played is None or played.ref is None:
             return ""
-        return _steps_view(viewer, played.ref, played.clock.now(), tz, speed)
+        return _steps_view(viewer, played.ref, played.clock.now(), tz, speed, out.width)
 
     with Live(get_renderable=view, console=out, refresh_per_second=4, redirect_stderr=True,
               redirect_stdout=False) as live:
@@ -82,23 +82,31 @@ def _iso(moment: datetime) -> str:
     return to_iso(moment)
 
 
-def _steps_view(store: Any, ref: str, now: datetime, tz: Any, speed: float) -> Any:
-    from rich.console import Group
-    from rich.table import Table
+def _steps_view(store: Any, ref: str, now: datetime, tz: Any, speed: float, width: int) -> Any:
+    """The case's steps as plain aligned lines: step ids and roles whole at any width; what a
+    step does next goes on a line of its own under it, its time never split."""
+    from rich.text import Text
 
     from rapidresponse import review
     from rapidresponse.engine import get_case
 
     case = get_case(store, ref)
     steps = review.step_view(store, case, now)
-    table = Table(title=f"{ref} {case['state']} — demo clock {when(_iso(now), tz)} (×{speed:g})",
-                  title_justify="left")
-    for column in ("step", "role", "state", "messages", "next"):
-        table.add_column(column, overflow="fold")
-    for step in steps:
-        nxt = f"{step['next']['what']} {when(step['next']['at'], tz, seconds=False)}" if step["next"] else ""
-        table.add_row(step["id"], step["role"], styled(step["state"]), str(len(step["messages"])), nxt)
-    return Group(table)
+    header = ["step", "role", "state", "messages"]
+    rows = [[s["id"], s["role"], paint(s["state"]), str(len(s["messages"]))] for s in steps]
+    nexts = [f"next: {s['next']['what']} {glued(when(s['next']['at'], tz, seconds=False))}"
+             if s["next"] else "" for s in steps]
+    title = f"{click.style(ref, bold=True)} {case['state']} — demo clock {when(_iso(now), tz)} (×{speed:g})"
+    table = table_lines(header, rows, right=(3,), width=width)
+    if len(table) == len(rows) + 1:  # one line a step: its next action under it
+        lines = table[:1]
+        for line, nxt in zip(table[1:], nexts, strict=True):
+            lines += [line, *(hanging("    ", nxt, width) if nxt else [])]
+    else:  # too narrow for columns: a block a step, its next action among the rest
+        lines = table_lines([*header, "next"], [[*r, n[len("next: "):]] for r, n in zip(rows, nexts,
+                                                                                  strict=True)],
+                            width=width)
+    return Text.from_ansi("\n".join([*hanging("", title, width), *lines]))
 
 
 def _epilogue(home: Path, ref: str) -> bool:

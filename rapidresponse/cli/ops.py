@@ -9,8 +9,10 @@ from typing import Any
 import click
 
 from rapidresponse.cli.common import (
+    GLUE,
     Env,
     emit_json,
+    glued,
     json_option,
     pass_env,
     terminal_width,
@@ -118,7 +120,7 @@ def _attention(report: dict[str, Any], tz: Any) -> list[tuple[str, str | None, s
     red = "red"
 
     def at(stored: str) -> str:
-        return _glued(when(stored, tz))
+        return glued(when(stored, tz))
 
     items: list[tuple[str, str | None, str]] = []
     items += [("STAND-DOWN NOT DELIVERED", red, f"{r['case_ref']} to {r['role']} ({r['contact']},"
@@ -158,11 +160,6 @@ def _attention(report: dict[str, Any], tz: Any) -> list[tuple[str, str | None, s
 
 
 #: Holds a time's words together through wrapping ("Sun 29 Nov 23:33:17" is one thing to read).
-GLUE = "\xa0"
-
-
-def _glued(text: str) -> str:
-    return text.replace(" ", GLUE)
 
 
 def _echo_flagged(label: str, colour: str | None, text: str) -> None:

@@ -15,6 +15,7 @@ from rapidresponse.cli.common import (
     Env,
     echo_wrapped,
     emit_json,
+    glued,
     hanging,
     json_option,
     pass_env,
@@ -204,7 +205,7 @@ def _render_report(r: dict[str, Any], tz: Any) -> None:
         ["role", "acks", "median", "p90", "worst", "escalated", "exhausted", "channels"],
         [[x["role"], str(x["acknowledgements"]), _num(x["median_minutes"]), _num(x["p90_minutes"]),
           _num(x["worst_minutes"]), str(x["escalations"]), _alarm(x["exhausted"]),
-          ", ".join(f"{via}\u00a0{n['acknowledgements']}" for via, n in x["by_channel"].items()) or "—"]
+          ", ".join(glued(f"{via} {n['acknowledgements']}") for via, n in x["by_channel"].items()) or "—"]
          for x in r["roles"]],
         right=range(1, 7))))
     click.echo(click.style("\nTexts by contact", bold=True))
