@@ -89,3 +89,17 @@ def test_the_live_view_keeps_step_ids_and_roles_whole(app: Any, width: int) -> N
         any(s["next"]["what"] in line and line.endswith(when(s["next"]["at"], app.contacts.timezone,
                                                              seconds=False)) for line in lines)
         for s in waiting)  # each step's next action whole, its time on the same line
+
+
+def test_how_to_do_it_for_real_fits_80_columns_and_copies_whole(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rapidresponse.cli.demo import _how_to_do_it_for_real
+
+    monkeypatch.setenv("COLUMNS", "80")
+    _how_to_do_it_for_real(kept=None)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line for line in lines if len(line) > 80] == []
+    assert "  rapidresponse init" in lines and "  rapidresponse run &" in lines
+    register = lines.index(next(x for x in lines if x.startswith("  rapidresponse register ")))
+    assert lines[register].endswith(" \\") and "--indicator older-partner" in lines[register + 1]

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from rapidresponse.cli.common import console, glued, hanging, paint, table_lines, when
+from rapidresponse.cli.common import console, echo_wrapped, glued, hanging, paint, table_lines, when
 
 
 @click.command()
@@ -141,19 +141,23 @@ def _epilogue(home: Path, ref: str) -> bool:
 
 
 def _how_to_do_it_for_real(kept: Path | None) -> None:
+    """Commands to copy, each whole on its line (a long one continued with a backslash, as a
+    shell reads it), their comments above them: nothing passes 80 columns."""
     if kept is not None:
         click.echo(f"\nThe demo's home is kept: rapidresponse --home {kept} show 1")
     click.echo(
         "\nTo do the same for real:\n"
         "  export RAPIDRESPONSE_HOME=~/rr-home\n"
-        "  rapidresponse init                  # then put your region's numbers in ~/rr-home/contacts.toml\n"
+        "  rapidresponse init\n"
+        "  # now put your region's numbers in ~/rr-home/contacts.toml\n"
         "  rapidresponse contacts check\n"
-        "  rapidresponse run &                 # the daemon; docs/operations.md has the systemd unit\n"
-        "  rapidresponse register --alias \"…\" --birth-date 02/03/2011 --missing-since \"gisteren 22:00\""
-        " --last-seen \"…\" --indicator older-partner\n"
-        "Texts go to the console until you set RAPIDRESPONSE_SMS=twilio (see README, Twilio)."
-        " The officer's card: docs/officer-card.md"
+        "  # the daemon; docs/operations.md has the systemd unit:\n"
+        "  rapidresponse run &\n"
+        "  rapidresponse register --alias \"…\" --birth-date 02/03/2011 \\\n"
+        "      --missing-since \"gisteren 22:00\" --last-seen \"…\" --indicator older-partner"
     )
+    echo_wrapped(["Texts go to the console until you set RAPIDRESPONSE_SMS=twilio (see README, Twilio)."
+                  " The officer's card: docs/officer-card.md"])
 
 
 COMMANDS = [demo]
