@@ -11,6 +11,7 @@ says why.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -18,7 +19,7 @@ from zoneinfo import ZoneInfo
 from rapidresponse import tomlfile
 from rapidresponse.casecontacts import is_case_role
 from rapidresponse.config import CONTACTS_NAME, PLAYBOOKS_DIR
-from rapidresponse.contacts import Contacts, read_contacts
+from rapidresponse.contacts import Contacts, normalise_number, number_as_written, read_contacts
 from rapidresponse.errors import InputError, OperationalFailure
 from rapidresponse.playbooks import Playbook, from_snapshot, load_playbook
 from rapidresponse.states import RUNNING_STEPS, sql
@@ -114,7 +115,8 @@ def roles_in_use(home: Path, store: Store | None) -> dict[str, list[str]]:
     return used
 
 
-def examine(path: Path, used: dict[str, list[str]]) -> tuple[Contacts | None, list[str]]:
+def examine(path: Path, used: dict[str, list[str]],
+            number: Callable[[str], str] = normalise_number) -> tuple[Contacts | None, list[str]]:
     """The file's contacts if it parses, and every problem it has (it is in force without any)."""
     if not path.exists():
         return None, [f"{path}: no contacts file (run 'rapidresponse init')"]
@@ -122,7 +124,7 @@ def examine(path: Path, used: dict[str, list[str]]) -> tuple[Contacts | None, li
         text = tomlfile.read_text(path)
     except InputError as exc:
         return None, [str(exc)]
-    book, problems = read_contacts(text, path)
+    book, problems = read_contacts(text, path, number=number)
     if book is not None:
         for role, where in sorted(used.items()):
             if role not in book.roles:
@@ -132,25 +134,30 @@ def examine(path: Path, used: dict[str, list[str]]) -> tuple[Contacts | None, li
     return book, problems
 
 
-def load(home: Path, store: Store | None = None) -> ContactsState:
-    """Check contacts.toml; put it in force, or fall back to the last good copy."""
+def load(home: Path, store: Store | None = None, *, for_display: bool = False) -> ContactsState:
+    """Check contacts.toml; put it in force, or fall back to the last good copy.
+
+    `for_display` (`show`): numbers in international form are not validated (`number_as_written`),
+    so such a file is never kept as the last good copy."""
     path = home / CONTACTS_NAME
+    number = number_as_written if for_display else normalise_number
     used = roles_in_use(home, store)
-    book, problems = examine(path, used)
+    book, problems = examine(path, used, number)
     good = home / LAST_GOOD_NAME
     if book is not None and not problems:
-        _keep_last_good(path, good)
+        if not for_display:
+            _keep_last_good(path, good)
         return ContactsState(book, CONTACTS_NAME, (), used, book)
-    fallback = _last_good(good)
+    fallback = _last_good(good, number)
     return ContactsState(fallback, LAST_GOOD_NAME if fallback else "nothing", tuple(problems), used,
                          book)
 
 
-def _last_good(good: Path) -> Contacts | None:
+def _last_good(good: Path, number: Callable[[str], str]) -> Contacts | None:
     if not good.exists():
         return None
     try:
-        book, _ = read_contacts(tomlfile.read_text(good), good)
+        book, _ = read_contacts(tomlfile.read_text(good), good, number=number)
     except InputError:
         return None
     return book

@@ -136,3 +136,20 @@ def test_nobody_on_duty_means_everybody_is_messaged() -> None:
 def test_unknown_role_lookup_lists_the_roles() -> None:
     with pytest.raises(InputError, match=r"unknown role \(the contacts file has .*youth_prosecutor"):
         parse_contacts(GOOD).role("judge")
+
+
+@pytest.mark.parametrize("written", ["+32 470 00 00 01", "+32.470.00.00.01", "0470 00 00 01", "+32 (0)470 00 00 01"])
+def test_numbers_read_for_display_match_the_checked_ones(written: str) -> None:
+    from rapidresponse.contacts import normalise_number, number_as_written
+
+    assert number_as_written(written) == normalise_number(written) == "+32470000001"
+
+
+def test_contacts_read_for_display_are_never_kept_as_the_last_good_copy(home: Path) -> None:
+    from rapidresponse.contactsource import LAST_GOOD_NAME, load
+
+    (home / LAST_GOOD_NAME).unlink(missing_ok=True)
+    shown = load(home, for_display=True)
+    assert shown.contacts is not None and shown.using == "contacts.toml"
+    assert not (home / LAST_GOOD_NAME).exists()  # its numbers were not validated
+    assert load(home).contacts == shown.contacts and (home / LAST_GOOD_NAME).exists()

@@ -26,9 +26,9 @@ NOT_FOR_HELP = (
 NOT_FOR_CASES = ("rapidresponse.engine", "rapidresponse.playbooks", "rapidresponse.audit", "rich",
                  "phonenumbers",
                  "sqlite_utils", "twilio", "apscheduler")
-#: Showing one case needs the engine's view of a step and sends nothing. It reads the contacts
-#: (and so phonenumbers) to say who a waiting step calls, texts or escalates to next.
-NOT_FOR_SHOW = ("rich", "sqlite_utils", "twilio", "apscheduler", "rapidresponse.dispatch",
+#: Showing one case needs the engine's view of a step, but sends nothing and validates no number
+#: (it reads the contacts' numbers as written to say who a waiting step reaches next).
+NOT_FOR_SHOW = ("rich", "phonenumbers", "sqlite_utils", "twilio", "apscheduler", "rapidresponse.dispatch",
                 "rapidresponse.daemon")
 
 _PROBE = """

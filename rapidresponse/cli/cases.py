@@ -515,7 +515,10 @@ def cases_cmd(env: Env, limit: int, all_cases: bool, as_json: bool) -> None:
 def show(env: Env, case: str, as_json: bool) -> None:
     """Show CASE: details, assessment, and the live step timeline."""
     app = env.app
-    view = review.show_case(app.store, case, app.clock.now(), app.contacts_state.contacts)
+    from rapidresponse.contactsource import load as load_contacts
+
+    book = load_contacts(app.home, app.store, for_display=True).contacts  # who is next, by name
+    view = review.show_case(app.store, case, app.clock.now(), book)
     if as_json:
         emit_json(view)
         return
