@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from rapidresponse.app import App
+from rapidresponse.cli import cli
 from rapidresponse.errors import InputError
 from rapidresponse.playbooks import lint_template, parse_playbook, render
 
@@ -145,3 +149,18 @@ def test_a_withdraw_message_is_linted_like_every_text() -> None:
             parse(conditional + f"withdraw_message = {text}\n")
     with pytest.raises(InputError, match="never stops holding"):
         parse(BASE + 'withdraw_message = "{case}: ingetrokken"\n')
+
+
+def test_playbooks_list_at_80_columns_wraps_each_step_under_itself(
+    runner: CliRunner, home: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    listed = json.loads(runner.invoke(cli, ["--home", str(home), "playbooks", "list", "--json"]).stdout)
+    text = runner.invoke(cli, ["--home", str(home), "playbooks", "list"]).stdout
+    lines = text.splitlines()
+    assert [line for line in lines if len(line) > 80] == []
+    words = {word for line in lines for word in line.split()}
+    assert {s["id"] for p in listed for s in p["steps"]} <= words
+    assert "0:15:00" not in text and "ack within 15m, then coordinator" in " ".join(" ".join(lines).split())
+    continued = [line for line in lines if line.startswith(" " * 25) and line.strip()]
+    assert continued  # a step too long for one line goes on under its own text

@@ -258,13 +258,14 @@ def playbooks_list(env: Env, as_json: bool) -> None:
     if as_json:
         emit_json(rows)
         return
-    for p in rows:
-        click.echo(f"{p['name']}: {p['title']}")
-        for s in p["steps"]:
-            extra = f" ack within {s['ack_within']}" if s["ack_within"] else ""
-            esc = f", then {s['escalate_to']}" if s["escalate_to"] else ""
-            cond = f" when {'+'.join(s['when'])}" if s["when"] else ""
-            click.echo(f"  {s['at']:>9} after {s['from']:<10} {s['id']} → {s['role']}{cond}{extra}{esc}")
+    for p, playbook in zip(rows, found, strict=True):
+        echo_hanging(f"{p['name']}: ", p["title"])
+        for s in playbook.all_steps():
+            cond = f" when {'+'.join(s.when)}" if s.when else ""
+            ack = f", ack within {format_duration(s.ack_within)}" if s.ack_within else ""
+            then = f", then {s.escalate_to}" if s.escalate_to else ""
+            echo_hanging(f"  {format_duration(s.at):>5} after {s.base:<10} ",
+                         f"{s.id} → {s.role}{cond}{ack}{then}")
 
 
 @playbooks.command("show")
