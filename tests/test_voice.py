@@ -1005,3 +1005,15 @@ def test_show_says_what_each_deadline_brings_a_call_the_next_contact_escalation(
     assert upcoming()["action"] == "call"
     assert upcoming()["then"]["what"] == ("is exhausted (nobody left to try) if the call is not acknowledged"
                                           " within 15m")
+
+
+def test_show_says_a_call_was_placed_not_sent(
+    app: Any, ctx: Any, clock: Any, settings: Any, phone: Any, calls_case: Any, runner: Any
+) -> None:
+    from rapidresponse.cli import cli
+
+    later(clock, ctx, phone, settings, minutes=5)  # the text, then the call rings
+    shown = runner.invoke(cli, ["--home", str(app.home), "show", calls_case.ref]).output
+    first = ctx.contacts.roles["youth_prosecutor"].contacts[0].name
+    assert f"{first} call placed" in shown and "call sent" not in shown
+    assert f"{first} sent" in shown  # the text before it is still a text

@@ -258,7 +258,7 @@ def _render_registration(result: dict[str, Any], tz: Any) -> None:
         lines.append(bold("\nAlerts"))
         lines += table_lines(["role", "to", "how", "state", "contact"],
                              [[m["role"], m["to"], "call" if m["channel"] == "voice" else "text",
-                               m["state"], m["contact"]] for m in result["sent"]])
+                               _said_state(m), m["contact"]] for m in result["sent"]])
     lines.append(zone_note(tz))
     echo_wrapped(lines)
 
@@ -560,9 +560,10 @@ def _render_case(view: dict[str, Any], tz: Any) -> None:
         lines.append(f"  {step['id']}  {step['role']}  due {when(step['due_at'], tz)}"
                      f"  {paint(step['state'])}{by}")
         for m in step["messages"]:
-            call = " call" if m.get("channel") == "voice" else ""
             duplicate = " (possible duplicate)" if m["possible_duplicate"] else ""
-            lines.append(f"      {when(m['at'], tz)} {m['contact']}{call} {paint(m['state'])}{duplicate}")
+            state = paint(m["state"], _said_state(m))
+            lines.append(f"      {when(m['at'], tz)} {m['contact']}"
+                         f"{' call' if m.get('channel') == 'voice' else ''} {state}{duplicate}")
         if step["next"]:
             overdue = red("OVERDUE") + " " if step["overdue"] else ""
             lines.append(f"      {overdue}next: {step['next']['what']} {when(step['next']['at'], tz)}")
@@ -581,6 +582,13 @@ def _render_case(view: dict[str, Any], tz: Any) -> None:
     lines += [event_line(e, tz) for e in view["events"]]
     lines.append(zone_note(tz))
     echo_wrapped(lines)
+
+
+def _said_state(message: dict[str, Any]) -> str:
+    """A message's state as said of it: a call is placed or answered, not sent or delivered."""
+    from rapidresponse.receipts import call_state
+
+    return call_state(message["state"]) if message.get("channel") == "voice" else message["state"]
 
 
 def event_line(event: dict[str, Any], tz: Any, *, with_case: bool = False) -> str:

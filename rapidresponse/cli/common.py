@@ -411,13 +411,14 @@ STATE_STYLE = {
 }
 
 
-def paint(value: str) -> str:
-    """`styled` for plain output (click.echo drops the colour when the output is not a terminal)."""
+def paint(value: str, text: str | None = None) -> str:
+    """`styled` for plain output (click.echo drops the colour when the output is not a terminal);
+    `text`, when given, is what is shown in the colour of `value` (a call's words for its state)."""
     style = STATE_STYLE.get(value, "")
     colour = next((w for w in style.split() if w not in ("bold", "dim")), None)
     if not style:
-        return value
-    return click.style(value, fg=colour, bold="bold" in style, dim="dim" in style)
+        return text or value
+    return click.style(text or value, fg=colour, bold="bold" in style, dim="dim" in style)
 
 
 def confirmed(question: str) -> bool:
