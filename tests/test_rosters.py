@@ -244,8 +244,10 @@ def test_contacts_list_at_80_columns_keeps_roles_numbers_and_order_whole(
     runner: CliRunner, home: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("COLUMNS", "80")
-    listed = json.loads(runner.invoke(cli, ["--home", str(home), "contacts", "list", "--json"]).stdout)
-    text = runner.invoke(cli, ["--home", str(home), "contacts", "list"]).stdout
+    at = ["--at", "2026-12-23 22:00"]  # a weekday night: office-hours contacts are off duty
+    listed = json.loads(runner.invoke(cli, ["--home", str(home), "contacts", "list", *at, "--json"]).stdout)
+    text = runner.invoke(cli, ["--home", str(home), "contacts", "list", *at]).stdout
+    assert "off duty" in text
     assert [line for line in text.splitlines() if len(line) > 80] == [] and "…" not in text
     assert "\xa0" not in text  # what must not split is glued while wrapping, printed as a space
     table = text[text.index("\nrole "):].splitlines()[2:]
