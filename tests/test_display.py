@@ -135,3 +135,14 @@ def test_a_table_too_wide_for_the_terminal_shows_each_row_as_a_block() -> None:
     assert narrow == ["reference_magistrate", "  texts:   12", "  failed:  0",
                       "  contact: Referentiemagistraat", "           permanentie (fictief)"]
     assert all(len(line) <= 40 for line in narrow)
+
+
+def test_a_glued_time_wraps_whole_and_prints_with_plain_spaces(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rapidresponse.cli.common import echo_wrapped, glued
+
+    monkeypatch.setenv("COLUMNS", "40")
+    echo_wrapped([f"Scheduled, not waited for: return-interview-due at {glued('Thu 03 Dec 01:27')}."])
+    out = capsys.readouterr().out
+    assert "\xa0" not in out and "Thu 03 Dec 01:27." in out.splitlines()[-1]

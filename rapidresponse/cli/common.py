@@ -305,7 +305,7 @@ def echo_wrapped(lines: list[str]) -> None:
             indent = " " * (len(part) - len(part.lstrip(" ")) + 4)
             out += textwrap.wrap(part, width, subsequent_indent=indent, break_long_words=False,
                                  break_on_hyphens=False)
-    click.echo("\n".join(out))
+    click.echo("\n".join(out).replace(GLUE, " "))
 
 
 def hanging(head: str, text: str, width: int | None = None) -> list[str]:

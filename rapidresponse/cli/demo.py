@@ -127,14 +127,15 @@ def _epilogue(home: Path, ref: str) -> bool:
         case = get_case(store, ref)
         later = [s for s in review.step_view(store, case, datetime.now().astimezone())
                  if s["state"] == "pending"]
-        for step in later:
-            out.print(f"Scheduled, not waited for: {step['id']} ({step['role']}) at"
-                      f" {when(step['due_at'], tz, seconds=False)} on the demo's clock.")
+        if later:
+            echo_wrapped([f"Scheduled, not waited for: {step['id']} ({step['role']}) at"
+                          f" {glued(when(step['due_at'], tz, seconds=False))} on the demo's clock."
+                          for step in later])
         check = audit.verify(store)
     finally:
         store.close()
     if check.ok:
-        out.print(f"Audit log intact: {check.count} events, head {check.head}.")
+        echo_wrapped([f"Audit log intact: {check.count} events, head {check.head}."])
     else:
         out.print(f"[bold red]Audit log BROKEN at event {check.bad_seq}: {check.problem}[/]")
     return check.ok
