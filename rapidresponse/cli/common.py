@@ -289,11 +289,20 @@ def fit(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(0, width - 1)] + "…"
 
 
+def wrap_words(text: str, width: int, indent: str = "") -> list[str]:
+    """`text` wrapped between words only, never inside one (a reference, a number, a glued time
+    stays whole even where it runs over), continuations indented by `indent`; GLUE shown as a
+    space. The one wrapping rule of every screen."""
+    import textwrap
+
+    lines = textwrap.wrap(text, width, subsequent_indent=indent, break_long_words=False,
+                          break_on_hyphens=False)
+    return [line.replace(GLUE, " ") for line in lines]
+
+
 def echo_wrapped(lines: list[str]) -> None:
     """Print plain lines wrapped at the terminal's width between words, never inside one: a
     reference or a phone number is never split. Continuations are indented under their line."""
-    import textwrap
-
     width = terminal_width()
     out = []
     for line in lines:
@@ -303,9 +312,8 @@ def echo_wrapped(lines: list[str]) -> None:
                 continue
             part = click.unstyle(part)  # a line too long to fit loses its colour, not its words
             indent = " " * (len(part) - len(part.lstrip(" ")) + 4)
-            out += textwrap.wrap(part, width, subsequent_indent=indent, break_long_words=False,
-                                 break_on_hyphens=False)
-    click.echo("\n".join(out).replace(GLUE, " "))
+            out += wrap_words(part, width, indent)
+    click.echo("\n".join(out).replace(GLUE, " "))  # the lines that fitted keep their glue till here
 
 
 def hanging(head: str, text: str, width: int | None = None) -> list[str]:
@@ -314,11 +322,8 @@ def hanging(head: str, text: str, width: int | None = None) -> list[str]:
     Only the text wraps, and only between words: an identifier (a step id, a role, a time)
     is never broken, even when it is longer than the room left (the line then runs over).
     """
-    import textwrap
-
     room = max(24, (width or terminal_width()) - len(head))
-    lines = textwrap.wrap(text, room, break_long_words=False, break_on_hyphens=False) or [""]
-    lines = [line.replace(GLUE, " ") for line in lines]
+    lines = wrap_words(text, room) or [""]
     return [head + lines[0], *(" " * len(head) + line for line in lines[1:])]
 
 
@@ -345,8 +350,6 @@ def table_lines(header: list[str], rows: list[list[str]], *, right: Iterable[int
     instead: its first cell, then one `header: value` line per other cell. Cells may carry
     click's colours; widths count only what shows.
     """
-    import textwrap
-
     width = width or terminal_width()
     right = set(right)
     last = len(header) - 1
@@ -368,8 +371,7 @@ def table_lines(header: list[str], rows: list[list[str]], *, right: Iterable[int
             if last in right or shown(row[last]) <= width - start:
                 lines.append((head + pad(row[last], last, widths[last])).rstrip())
                 continue
-            text = textwrap.wrap(click.unstyle(row[last]), width - start, break_long_words=False,
-                                 break_on_hyphens=False)
+            text = wrap_words(click.unstyle(row[last]), width - start)
             lines += [(head if n == 0 else " " * start) + part for n, part in enumerate(text)]
         return [line.replace(GLUE, " ") for line in lines]
     label = max(shown(cell) for cell in header[1:]) + 1

@@ -9,7 +9,6 @@ from typing import Any
 import click
 
 from rapidresponse.cli.common import (
-    GLUE,
     Env,
     emit_json,
     glued,
@@ -17,6 +16,7 @@ from rapidresponse.cli.common import (
     pass_env,
     terminal_width,
     when,
+    wrap_words,
     zone_note,
 )
 
@@ -159,16 +159,9 @@ def _attention(report: dict[str, Any], tz: Any) -> list[tuple[str, str | None, s
     return items
 
 
-#: Holds a time's words together through wrapping ("Sun 29 Nov 23:33:17" is one thing to read).
-
-
 def _echo_flagged(label: str, colour: str | None, text: str) -> None:
     """`  LABEL: text`, wrapped between words under itself; the label keeps its colour."""
-    import textwrap
-
-    lines = textwrap.wrap(f"  {label}: {text}", terminal_width(), subsequent_indent=" " * 6,
-                          break_long_words=False, break_on_hyphens=False)
-    lines = [line.replace(GLUE, " ") for line in lines]
+    lines = wrap_words(f"  {label}: {text}", terminal_width(), " " * 6)
     if colour:
         lines[0] = "  " + click.style(label, fg=colour, bold=colour == "red") + lines[0][2 + len(label):]
     click.echo("\n".join(lines))
