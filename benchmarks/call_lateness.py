@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 # The daemon probes of the lateness benchmark beside this file (same folder on sys.path).
-from daemon_lateness import query, wait_for  # noqa: E402
+from daemon_lateness import start_daemon  # noqa: E402
 from quick import parse_args  # noqa: E402
 from twilio_stub import TwilioStub  # noqa: E402
 
@@ -70,11 +70,8 @@ def main() -> int:
         env.pop("RAPIDRESPONSE_PUBLIC_URL", None)
         cli(home, env, "init")
         (home / "playbooks" / "calls.toml").write_text(playbook(args.call_after), encoding="utf-8")
-        daemon = subprocess.Popen([sys.executable, "-m", "rapidresponse", "--home", str(home), "run"],
-                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        daemon = start_daemon(env, home / "rapidresponse.db", home=home)
         try:
-            wait_for(lambda: query(home / "rapidresponse.db", "SELECT 1 FROM daemon WHERE stopped_at IS NULL"),
-                     "the daemon's heartbeat", 30)
             for i in range(args.cases):
                 done = cli(home, env, "register", "--alias", f"Bench {i}", "--birth-date", "2011-03-02",
                            "--missing-since", "1h ago", "--last-seen", "bench",

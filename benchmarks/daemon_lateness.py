@@ -74,6 +74,23 @@ def wait_for(probe: Any, what: str, timeout: float) -> None:
         time.sleep(0.1)
 
 
+def start_daemon(env: dict[str, str], db: Path, *, stderr: Any = subprocess.DEVNULL,
+                 home: Path | None = None) -> subprocess.Popen[bytes]:
+    """`rapidresponse run` as a subprocess, returned once its heartbeat is in the database (or
+    stopped again, if it never beats: a benchmark must not leave a daemon behind)."""
+    where = ["--home", str(home)] if home is not None else []
+    daemon = subprocess.Popen([sys.executable, "-m", "rapidresponse", *where, "run"], env=env,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+        wait_for(lambda: query(db, "SELECT 1 FROM daemon WHERE stopped_at IS NULL"),
+                 "the daemon's heartbeat", 30)
+    except BaseException:
+        daemon.kill()
+        daemon.wait()
+        raise
+    return daemon
+
+
 def quantile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -106,11 +123,8 @@ def main() -> int:
     tick = args.tick if args.tick is not None else Settings().tick_seconds
 
     with open(root / "daemon.err", "wb") as err:
-        daemon = subprocess.Popen([sys.executable, "-m", "rapidresponse", "run"], env=env,
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+        daemon = start_daemon(env, db, stderr=err)
     try:
-        wait_for(lambda: query(db, "SELECT 1 FROM daemon WHERE stopped_at IS NULL"),
-                 "the daemon's heartbeat", 30)
         total = args.cases * args.steps
         print(f"{args.cases} cases x {args.steps} steps = {total} steps, tick {tick} s,"
               f" {os.cpu_count()} cores; registering ...", flush=True)

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 # The same probes and summary as the lateness benchmark beside this file (same folder on sys.path).
-from daemon_lateness import MINOR, describe, query, wait_for  # noqa: E402
+from daemon_lateness import MINOR, describe, query, start_daemon, wait_for  # noqa: E402
 from quick import parse_args  # noqa: E402
 from twilio_stub import Reply, TwilioStub  # noqa: E402
 
@@ -69,11 +69,8 @@ def main() -> int:
         env = {**os.environ, **stub.env(), "RAPIDRESPONSE_HOME": str(home),
                "RAPIDRESPONSE_OPERATOR": "benchmark"}
         with open(root / "daemon.err", "wb") as err:
-            daemon = subprocess.Popen([sys.executable, "-m", "rapidresponse", "run"], env=env,
-                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+            daemon = start_daemon(env, db, stderr=err)
         try:
-            wait_for(lambda: query(db, "SELECT 1 FROM daemon WHERE stopped_at IS NULL"),
-                     "the daemon's heartbeat", 30)
             print(f"{args.cases} cases, one police number answering after {args.slow:g} s,"
                   f" {os.cpu_count()} cores; registering ...", flush=True)
             for n in range(args.cases):
